@@ -1,0 +1,87 @@
+/**
+ * fastify-pov-realtime: real-time activity feeds for Fastify over WebSockets.
+ * Wires the pieces in `lib/`; see the README for the options and the protocol.
+ */
+import fastifyCookie from '@fastify/cookie'
+import fastifyWebsocket from '@fastify/websocket'
+import type { FastifyError, FastifyInstance, FastifyPluginAsync } from 'fastify'
+import fp from 'fastify-plugin'
+import { stripTokensAhead } from './lib/handshake-token.js'
+import { resolveOptions, type PovRealtimeOptions } from './lib/options.js'
+import { RealtimeHub, type BroadcastResult, type PovRealtimeApi } from './lib/realtime-hub.js'
+import { registerSocketRoute } from './lib/socket-route.js'
+import { registerTokenRoute } from './lib/token-route.js'
+import { registerTokens } from './lib/tokens.js'
+import type { ActivityInput } from './types/activity.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** This instance's live state: `stats()`. */
+    povRealtime: PovRealtimeApi
+    /**
+     * Publishes an activity to every subscriber of its PoV. Rejects (never throws synchronously) with
+     * `POV_REALTIME_INVALID_ACTIVITY` when it is not a valid activity; then it reaches no one.
+     */
+    broadcastActivity (activity: ActivityInput): Promise<BroadcastResult>
+  }
+}
+
+/** The smallest secret length that gives HS256 its full strength (256 bits). */
+const RECOMMENDED_SECRET_LENGTH = 32
+
+const povRealtimePlugin: FastifyPluginAsync<PovRealtimeOptions> = async (fastify, rawOptions) => {
+  const options = resolveOptions(rawOptions)
+  if (options.secret.length < RECOMMENDED_SECRET_LENGTH) {
+    fastify.log.warn(`pov-realtime: the secret is shorter than ${RECOMMENDED_SECRET_LENGTH} characters; HS256 wants 256 random bits`)
+  }
+  const hub = new RealtimeHub(options, fastify.log)
+  fastify.decorate('povRealtime', { stats: () => hub.snapshot() } satisfies PovRealtimeApi)
+  fastify.decorate('broadcastActivity', (activity: ActivityInput) => hub.broadcast(activity))
+
+  // Our sockets get their 1001 before @fastify/websocket's own preClose closes them without a code.
+  fastify.addHook('preClose', () => hub.closeSockets())
+
+  let unstrip: (() => void) | undefined
+  // Routes, JWT namespaces and any cookie/websocket plugin we add live in an encapsulated context of their own,
+  // so they neither clash with nor leak into an app that registered those plugins itself.
+  await fastify.register(async function povRealtimeRoutes (instance: FastifyInstance) {
+    if (!instance.hasRequestDecorator('cookies')) await instance.register(fastifyCookie)
+    if (!instance.hasDecorator('websocketServer')) {
+      await instance.register(fastifyWebsocket, { options: { maxPayload: options.maxPayload } })
+    }
+    instance.setErrorHandler((err: FastifyError, request, reply) => {
+      const statusCode = err.statusCode ?? 500
+      if (statusCode >= 500) request.log.error({ err }, 'pov-realtime: request failed')
+      reply.code(statusCode).send({
+        statusCode,
+        code: statusCode >= 500 ? 'POV_REALTIME_INTERNAL' : err.code,
+        error: statusCode >= 500 ? 'Internal Server Error' : err.name,
+        message: statusCode >= 500 ? 'Internal server error' : err.message
+      })
+    })
+    instance.addHook('onRoute', (route) => {
+      if (route.websocket && route.path === options.wsRoute) unstrip = stripTokensAhead(fastify.server, route.url)
+    })
+    const tokens = await registerTokens(instance, options)
+    await hub.start(tokens)
+    registerTokenRoute(instance, options, tokens, hub.stats)
+    registerSocketRoute(instance, hub)
+  })
+
+  fastify.addHook('onClose', async () => {
+    unstrip?.()
+    await hub.closeBroker()
+  })
+}
+
+/** The plugin. Register it with at least `{ secret }`. */
+export const povRealtime = fp(povRealtimePlugin, { fastify: '5.x', name: 'fastify-pov-realtime' })
+export default povRealtime
+
+export type { PovRealtimeOptions, PovRealtimeUser, RateLimitOptions } from './lib/options.js'
+export { DEFAULTS } from './lib/options.js'
+export type { BroadcastResult, PovRealtimeApi } from './lib/realtime-hub.js'
+export type { PovRealtimeStats } from './lib/stats.js'
+export type { Broker, BrokerEntry, BrokerSink, BrokerStartContext, HistoryOptions, Replay } from './lib/broker.js'
+export * as errors from './lib/errors.js'
+export * from './types/index.js'

@@ -1,0 +1,29 @@
+/**
+ * The errors this plugin throws or rejects with, made with @fastify/error under the `POV_REALTIME_` prefix.
+ * Each is listed in the README. HTTP ones carry the status the token route or the upgrade answers with.
+ */
+import createError from '@fastify/error'
+
+/** Registration failed: an option is missing or malformed. */
+export const InvalidOptionError = createError<'POV_REALTIME_INVALID_OPTION', [string]>(
+  'POV_REALTIME_INVALID_OPTION', 'fastify-pov-realtime: %s', 500, TypeError)
+
+/** `broadcastActivity` was given something that is not a valid activity; it reached no one. */
+export const InvalidActivityError = createError<'POV_REALTIME_INVALID_ACTIVITY', [string]>(
+  'POV_REALTIME_INVALID_ACTIVITY', 'Invalid activity: %s', 400, TypeError)
+
+/** `broadcastActivity` after `fastify.close()` began. */
+export const ClosedError = createError<'POV_REALTIME_CLOSED', []>(
+  'POV_REALTIME_CLOSED', 'fastify-pov-realtime is closing; the activity was not published', 503)
+
+/** The token route or the upgrade: no credential, or one that does not verify. */
+export const UnauthorizedError = createError<'POV_REALTIME_UNAUTHORIZED', [string]>(
+  'POV_REALTIME_UNAUTHORIZED', '%s', 401)
+
+/** The upgrade came from an `Origin` that `allowedOrigins` does not list. */
+export const ForbiddenOriginError = createError<'POV_REALTIME_FORBIDDEN_ORIGIN', []>(
+  'POV_REALTIME_FORBIDDEN_ORIGIN', 'Origin not allowed', 403)
+
+/** The upgrade was malformed in a way that no token could fix (for example two tokens). */
+export const BadHandshakeError = createError<'POV_REALTIME_BAD_HANDSHAKE', [string]>(
+  'POV_REALTIME_BAD_HANDSHAKE', '%s', 400)

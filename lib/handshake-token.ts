@@ -1,0 +1,83 @@
+/**
+ * Takes the WebSocket token out of the upgrade request, from `?token=` or from a `bearer.<token>` entry of
+ * `Sec-WebSocket-Protocol`, and removes it from both places. This runs on the raw request before Fastify routes
+ * (and logs) it, so the token never reaches a log line, and ws never selects (and echoes) the bearer entry.
+ */
+import type { IncomingMessage, Server } from 'node:http'
+import { BEARER_PROTOCOL_PREFIX, SUBPROTOCOL } from '../types/wire-constants.js'
+
+export type HandshakeToken =
+  | { readonly token: string | undefined }
+  | { readonly problem: string }
+
+const kHandshakeToken = Symbol('pov-realtime.handshake-token')
+type RawRequest = IncomingMessage & { [kHandshakeToken]?: HandshakeToken }
+
+function fromQuery (raw: IncomingMessage): string[] {
+  const url = raw.url ?? '/'
+  const queryAt = url.indexOf('?')
+  if (queryAt === -1) return []
+  const params = new URLSearchParams(url.slice(queryAt + 1))
+  const tokens = params.getAll('token')
+  if (tokens.length === 0) return tokens
+  params.delete('token')
+  const rest = params.toString()
+  raw.url = url.slice(0, queryAt) + (rest ? `?${rest}` : '')
+  return tokens
+}
+
+function fromSubprotocol (raw: IncomingMessage): { tokens: string[], offersOurs: boolean } {
+  const header = raw.headers['sec-websocket-protocol']
+  if (typeof header !== 'string') return { tokens: [], offersOurs: false }
+  const offered = header.split(',').map((entry) => entry.trim()).filter(Boolean)
+  const tokens = offered.filter((entry) => entry.startsWith(BEARER_PROTOCOL_PREFIX))
+    .map((entry) => entry.slice(BEARER_PROTOCOL_PREFIX.length))
+  if (tokens.length > 0) {
+    const rest = offered.filter((entry) => !entry.startsWith(BEARER_PROTOCOL_PREFIX))
+    if (rest.length > 0) raw.headers['sec-websocket-protocol'] = rest.join(', ')
+    else delete raw.headers['sec-websocket-protocol']
+  }
+  return { tokens, offersOurs: offered.includes(SUBPROTOCOL) }
+}
+
+function extract (raw: IncomingMessage): HandshakeToken {
+  const inQuery = fromQuery(raw)
+  const { tokens: inProtocol, offersOurs } = fromSubprotocol(raw)
+  if (inQuery.length + inProtocol.length > 1) {
+    return { problem: 'more than one token offered; send exactly one, in the subprotocol or in ?token=' }
+  }
+  if (inProtocol.length === 1 && !offersOurs) {
+    return { problem: `offer the '${SUBPROTOCOL}' subprotocol along with the bearer entry` }
+  }
+  return { token: inQuery[0] ?? inProtocol[0] }
+}
+
+/** The token of this upgrade request (removed from its URL and headers on the first call). */
+export function takeHandshakeToken (raw: IncomingMessage): HandshakeToken {
+  const request = raw as RawRequest
+  request[kHandshakeToken] ??= extract(raw)
+  return request[kHandshakeToken]
+}
+
+function pathOf (url: string | undefined): string {
+  if (!url) return ''
+  const queryAt = url.indexOf('?')
+  const path = queryAt === -1 ? url : url.slice(0, queryAt)
+  return path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path
+}
+
+/**
+ * Strips the token from requests for `wsPath` as soon as the HTTP server receives them, ahead of Fastify's own
+ * listeners (which log the URL). Returns the function that removes the listeners.
+ */
+export function stripTokensAhead (server: Server, wsPath: string): () => void {
+  const strip = (raw: IncomingMessage): void => {
+    if (pathOf(raw.url) === wsPath) takeHandshakeToken(raw)
+  }
+  server.prependListener('upgrade', strip)
+  server.prependListener('request', strip)
+  return () => {
+    server.removeListener('upgrade', strip)
+    server.removeListener('request', strip)
+  }
+}

@@ -1,0 +1,195 @@
+/**
+ * The plugin's options: their types, their defaults, and the one place they are checked.
+ */
+import { parse as parseDuration } from '@lukeed/ms'
+import type { FastifyRequest } from 'fastify'
+import type { Broker, HistoryOptions } from './broker.js'
+import { InvalidOptionError } from './errors.js'
+
+/** Who a socket belongs to: what the access cookie says, carried in the WebSocket token. */
+export interface PovRealtimeUser {
+  userId: string
+  email?: string
+  role?: string
+}
+
+export interface RateLimitOptions {
+  /** Client messages allowed per socket per window. */
+  max: number
+  /** The window, in milliseconds. */
+  timeWindow: number
+}
+
+export interface PovRealtimeOptions {
+  /** Required: the secret that signs the app's `accessToken` cookie JWTs (and the WebSocket tokens). */
+  secret: string
+  /** The access-token cookie. Default `'accessToken'`. */
+  cookieName?: string
+  /** Where the WebSocket token is issued. Default `'/api/auth/ws-token'`. */
+  tokenRoute?: string
+  /** Where clients connect. Default `'/ws'`. */
+  wsRoute?: string
+  /** WebSocket token lifetime: seconds, or a duration string such as `'1h'`. Default `'1h'`. */
+  tokenExpiresIn?: number | string
+  /** The app's own check of the access cookie. Default: verify it as an HS256 JWT signed with `secret`. */
+  verifyAccessToken?: (token: string, request: FastifyRequest) => PovRealtimeUser | Promise<PovRealtimeUser>
+  /** May this user watch this PoV? Default: any authenticated user. */
+  authorizeSubscription?: (user: PovRealtimeUser, povId: string, request: FastifyRequest) => boolean | Promise<boolean>
+  /** Allowed `Origin`s of the upgrade. Default: any (the token is what authenticates). */
+  allowedOrigins?: readonly string[] | ((origin: string) => boolean)
+  /** Milliseconds between protocol pings; a peer that has not answered the previous one is terminated. Default 30000. */
+  heartbeatInterval?: number
+  /** Largest client frame in bytes; larger ones close the socket with 1009. Default 16384. */
+  maxPayload?: number
+  /** PoVs one socket may watch at once. Default 100. */
+  maxSubscriptions?: number
+  /** Client messages per socket per window, or `false`. Default `{ max: 200, timeWindow: 10000 }`. */
+  rateLimit?: RateLimitOptions | false
+  /** Bytes queued to one socket before it counts as too slow and is closed with 4008. Default 1 MiB. */
+  maxBufferedBytes?: number
+  /** Per-PoV replay window, or `false`. Default `{ size: 100, ttl: 600000 }` (100 activities, 10 minutes). */
+  history?: Partial<HistoryOptions> | false
+  /** Where activities travel between instances. Default: in-process (one instance). */
+  broker?: Broker
+  /** Not available yet: presence arrives in a later release. */
+  presence?: false
+  /** Not available yet: read receipts arrive in a later release. */
+  readReceipts?: false
+}
+
+/** The options with every default filled in and every value checked. */
+export interface ResolvedOptions {
+  readonly secret: string
+  readonly cookieName: string
+  readonly tokenRoute: string
+  readonly wsRoute: string
+  readonly tokenLifetimeMs: number
+  readonly verifyAccessToken: PovRealtimeOptions['verifyAccessToken']
+  readonly authorizeSubscription: PovRealtimeOptions['authorizeSubscription']
+  readonly isOriginAllowed: ((origin: string) => boolean) | undefined
+  readonly heartbeatInterval: number
+  readonly maxPayload: number
+  readonly maxSubscriptions: number
+  readonly rateLimit: RateLimitOptions | false
+  readonly maxBufferedBytes: number
+  readonly history: HistoryOptions | false
+  readonly broker: Broker | undefined
+}
+
+export const DEFAULTS = {
+  cookieName: 'accessToken',
+  tokenRoute: '/api/auth/ws-token',
+  wsRoute: '/ws',
+  tokenExpiresIn: '1h',
+  heartbeatInterval: 30_000,
+  maxPayload: 16 * 1024,
+  maxSubscriptions: 100,
+  rateLimit: { max: 200, timeWindow: 10_000 },
+  maxBufferedBytes: 1024 * 1024,
+  history: { size: 100, ttl: 10 * 60_000 }
+} as const
+
+/** The longest delay a Node timer takes; a token may outlive it. */
+export const MAX_TIMER_DELAY = 2 ** 31 - 1
+
+function fail (message: string): never {
+  throw new InvalidOptionError(message)
+}
+
+function positiveInteger (name: string, value: unknown): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) {
+    fail(`${name} must be a positive integer, got ${JSON.stringify(value)}`)
+  }
+  return value
+}
+
+function optionalFunction<T> (name: string, value: T): T {
+  if (value !== undefined && typeof value !== 'function') fail(`${name} must be a function`)
+  return value
+}
+
+function route (name: string, value: unknown): string {
+  if (typeof value !== 'string' || !value.startsWith('/')) fail(`${name} must be a path starting with '/'`)
+  return value
+}
+
+function tokenLifetime (value: number | string): number {
+  const ms = typeof value === 'number' ? value * 1000 : parseDuration(value)
+  if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 1000) {
+    fail(`tokenExpiresIn must be at least one second (seconds as a number, or a string such as '1h'), got ${JSON.stringify(value)}`)
+  }
+  return ms
+}
+
+function originCheck (value: PovRealtimeOptions['allowedOrigins']): ResolvedOptions['isOriginAllowed'] {
+  if (value === undefined) return undefined
+  if (typeof value === 'function') return value
+  if (!Array.isArray(value) || !value.every((origin) => typeof origin === 'string')) {
+    fail('allowedOrigins must be an array of origins (such as "https://app.example.com") or a function')
+  }
+  const allowed = new Set(value)
+  return (origin) => allowed.has(origin)
+}
+
+function rateLimit (value: PovRealtimeOptions['rateLimit']): RateLimitOptions | false {
+  if (value === false) return false
+  const { max = DEFAULTS.rateLimit.max, timeWindow = DEFAULTS.rateLimit.timeWindow } = value ?? {}
+  return { max: positiveInteger('rateLimit.max', max), timeWindow: positiveInteger('rateLimit.timeWindow', timeWindow) }
+}
+
+function history (value: PovRealtimeOptions['history']): HistoryOptions | false {
+  if (value === false) return false
+  const { size = DEFAULTS.history.size, ttl = DEFAULTS.history.ttl } = value ?? {}
+  return { size: positiveInteger('history.size', size), ttl: positiveInteger('history.ttl', ttl) }
+}
+
+function broker (value: unknown): Broker | undefined {
+  if (value === undefined) return undefined
+  const candidate = value as Partial<Broker>
+  for (const method of ['start', 'publish', 'watch', 'unwatch', 'replay', 'close'] as const) {
+    if (typeof candidate[method] !== 'function') fail(`broker must implement ${method}() (see createRedisBroker)`)
+  }
+  return value as Broker
+}
+
+/** Checks the options once, at registration, and fills in the defaults. Throws `POV_REALTIME_INVALID_OPTION`. */
+export function resolveOptions (options: PovRealtimeOptions): ResolvedOptions {
+  if (options === null || typeof options !== 'object') fail('options must be an object with at least { secret }')
+  const {
+    secret,
+    cookieName = DEFAULTS.cookieName,
+    tokenRoute = DEFAULTS.tokenRoute,
+    wsRoute = DEFAULTS.wsRoute,
+    tokenExpiresIn = DEFAULTS.tokenExpiresIn,
+    heartbeatInterval = DEFAULTS.heartbeatInterval,
+    maxPayload = DEFAULTS.maxPayload,
+    maxSubscriptions = DEFAULTS.maxSubscriptions,
+    maxBufferedBytes = DEFAULTS.maxBufferedBytes
+  } = options
+  if (typeof secret !== 'string' || secret.length === 0) fail('secret is required: a non-empty string')
+  if (typeof cookieName !== 'string' || cookieName.length === 0) fail('cookieName must be a non-empty string')
+  for (const feature of ['presence', 'readReceipts'] as const) {
+    if (options[feature] !== undefined && options[feature] !== false) {
+      fail(`${feature} is not available in this version yet; leave it unset or false`)
+    }
+  }
+  const resolved: ResolvedOptions = {
+    secret,
+    cookieName,
+    tokenRoute: route('tokenRoute', tokenRoute),
+    wsRoute: route('wsRoute', wsRoute),
+    tokenLifetimeMs: tokenLifetime(tokenExpiresIn),
+    verifyAccessToken: optionalFunction('verifyAccessToken', options.verifyAccessToken),
+    authorizeSubscription: optionalFunction('authorizeSubscription', options.authorizeSubscription),
+    isOriginAllowed: originCheck(options.allowedOrigins),
+    heartbeatInterval: positiveInteger('heartbeatInterval', heartbeatInterval),
+    maxPayload: positiveInteger('maxPayload', maxPayload),
+    maxSubscriptions: positiveInteger('maxSubscriptions', maxSubscriptions),
+    rateLimit: rateLimit(options.rateLimit),
+    maxBufferedBytes: positiveInteger('maxBufferedBytes', maxBufferedBytes),
+    history: history(options.history),
+    broker: broker(options.broker)
+  }
+  if (resolved.tokenRoute === resolved.wsRoute) fail('tokenRoute and wsRoute must differ')
+  return resolved
+}

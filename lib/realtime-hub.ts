@@ -1,0 +1,139 @@
+/**
+ * The instance's live state: its sockets, the subscription index, the broker and the counters. It is what
+ * `fastify.povRealtime` exposes and what `fastify.broadcastActivity` calls. One activity's path:
+ * `broadcast` → `serializeActivity` → `broker.publish` → `deliver` (the broker's sink) → `SubscriptionIndex.fanOut`
+ * → `Subscription.deliver` → `SocketSession.sendActivity` → the socket.
+ */
+import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
+import type { WebSocket } from 'ws'
+import { CloseCode } from '../types/wire-constants.js'
+import type { ActivityInput } from '../types/activity.js'
+import { serializeActivity } from './activity-validator.js'
+import type { Broker, BrokerEntry } from './broker.js'
+import { SHUTDOWN_GRACE_MS } from './constants.js'
+import { ClosedError } from './errors.js'
+import { InProcessBroker } from './in-process-broker.js'
+import type { ResolvedOptions } from './options.js'
+import { SocketSession, type SessionHost } from './socket-session.js'
+import { StatsCounters, type PovRealtimeStats } from './stats.js'
+import { SubscriptionIndex, type Subscription } from './subscription-index.js'
+import type { SocketIdentity, TokenService } from './tokens.js'
+
+/** What `broadcastActivity` resolves with. */
+export interface BroadcastResult {
+  /** The cursor subscribers receive with the activity. */
+  cursor: string
+  /** Sockets on this instance it was written to. */
+  delivered: number
+}
+
+/** `fastify.povRealtime`. */
+export interface PovRealtimeApi {
+  /** This instance's counters, synchronously. */
+  stats (): PovRealtimeStats
+}
+
+export class RealtimeHub implements SessionHost {
+  readonly options: ResolvedOptions
+  readonly stats = new StatsCounters()
+  readonly broker: Broker
+  readonly enabledFeatures: ReadonlySet<string> = new Set()
+  readonly #index = new SubscriptionIndex()
+  readonly #sessions = new Set<SocketSession>()
+  readonly #log: FastifyBaseLogger
+  #tokens: TokenService | undefined
+  #heartbeatTimer: NodeJS.Timeout | undefined
+  #closing = false
+  /** Set while `closeSockets` waits for the last socket to go. */
+  #onAllClosed: (() => void) | undefined
+
+  constructor (options: ResolvedOptions, log: FastifyBaseLogger) {
+    this.options = options
+    this.#log = log
+    this.broker = options.broker ?? new InProcessBroker()
+  }
+
+  get tokens (): TokenService {
+    return this.#tokens!
+  }
+
+  get closing (): boolean {
+    return this.#closing
+  }
+
+  /** Starts the broker and the heartbeat; the token service comes from the plugin's encapsulated context. */
+  async start (tokens: TokenService): Promise<void> {
+    this.#tokens = tokens
+    await this.broker.start({
+      sink: { deliver: (povId: string, entry: BrokerEntry) => this.#index.fanOut(povId, entry) },
+      history: this.options.history,
+      log: this.#log
+    })
+    this.#heartbeatTimer = setInterval(() => {
+      for (const session of this.#sessions) session.heartbeat()
+    }, this.options.heartbeatInterval).unref()
+  }
+
+  /** `fastify.broadcastActivity`: validates, publishes, and resolves once this instance's subscribers have it. */
+  async broadcast (activity: ActivityInput): Promise<BroadcastResult> {
+    if (this.#closing) throw new ClosedError()
+    const { povId, json } = serializeActivity(activity)
+    const result = await this.broker.publish(povId, json)
+    this.stats.broadcasts++
+    return result
+  }
+
+  /** A socket passed the upgrade's checks. */
+  accept (ws: WebSocket, request: FastifyRequest, identity: SocketIdentity): void {
+    if (this.#closing) {
+      this.stats.countClosed(CloseCode.GOING_AWAY)
+      ws.close(CloseCode.GOING_AWAY, 'server shutting down')
+      return
+    }
+    this.#sessions.add(new SocketSession(ws, request, identity, this))
+  }
+
+  async watch (subscription: Subscription): Promise<void> {
+    if (this.#index.add(subscription)) await this.broker.watch(subscription.povId)
+  }
+
+  unwatch (subscription: Subscription): void {
+    if (this.#index.remove(subscription)) {
+      Promise.resolve(this.broker.unwatch(subscription.povId)).catch((err: unknown) => {
+        this.#log.warn({ err, povId: subscription.povId }, 'pov-realtime: broker failed to unwatch a PoV')
+      })
+    }
+  }
+
+  forget (session: SocketSession): void {
+    this.#sessions.delete(session)
+    if (this.#sessions.size === 0) this.#onAllClosed?.()
+  }
+
+  snapshot (): PovRealtimeStats {
+    return this.stats.snapshot({
+      connections: this.#sessions.size,
+      subscriptions: this.#index.subscriptionCount,
+      povs: this.#index.povCount
+    })
+  }
+
+  /** `preClose`: every socket gets 1001; those that do not close within the grace period are cut. */
+  async closeSockets (): Promise<void> {
+    this.#closing = true
+    clearInterval(this.#heartbeatTimer)
+    if (this.#sessions.size === 0) return
+    let graceTimer: NodeJS.Timeout | undefined
+    const allClosed = new Promise<void>((resolve) => { this.#onAllClosed = resolve })
+    const graceOver = new Promise<void>((resolve) => { graceTimer = setTimeout(resolve, SHUTDOWN_GRACE_MS) })
+    for (const session of [...this.#sessions]) session.close(CloseCode.GOING_AWAY, 'server shutting down')
+    await Promise.race([allClosed, graceOver])
+    clearTimeout(graceTimer)
+    for (const session of this.#sessions) session.terminate()
+  }
+
+  /** `onClose`: releases the broker. */
+  async closeBroker (): Promise<void> {
+    await this.broker.close()
+  }
+}

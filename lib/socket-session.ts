@@ -1,0 +1,300 @@
+/**
+ * One connected socket: its identity and token lifetime, its subscriptions, its message handling, its liveness.
+ * Messages are handled one at a time in arrival order (a `subscribe` may wait on `authorizeSubscription` or a
+ * replay), so answers come in the order their requests were sent.
+ */
+import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
+import type { WebSocket } from 'ws'
+import { CloseCode, ErrorCode } from '../types/wire-constants.js'
+import type { ClientMessage, ErrorMessage, ServerMessage, SubscribeMessage } from '../types/messages.js'
+import { INVALID_MESSAGE_STREAK_LIMIT } from './constants.js'
+import { parseClientFrame } from './message-parser.js'
+import { MAX_TIMER_DELAY, type PovRealtimeUser, type ResolvedOptions } from './options.js'
+import { MessageRateLimiter } from './rate-limiter.js'
+import type { StatsCounters } from './stats.js'
+import { Subscription, type ActivityReceiver } from './subscription-index.js'
+import type { SocketIdentity, TokenService } from './tokens.js'
+import type { Broker } from './broker.js'
+
+/** What a session needs from the hub that owns it. */
+export interface SessionHost {
+  readonly options: ResolvedOptions
+  readonly stats: StatsCounters
+  readonly tokens: TokenService
+  readonly broker: Broker
+  readonly enabledFeatures: ReadonlySet<string>
+  /** Adds a live subscription to the index (watching the PoV in the broker if it is the first). */
+  watch (subscription: Subscription): Promise<void>
+  /** Removes a subscription from the index (unwatching the PoV if it was the last). */
+  unwatch (subscription: Subscription): void
+  /** The session's socket has closed. */
+  forget (session: SocketSession): void
+}
+
+export class SocketSession implements ActivityReceiver {
+  readonly #ws: WebSocket
+  readonly #request: FastifyRequest
+  readonly #host: SessionHost
+  readonly #log: FastifyBaseLogger
+  readonly #limiter: MessageRateLimiter | undefined
+  /** PoVs this socket watches, or is being authorized for (then `null`). */
+  readonly #subscriptions = new Map<string, Subscription | null>()
+  readonly #queue: ClientMessage[] = []
+  #user: PovRealtimeUser
+  #expiresAt: number
+  #expiryTimer: NodeJS.Timeout | undefined
+  #draining = false
+  #invalidStreak = 0
+  #answeredPing = true
+  #closed = false
+
+  constructor (ws: WebSocket, request: FastifyRequest, identity: SocketIdentity, host: SessionHost) {
+    this.#ws = ws
+    this.#request = request
+    this.#host = host
+    this.#log = request.log
+    this.#user = identity.user
+    this.#expiresAt = identity.expiresAt
+    const { rateLimit } = host.options
+    this.#limiter = rateLimit ? new MessageRateLimiter(rateLimit) : undefined
+    ws.on('message', (data: Buffer, isBinary: boolean) => this.#onFrame(data, isBinary))
+    ws.on('pong', () => { this.#answeredPing = true })
+    ws.on('close', () => this.#onClosed())
+    this.#scheduleExpiry()
+  }
+
+  get userId (): string {
+    return this.#user.userId
+  }
+
+  /** Writes one activity frame; closes the socket as a slow consumer once too much is queued to it. */
+  sendActivity (frame: Buffer): boolean {
+    if (this.#closed) return false
+    this.#ws.send(frame, { binary: false })
+    this.#host.stats.deliveries++
+    if (this.#ws.bufferedAmount > this.#host.options.maxBufferedBytes) this.closeSlowConsumer()
+    return true
+  }
+
+  /** Closes with 4008: the client cannot keep up. */
+  closeSlowConsumer (): void {
+    if (this.#closed) return
+    this.#closed = true // no more writes: the queue is already past its bound
+    this.#host.stats.slowConsumerCloses++
+    this.#host.stats.countClosed(CloseCode.TOO_MANY)
+    this.#log.warn({ userId: this.#user.userId, bufferedAmount: this.#ws.bufferedAmount }, 'pov-realtime: client reads too slowly; closing')
+    // The close frame queues behind the data the client is not reading, so the connection is cut as well.
+    this.#ws.close(CloseCode.TOO_MANY, 'too slow')
+    this.#ws.terminate()
+  }
+
+  /** One heartbeat tick: terminate the peer if it missed the previous ping, else ping it. */
+  heartbeat (): void {
+    if (this.#closed) return
+    if (!this.#answeredPing) {
+      this.#log.info({ userId: this.#user.userId }, 'pov-realtime: peer missed its pong; terminating')
+      this.#ws.terminate()
+      return
+    }
+    this.#answeredPing = false
+    this.#ws.ping()
+  }
+
+  /** Closes with `code` (counted in stats), unless already closing. */
+  close (code: CloseCode, reason: string): void {
+    if (this.#closed || this.#ws.readyState >= this.#ws.CLOSING) return
+    this.#host.stats.countClosed(code)
+    this.#ws.close(code, reason)
+  }
+
+  /** Cuts the connection without a close handshake (shutdown past its grace period). */
+  terminate (): void {
+    this.#ws.terminate()
+  }
+
+  // ---- incoming ------------------------------------------------------------------------------
+
+  #onFrame (data: Buffer, isBinary: boolean): void {
+    if (this.#closed) return
+    // ws enforces maxPayload when this plugin registered @fastify/websocket; this covers an app-registered one.
+    if (data.length > this.#host.options.maxPayload) {
+      this.close(CloseCode.MESSAGE_TOO_BIG, 'message too big')
+      return
+    }
+    if (this.#limiter) {
+      const verdict = this.#limiter.hit(Date.now())
+      if (verdict === 'warn') return this.#sendError(ErrorCode.RATE_LIMITED, 'too many messages; slow down')
+      if (verdict === 'drop') return
+      if (verdict === 'abusive') return this.close(CloseCode.TOO_MANY, 'rate limit exceeded')
+    }
+    const parsed = parseClientFrame(data, isBinary, this.#host.enabledFeatures)
+    if (!parsed.ok) {
+      this.#reject(parsed.error)
+      if (++this.#invalidStreak >= INVALID_MESSAGE_STREAK_LIMIT) this.close(CloseCode.POLICY_VIOLATION, 'too many invalid messages')
+      return
+    }
+    this.#invalidStreak = 0
+    this.#queue.push(parsed.message)
+    if (!this.#draining) this.#drain() // never rejects: faults close the socket with 1011
+  }
+
+  async #drain (): Promise<void> {
+    this.#draining = true
+    try {
+      while (this.#queue.length > 0 && !this.#closed) {
+        const pending = this.#handle(this.#queue.shift()!)
+        if (pending) await pending
+      }
+    } catch (err) {
+      this.#log.error({ err }, 'pov-realtime: unexpected fault while handling a message')
+      this.close(CloseCode.INTERNAL_ERROR, 'internal error')
+    } finally {
+      this.#draining = false
+    }
+  }
+
+  /** Handles one message; returns a promise only when the handling waits on something. */
+  #handle (message: ClientMessage): Promise<void> | undefined {
+    switch (message.type) {
+      case 'ping':
+        this.#send({ type: 'pong' })
+        return undefined
+      case 'subscribe':
+        return this.#subscribe(message)
+      case 'unsubscribe':
+        this.#unsubscribe(message.povId)
+        this.#send({ type: 'unsubscribed', povId: message.povId })
+        return undefined
+      case 'auth':
+        this.#reauthenticate(message.token)
+        return undefined
+    }
+  }
+
+  async #subscribe ({ povId, since }: SubscribeMessage): Promise<void> {
+    if (this.#subscriptions.has(povId)) {
+      // Idempotent: still one subscription, still one copy of each activity.
+      this.#send({ type: 'subscribed', povId })
+      return
+    }
+    if (this.#subscriptions.size >= this.#host.options.maxSubscriptions) {
+      return this.#sendError(ErrorCode.SUBSCRIPTION_LIMIT, `at most ${this.#host.options.maxSubscriptions} PoVs per connection`, povId)
+    }
+    this.#subscriptions.set(povId, null)
+    if (!await this.#mayWatch(povId)) {
+      this.#subscriptions.delete(povId)
+      if (!this.#closed) this.#sendError(ErrorCode.FORBIDDEN, 'not allowed to watch this PoV', povId)
+      return
+    }
+    if (this.#closed) return
+    const subscription = new Subscription(this, povId)
+    if (since !== undefined) subscription.pending = []
+    this.#subscriptions.set(povId, subscription)
+    await this.#host.watch(subscription)
+    if (this.#closed) return
+    if (since === undefined) {
+      this.#send({ type: 'subscribed', povId })
+      return
+    }
+    await this.#resume(subscription, since)
+  }
+
+  async #mayWatch (povId: string): Promise<boolean> {
+    const authorize = this.#host.options.authorizeSubscription
+    if (!authorize) return true
+    try {
+      // Only a real `true` grants access: a truthy stray value (an unawaited promise, an object) does not.
+      return await authorize(this.#user, povId, this.#request) === true
+    } catch (err) {
+      this.#log.error({ err, povId }, 'pov-realtime: authorizeSubscription threw; refusing the subscription')
+      return false
+    }
+  }
+
+  /** Replays what the client missed after `since`, then the live entries that arrived meanwhile, each once. */
+  async #resume (subscription: Subscription, since: string): Promise<void> {
+    const { povId } = subscription
+    let replay
+    try {
+      replay = await this.#host.broker.replay(povId, since)
+    } catch (err) {
+      this.#log.warn({ err, povId }, 'pov-realtime: history unavailable; answering recovered: false')
+      replay = { recovered: false, entries: [] }
+    }
+    if (this.#closed || this.#subscriptions.get(povId) !== subscription) return
+    const sent = new Set<string>()
+    for (const entry of replay.entries) {
+      this.sendActivity(entry.frame)
+      sent.add(entry.cursor)
+    }
+    this.#send({ type: 'subscribed', povId, recovered: replay.recovered })
+    const pending = subscription.pending ?? []
+    subscription.pending = null
+    for (const entry of pending) {
+      if (!sent.has(entry.cursor)) this.sendActivity(entry.frame)
+    }
+  }
+
+  #unsubscribe (povId: string): void {
+    const subscription = this.#subscriptions.get(povId)
+    this.#subscriptions.delete(povId)
+    if (subscription) this.#host.unwatch(subscription)
+  }
+
+  #reauthenticate (token: string): void {
+    let identity: SocketIdentity
+    try {
+      identity = this.#host.tokens.verifySocketToken(token)
+    } catch (refusal) {
+      this.#log.info({ reason: (refusal as { reason?: string }).reason }, 'pov-realtime: in-band token refused')
+      return this.#sendError(ErrorCode.INVALID_TOKEN, 'token refused; the connection keeps its current token')
+    }
+    if (identity.user.userId !== this.#user.userId) {
+      this.#log.warn({ userId: this.#user.userId }, 'pov-realtime: in-band token for another user refused')
+      return this.close(CloseCode.FORBIDDEN, 'identity change refused')
+    }
+    this.#user = identity.user
+    this.#expiresAt = identity.expiresAt
+    this.#scheduleExpiry()
+    this.#send({ type: 'authenticated', expiresAt: this.#expiresAt })
+  }
+
+  // ---- outgoing ------------------------------------------------------------------------------
+
+  #send (message: ServerMessage): void {
+    if (!this.#closed) this.#ws.send(JSON.stringify(message))
+  }
+
+  #sendError (code: ErrorCode, message: string, povId?: string): void {
+    const error: ErrorMessage = { type: 'error', code, message }
+    if (povId !== undefined) error.povId = povId
+    this.#reject(error)
+  }
+
+  #reject (error: ErrorMessage): void {
+    this.#host.stats.countRejected(error.code)
+    this.#send(error)
+  }
+
+  // ---- lifetime -----------------------------------------------------------------------------
+
+  #scheduleExpiry (): void {
+    clearTimeout(this.#expiryTimer)
+    const delay = this.#expiresAt - Date.now()
+    this.#expiryTimer = delay > MAX_TIMER_DELAY
+      ? setTimeout(() => this.#scheduleExpiry(), MAX_TIMER_DELAY)
+      : setTimeout(() => this.close(CloseCode.TOKEN_EXPIRED, 'token expired'), Math.max(0, delay))
+    this.#expiryTimer.unref()
+  }
+
+  #onClosed (): void {
+    this.#closed = true
+    clearTimeout(this.#expiryTimer)
+    this.#queue.length = 0
+    for (const subscription of this.#subscriptions.values()) {
+      if (subscription) this.#host.unwatch(subscription)
+    }
+    this.#subscriptions.clear()
+    this.#host.forget(this)
+  }
+}

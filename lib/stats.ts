@@ -1,0 +1,55 @@
+/**
+ * The counters behind `fastify.povRealtime.stats()`: totals since start, kept by the code that does the counted
+ * thing; the current values (connections, subscriptions, PoVs) are read from the live structures instead.
+ */
+
+/** What `fastify.povRealtime.stats()` returns. */
+export interface PovRealtimeStats {
+  /** Open sockets now. */
+  connections: number
+  /** Socket–PoV subscriptions now. */
+  subscriptions: number
+  /** PoVs with at least one subscriber on this instance now. */
+  povs: number
+  /** Activities published from this instance. */
+  broadcasts: number
+  /** Activity frames written to this instance's sockets. */
+  deliveries: number
+  /** `error` messages sent, by code. */
+  rejected: Record<string, number>
+  /** Closes this server started, by the code it sent. */
+  closed: Record<string, number>
+  /** Refused token requests and refused upgrades. */
+  authFailures: number
+  /** Sockets closed with 4008 for reading too slowly. */
+  slowConsumerCloses: number
+}
+
+export class StatsCounters {
+  broadcasts = 0
+  deliveries = 0
+  authFailures = 0
+  slowConsumerCloses = 0
+  readonly rejected: Record<string, number> = Object.create(null)
+  readonly closed: Record<string, number> = Object.create(null)
+
+  countRejected (code: string): void {
+    this.rejected[code] = (this.rejected[code] ?? 0) + 1
+  }
+
+  countClosed (code: number): void {
+    this.closed[code] = (this.closed[code] ?? 0) + 1
+  }
+
+  snapshot (current: Pick<PovRealtimeStats, 'connections' | 'subscriptions' | 'povs'>): PovRealtimeStats {
+    return {
+      ...current,
+      broadcasts: this.broadcasts,
+      deliveries: this.deliveries,
+      rejected: { ...this.rejected },
+      closed: { ...this.closed },
+      authFailures: this.authFailures,
+      slowConsumerCloses: this.slowConsumerCloses
+    }
+  }
+}

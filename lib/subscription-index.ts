@@ -1,0 +1,83 @@
+/**
+ * Which sockets of this instance watch which PoV: the fan-out structure. A broadcast walks only the subscribers
+ * of its PoV, so its cost grows with them, not with the number of connected sockets.
+ */
+import type { BrokerEntry } from './broker.js'
+import { MAX_PENDING_DURING_REPLAY } from './constants.js'
+
+/** The socket side of a subscription. */
+export interface ActivityReceiver {
+  /** Writes one activity frame; returns whether it was written. */
+  sendActivity (frame: Buffer): boolean
+  /** The receiver cannot keep up: close it (4008). */
+  closeSlowConsumer (): void
+}
+
+/** One socket watching one PoV. */
+export class Subscription {
+  /**
+   * While a resume is being replayed, live entries wait here (then go out after the replay, minus any the replay
+   * already sent); `null` once the subscription is live.
+   */
+  pending: BrokerEntry[] | null = null
+
+  constructor (readonly receiver: ActivityReceiver, readonly povId: string) {}
+
+  deliver (entry: BrokerEntry): boolean {
+    if (this.pending) {
+      if (this.pending.length >= MAX_PENDING_DURING_REPLAY) this.receiver.closeSlowConsumer()
+      else this.pending.push(entry)
+      return false
+    }
+    return this.receiver.sendActivity(entry.frame)
+  }
+}
+
+export class SubscriptionIndex {
+  readonly #byPov = new Map<string, Set<Subscription>>()
+  #count = 0
+
+  /** Adds a subscription; returns true when it is the PoV's first on this instance. */
+  add (subscription: Subscription): boolean {
+    let subscribers = this.#byPov.get(subscription.povId)
+    const first = subscribers === undefined
+    if (!subscribers) {
+      subscribers = new Set()
+      this.#byPov.set(subscription.povId, subscribers)
+    }
+    if (!subscribers.has(subscription)) {
+      subscribers.add(subscription)
+      this.#count++
+    }
+    return first
+  }
+
+  /** Removes a subscription; returns true when it was the PoV's last on this instance. */
+  remove (subscription: Subscription): boolean {
+    const subscribers = this.#byPov.get(subscription.povId)
+    if (!subscribers?.delete(subscription)) return false
+    this.#count--
+    if (subscribers.size > 0) return false
+    this.#byPov.delete(subscription.povId)
+    return true
+  }
+
+  /** Hands `entry` to every subscriber of `povId`; returns how many sockets it was written to. */
+  fanOut (povId: string, entry: BrokerEntry): number {
+    const subscribers = this.#byPov.get(povId)
+    if (!subscribers) return 0
+    let written = 0
+    for (const subscription of subscribers) {
+      if (subscription.deliver(entry)) written++
+    }
+    return written
+  }
+
+  get subscriptionCount (): number {
+    return this.#count
+  }
+
+  get povCount (): number {
+    return this.#byPov.size
+  }
+}
