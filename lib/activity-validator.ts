@@ -3,10 +3,10 @@
  * checked against the `ActivityInput` schema (compiled once), copied field by field in a fixed order
  * (so getters, prototypes and unknown columns never reach the wire), stamped with `createdAt`, and bounded in size.
  */
+import type { Static } from '@sinclair/typebox'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
 import { InvalidActivityError } from './errors.js'
-import { ActivityInput } from './protocol-schemas.js'
-import type { Activity } from '../types/activity.js'
+import { Activity, ActivityInput } from './protocol-schemas.js'
 
 const checkActivity = TypeCompiler.Compile(ActivityInput)
 
@@ -34,7 +34,8 @@ export function serializeActivity (input: unknown): SerializedActivity {
   if (input.metadata !== undefined && (input.metadata === null || Array.isArray(input.metadata))) {
     throw new InvalidActivityError("'metadata': expected a plain object")
   }
-  const activity: Activity = {
+  // The schema's own type, not the app-narrowed one: this module must compile whatever types an app registers.
+  const activity: Static<typeof Activity> = {
     id: input.id,
     type: input.type,
     action: input.action,
