@@ -17,8 +17,9 @@ export class TestClient {
   #waiters: Array<{ match: (m: Message) => boolean, resolve: (m: Message) => void }> = []
   #seen = 0
 
-  constructor (url: string, protocols?: string[], headers?: Record<string, string>) {
-    this.ws = new WebSocket(url, protocols, { headers })
+  /** `options` go to the `ws` client as they are (for example `{ autoPong: false }` for a peer that ignores pings). */
+  constructor (url: string, protocols?: string[], headers?: Record<string, string>, options: WebSocket.ClientOptions = {}) {
+    this.ws = new WebSocket(url, protocols, { ...options, headers })
     this.opened = new Promise((resolve, reject) => {
       this.ws.once('open', () => resolve())
       this.ws.once('unexpected-response', (_request, response) => {

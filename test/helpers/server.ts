@@ -50,7 +50,8 @@ export function socketToken (claims: Record<string, unknown> = {}, signOptions: 
 export async function startServer (
   t: Teardown,
   options: Partial<PovRealtimeOptions> = {},
-  configure?: (app: FastifyInstance) => void | Promise<void>
+  configure?: (app: FastifyInstance) => void | Promise<void>,
+  afterRegister?: (app: FastifyInstance) => void | Promise<void>
 ): Promise<TestServer> {
   const logs: string[] = []
   const stream = new Writable({
@@ -62,6 +63,7 @@ export async function startServer (
   const app = Fastify({ logger: { level: 'trace', stream } })
   if (configure) await configure(app)
   await app.register(povRealtime, { secret: SECRET, ...options })
+  if (afterRegister) await afterRegister(app)
   await app.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(() => app.close())
   const address = app.server.address()
