@@ -4,14 +4,15 @@
  */
 import fastifyCookie from '@fastify/cookie'
 import fastifyWebsocket from '@fastify/websocket'
-import type { FastifyError, FastifyInstance, FastifyPluginAsync } from 'fastify'
+import type { FastifyError, FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify'
+import type { WebSocket } from 'ws'
 import fp from 'fastify-plugin'
 import { stripTokensAhead } from './lib/handshake-token.js'
 import { resolveOptions, type PovRealtimeOptions } from './lib/options.js'
 import { RealtimeHub, type BroadcastResult, type PovRealtimeApi } from './lib/realtime-hub.js'
 import { registerSocketRoute } from './lib/socket-route.js'
 import { registerTokenRoute } from './lib/token-route.js'
-import { registerTokens } from './lib/tokens.js'
+import { createTokenService } from './lib/tokens.js'
 import type { ActivityInput } from './types/activity.js'
 
 declare module 'fastify' {
@@ -26,6 +27,16 @@ declare module 'fastify' {
   }
 }
 
+/**
+ * @fastify/websocket's socket error handler, for when this plugin registers it: a frame ws refused (too big, not
+ * UTF-8, bad framing) is the client's fault, already closed by ws with its RFC 6455 code and counted by the session,
+ * so it is not logged as a server error.
+ */
+function onSocketError (error: Error & { code?: string }, socket: WebSocket, request: FastifyRequest): void {
+  if (!error.code?.startsWith('WS_ERR_')) request.log.error({ err: error }, 'websocket error')
+  socket.terminate()
+}
+
 /** The smallest secret length that gives HS256 its full strength (256 bits). */
 const RECOMMENDED_SECRET_LENGTH = 32
 
@@ -38,17 +49,23 @@ const povRealtimePlugin: FastifyPluginAsync<PovRealtimeOptions> = async (fastify
   fastify.decorate('povRealtime', { stats: () => hub.snapshot() } satisfies PovRealtimeApi)
   fastify.decorate('broadcastActivity', (activity: ActivityInput) => hub.broadcast(activity))
 
-  // Our sockets get their 1001 before @fastify/websocket's own preClose closes them without a code.
+  // Our sockets get their 1001 before @fastify/websocket's own preClose closes its clients without a code.
   fastify.addHook('preClose', () => hub.closeSockets())
+  if (!fastify.hasDecorator('websocketServer')) {
+    // At the app's level, as mercurius does, not in our encapsulated context: @fastify/websocket routes every upgrade
+    // the server receives, and its hooks (which close refused and unrouted upgrades) must apply to all of them.
+    // An app that uses @fastify/websocket itself registers it before this plugin.
+    await fastify.register(fastifyWebsocket, {
+      options: { maxPayload: options.maxPayload },
+      errorHandler: onSocketError
+    })
+  }
 
   let unstrip: (() => void) | undefined
   // Routes, JWT namespaces and any cookie/websocket plugin we add live in an encapsulated context of their own,
   // so they neither clash with nor leak into an app that registered those plugins itself.
   await fastify.register(async function povRealtimeRoutes (instance: FastifyInstance) {
     if (!instance.hasRequestDecorator('cookies')) await instance.register(fastifyCookie)
-    if (!instance.hasDecorator('websocketServer')) {
-      await instance.register(fastifyWebsocket, { options: { maxPayload: options.maxPayload } })
-    }
     instance.setErrorHandler((err: FastifyError, request, reply) => {
       const statusCode = err.statusCode ?? 500
       if (statusCode >= 500) request.log.error({ err }, 'pov-realtime: request failed')
@@ -62,7 +79,7 @@ const povRealtimePlugin: FastifyPluginAsync<PovRealtimeOptions> = async (fastify
     instance.addHook('onRoute', (route) => {
       if (route.websocket && route.path === options.wsRoute) unstrip = stripTokensAhead(fastify.server, route.url)
     })
-    const tokens = await registerTokens(instance, options)
+    const tokens = createTokenService(options)
     await hub.start(tokens)
     registerTokenRoute(instance, options, tokens, hub.stats)
     registerSocketRoute(instance, hub)

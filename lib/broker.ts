@@ -18,6 +18,12 @@ export interface Replay {
   readonly recovered: boolean
   /** The missed entries, oldest first (empty when `recovered` is false). */
   readonly entries: readonly BrokerEntry[]
+  /**
+   * Optional: whether the subscriber already holds the entry with this cursor (it is at or before `since`). A broker
+   * whose live delivery on this instance can lag behind a cursor issued elsewhere sets it; the plugin then drops
+   * such entries that reach the resuming subscription while the replay is sent, instead of sending them twice.
+   */
+  readonly held?: (cursor: string) => boolean
 }
 
 /** What the plugin gives a broker: the way into this instance's sockets. */
@@ -27,6 +33,11 @@ export interface BrokerSink {
    * A broker calls it once per entry, in cursor order per PoV, for entries published on any instance.
    */
   deliver (povId: string, entry: BrokerEntry): number
+  /**
+   * Entries of `povId` were lost before they could be delivered (for example Redis lost them while this instance was
+   * cut off), so its subscribers' feeds have a gap that no replay can fill. Delivery goes on after it.
+   */
+  interrupted (povId: string): void
 }
 
 /** History settings resolved from the plugin's `history` option. */

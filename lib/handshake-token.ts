@@ -32,12 +32,17 @@ function fromSubprotocol (raw: IncomingMessage): { tokens: string[], offersOurs:
   const offered = header.split(',').map((entry) => entry.trim()).filter(Boolean)
   const tokens = offered.filter((entry) => entry.startsWith(BEARER_PROTOCOL_PREFIX))
     .map((entry) => entry.slice(BEARER_PROTOCOL_PREFIX.length))
-  if (tokens.length > 0) {
+  const offersOurs = offered.includes(SUBPROTOCOL)
+  // What ws sees is what it may select: only our subprotocol when offered (it picks the first one it is given),
+  // never a bearer entry (it would echo the token).
+  if (offersOurs) {
+    raw.headers['sec-websocket-protocol'] = SUBPROTOCOL
+  } else if (tokens.length > 0) {
     const rest = offered.filter((entry) => !entry.startsWith(BEARER_PROTOCOL_PREFIX))
     if (rest.length > 0) raw.headers['sec-websocket-protocol'] = rest.join(', ')
     else delete raw.headers['sec-websocket-protocol']
   }
-  return { tokens, offersOurs: offered.includes(SUBPROTOCOL) }
+  return { tokens, offersOurs }
 }
 
 function extract (raw: IncomingMessage): HandshakeToken {
@@ -59,10 +64,17 @@ export function takeHandshakeToken (raw: IncomingMessage): HandshakeToken {
   return request[kHandshakeToken]
 }
 
+/** The path as the router will match it: percent-decoded, without a trailing slash, duplicate slashes folded. */
 function pathOf (url: string | undefined): string {
   if (!url) return ''
   const queryAt = url.indexOf('?')
-  const path = queryAt === -1 ? url : url.slice(0, queryAt)
+  let path = queryAt === -1 ? url : url.slice(0, queryAt)
+  try {
+    path = decodeURIComponent(path)
+  } catch {
+    // Malformed escapes: the router answers 400; compare as sent.
+  }
+  path = path.replace(/\/{2,}/g, '/')
   return path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path
 }
 
@@ -71,8 +83,10 @@ function pathOf (url: string | undefined): string {
  * listeners (which log the URL). Returns the function that removes the listeners.
  */
 export function stripTokensAhead (server: Server, wsPath: string): () => void {
+  const target = wsPath.toLowerCase()
   const strip = (raw: IncomingMessage): void => {
-    if (pathOf(raw.url) === wsPath) takeHandshakeToken(raw)
+    // Case-insensitive, so that a router set to ignore case cannot route a token past us into a log line.
+    if (pathOf(raw.url).toLowerCase() === target) takeHandshakeToken(raw)
   }
   server.prependListener('upgrade', strip)
   server.prependListener('request', strip)

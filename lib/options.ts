@@ -131,25 +131,32 @@ function originCheck (value: PovRealtimeOptions['allowedOrigins']): ResolvedOpti
   return (origin) => allowed.has(origin)
 }
 
+function isPlainObject (value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value)
+}
+
 function rateLimit (value: PovRealtimeOptions['rateLimit']): RateLimitOptions | false {
   if (value === false) return false
+  if (value !== undefined && !isPlainObject(value)) fail('rateLimit must be { max, timeWindow } or false')
   const { max = DEFAULTS.rateLimit.max, timeWindow = DEFAULTS.rateLimit.timeWindow } = value ?? {}
   return { max: positiveInteger('rateLimit.max', max), timeWindow: positiveInteger('rateLimit.timeWindow', timeWindow) }
 }
 
 function history (value: PovRealtimeOptions['history']): HistoryOptions | false {
   if (value === false) return false
+  if (value !== undefined && !isPlainObject(value)) fail('history must be { size, ttl } or false')
   const { size = DEFAULTS.history.size, ttl = DEFAULTS.history.ttl } = value ?? {}
   return { size: positiveInteger('history.size', size), ttl: positiveInteger('history.ttl', ttl) }
 }
 
 function broker (value: unknown): Broker | undefined {
   if (value === undefined) return undefined
+  if (!isPlainObject(value)) fail('broker must be a broker object such as createRedisBroker(...)')
   const candidate = value as Partial<Broker>
   for (const method of ['start', 'publish', 'watch', 'unwatch', 'replay', 'close'] as const) {
     if (typeof candidate[method] !== 'function') fail(`broker must implement ${method}() (see createRedisBroker)`)
   }
-  return value as Broker
+  return value as unknown as Broker
 }
 
 /** Checks the options once, at registration, and fills in the defaults. Throws `POV_REALTIME_INVALID_OPTION`. */

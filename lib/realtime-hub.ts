@@ -65,7 +65,13 @@ export class RealtimeHub implements SessionHost {
   async start (tokens: TokenService): Promise<void> {
     this.#tokens = tokens
     await this.broker.start({
-      sink: { deliver: (povId: string, entry: BrokerEntry) => this.#index.fanOut(povId, entry) },
+      sink: {
+        deliver: (povId: string, entry: BrokerEntry) => this.#index.fanOut(povId, entry),
+        interrupted: (povId: string) => {
+          this.#log.warn({ povId }, 'pov-realtime: activities of a PoV were lost in transit; its subscribers must resume')
+          this.#index.interrupt(povId)
+        }
+      },
       history: this.options.history,
       log: this.#log
     })

@@ -37,6 +37,9 @@ export function registerSocketRoute (instance: FastifyInstance, hub: RealtimeHub
   }
 
   instance.get(options.wsRoute, { websocket: true, onRequest: checkUpgrade }, (socket, request) => {
+    // Our sockets are ours alone: an app that loops over `websocketServer.clients` (to broadcast, or in its own
+    // preClose) must not write to them or close them without the protocol's codes. ws only uses the set for that.
+    instance.websocketServer.clients.delete(socket)
     hub.accept(socket, request, identities.get(request)!)
   })
 }

@@ -31,6 +31,12 @@ export interface SessionHost {
   forget (session: SocketSession): void
 }
 
+/** The close codes ws sends for the frame errors it reports (RFC 6455 §7.4.1). */
+const wsErrorCloseCodes: Readonly<Record<string, CloseCode>> = {
+  WS_ERR_UNSUPPORTED_MESSAGE_LENGTH: CloseCode.MESSAGE_TOO_BIG,
+  WS_ERR_INVALID_UTF8: CloseCode.INVALID_PAYLOAD
+}
+
 export class SocketSession implements ActivityReceiver {
   readonly #ws: WebSocket
   readonly #request: FastifyRequest
@@ -60,6 +66,7 @@ export class SocketSession implements ActivityReceiver {
     ws.on('message', (data: Buffer, isBinary: boolean) => this.#onFrame(data, isBinary))
     ws.on('pong', () => { this.#answeredPing = true })
     ws.on('close', () => this.#onClosed())
+    ws.on('error', (err) => this.#onProtocolError(err))
     this.#scheduleExpiry()
   }
 
@@ -86,6 +93,14 @@ export class SocketSession implements ActivityReceiver {
     // The close frame queues behind the data the client is not reading, so the connection is cut as well.
     this.#ws.close(CloseCode.TOO_MANY, 'too slow')
     this.#ws.terminate()
+  }
+
+  /**
+   * Closes with 1011: activities of a watched PoV were lost in transit. The client reconnects and resumes with
+   * `since`, and the answer (`recovered: false`) tells it to reload, rather than it silently missing them.
+   */
+  closeInterrupted (): void {
+    this.close(CloseCode.INTERNAL_ERROR, 'feed interrupted; resume')
   }
 
   /** One heartbeat tick: terminate the peer if it missed the previous ping, else ping it. */
@@ -130,7 +145,10 @@ export class SocketSession implements ActivityReceiver {
     const parsed = parseClientFrame(data, isBinary, this.#host.enabledFeatures)
     if (!parsed.ok) {
       this.#reject(parsed.error)
-      if (++this.#invalidStreak >= INVALID_MESSAGE_STREAK_LIMIT) this.close(CloseCode.POLICY_VIOLATION, 'too many invalid messages')
+      // A message of a feature that is off is well-formed: it does not count as abuse.
+      if (parsed.error.code === ErrorCode.INVALID_MESSAGE && ++this.#invalidStreak >= INVALID_MESSAGE_STREAK_LIMIT) {
+        this.close(CloseCode.POLICY_VIOLATION, 'too many invalid messages')
+      }
       return
     }
     this.#invalidStreak = 0
@@ -231,7 +249,7 @@ export class SocketSession implements ActivityReceiver {
     const pending = subscription.pending ?? []
     subscription.pending = null
     for (const entry of pending) {
-      if (!sent.has(entry.cursor)) this.sendActivity(entry.frame)
+      if (!sent.has(entry.cursor) && !replay.held?.(entry.cursor)) this.sendActivity(entry.frame)
     }
   }
 
@@ -285,6 +303,20 @@ export class SocketSession implements ActivityReceiver {
       ? setTimeout(() => this.#scheduleExpiry(), MAX_TIMER_DELAY)
       : setTimeout(() => this.close(CloseCode.TOKEN_EXPIRED, 'token expired'), Math.max(0, delay))
     this.#expiryTimer.unref()
+  }
+
+  /**
+   * ws itself closes the socket on a frame it cannot accept (too big: 1009, not UTF-8: 1007, broken framing: 1002)
+   * and reports it here: count the close it sent. These are the client's faults, so they are logged at info.
+   */
+  #onProtocolError (err: Error & { code?: string }): void {
+    const code = wsErrorCloseCodes[err.code ?? ''] ?? (err.code?.startsWith('WS_ERR_') ? CloseCode.PROTOCOL_ERROR : undefined)
+    if (code === undefined) {
+      this.#log.warn({ err }, 'pov-realtime: socket error')
+      return
+    }
+    this.#host.stats.countClosed(code)
+    this.#log.info({ code, reason: err.message }, 'pov-realtime: closed a socket that sent an invalid frame')
   }
 
   #onClosed (): void {

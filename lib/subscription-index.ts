@@ -11,6 +11,8 @@ export interface ActivityReceiver {
   sendActivity (frame: Buffer): boolean
   /** The receiver cannot keep up: close it (4008). */
   closeSlowConsumer (): void
+  /** Its feed of a PoV has a gap no replay can fill: close it so that the client resumes and learns of the gap. */
+  closeInterrupted (): void
 }
 
 /** One socket watching one PoV. */
@@ -71,6 +73,11 @@ export class SubscriptionIndex {
       if (subscription.deliver(entry)) written++
     }
     return written
+  }
+
+  /** The feed of `povId` has a gap: every subscriber's socket is closed, so that each resumes and is told. */
+  interrupt (povId: string): void {
+    for (const subscription of [...this.#byPov.get(povId) ?? []]) subscription.receiver.closeInterrupted()
   }
 
   get subscriptionCount (): number {

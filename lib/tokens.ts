@@ -1,10 +1,11 @@
 /**
  * The two JWTs the plugin deals with: the app's access token (read from the cookie) and the short-lived
- * WebSocket token it issues in exchange. Both go through @fastify/jwt (fast-jwt underneath), registered under
- * namespaces of our own in the plugin's encapsulated context, so they coexist with an app's own @fastify/jwt.
+ * WebSocket token it issues in exchange. Signed and verified with fast-jwt, the engine of @fastify/jwt, used
+ * directly: @fastify/jwt's namespaces write into an app's own `fastify.jwt` when the app registered it first,
+ * and the plugin must leave the app's decorations alone.
  */
-import fastifyJwt, { type JWT } from '@fastify/jwt'
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import { createSigner, createVerifier } from 'fast-jwt'
+import type { FastifyRequest } from 'fastify'
 import { TOKEN_AUDIENCE } from '../types/wire-constants.js'
 import type { PovRealtimeUser, ResolvedOptions } from './options.js'
 
@@ -34,9 +35,6 @@ export interface TokenService {
   verifyAccessToken (token: string, request: FastifyRequest): Promise<PovRealtimeUser>
 }
 
-const ACCESS = 'povRealtimeAccess'
-const SOCKET = 'povRealtimeSocket'
-
 const reasonByFastJwtCode: Readonly<Record<string, RefusalReason>> = {
   FAST_JWT_EXPIRED: 'expired',
   FAST_JWT_INACTIVE: 'not-yet-valid',
@@ -54,10 +52,10 @@ function refusalOf (err: unknown): TokenRefusal {
   return new TokenRefusal((typeof code === 'string' && reasonByFastJwtCode[code]) || 'malformed')
 }
 
-function verifyWith (verifier: JWT, token: string): Record<string, unknown> {
+function verifyWith (verify: (token: string) => unknown, token: string): Record<string, unknown> {
   let payload: unknown
   try {
-    payload = verifier.verify(token)
+    payload = verify(token)
   } catch (err) {
     throw refusalOf(err)
   }
@@ -86,22 +84,14 @@ function isUser (value: unknown): value is PovRealtimeUser {
     (user.role === undefined || typeof user.role === 'string')
 }
 
-/**
- * Registers the JWT namespaces on `instance` (the plugin's own encapsulated context) and returns the token service.
- */
-export async function registerTokens (instance: FastifyInstance, options: ResolvedOptions): Promise<TokenService> {
+/** The token service for `options.secret`: signers and verifiers are built once, here. */
+export function createTokenService (options: ResolvedOptions): TokenService {
   const algorithms = ['HS256' as const]
-  await instance.register(fastifyJwt, { secret: options.secret, namespace: ACCESS, verify: { algorithms } })
-  await instance.register(fastifyJwt, {
-    secret: options.secret,
-    namespace: SOCKET,
-    sign: { algorithm: 'HS256' },
-    verify: { algorithms, allowedAud: TOKEN_AUDIENCE, requiredClaims: ['exp', 'sub', 'aud'] }
+  const accessJwt = createVerifier({ key: options.secret, algorithms })
+  const socketJwt = createVerifier({
+    key: options.secret, algorithms, allowedAud: TOKEN_AUDIENCE, requiredClaims: ['exp', 'sub', 'aud']
   })
-  // With namespaces, @fastify/jwt makes `jwt` a map of namespace → JWT (its types say so only on request).
-  const jwt = instance.jwt as unknown as Record<string, JWT>
-  const accessJwt = jwt[ACCESS]!
-  const socketJwt = jwt[SOCKET]!
+  const sign = createSigner({ key: options.secret, algorithm: 'HS256' })
 
   function defaultVerifyAccessToken (token: string): PovRealtimeUser {
     const payload = verifyWith(accessJwt, token)
@@ -116,7 +106,7 @@ export async function registerTokens (instance: FastifyInstance, options: Resolv
     issue (user) {
       const iat = Math.floor(Date.now() / 1000)
       const exp = iat + Math.floor(options.tokenLifetimeMs / 1000)
-      const token = socketJwt.sign({
+      const token = sign({
         userId: user.userId,
         email: user.email,
         role: user.role,

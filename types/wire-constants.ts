@@ -16,6 +16,10 @@ export const TOKEN_AUDIENCE = 'pov-realtime'
 export const CloseCode = {
   /** The server is shutting down; reconnect (possibly elsewhere). */
   GOING_AWAY: 1001,
+  /** A frame that breaks WebSocket framing (sent by the WebSocket layer). */
+  PROTOCOL_ERROR: 1002,
+  /** A text frame that is not UTF-8 (sent by the WebSocket layer). */
+  INVALID_PAYLOAD: 1007,
   /** Repeated protocol abuse. */
   POLICY_VIOLATION: 1008,
   /** A frame larger than `maxPayload`. */
