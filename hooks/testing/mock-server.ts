@@ -1,0 +1,162 @@
+/**
+ * The in-memory stand-in for the server behind every mock client: it opens their connections (or holds them while
+ * "disconnected"), records what they send, and delivers what a test simulates. Each mock client is a real
+ * `RealtimeClient`; only its transport, token source and clock are swapped, so the hooks run unchanged.
+ */
+import type { ServerMessage } from '../../types/messages.js'
+import type { RealtimeClientOptions } from '../client-options.js'
+import type { ConnectionStatus } from '../connection-machine.js'
+import { RealtimeClient, type OutgoingMessage } from '../realtime-client.js'
+import type { Timers } from '../timers.js'
+import type { SocketToken, TokenProvider } from '../token-source.js'
+import type { Connection, ConnectionEvents, Transport } from '../transport.js'
+
+const MOCK_TOKEN: SocketToken = Object.freeze({ token: 'mock-token', expiresAt: Number.POSITIVE_INFINITY })
+
+/** A token that never expires: nothing is fetched. */
+const mockTokens: TokenProvider = {
+  usable: () => MOCK_TOKEN,
+  fetch: async () => MOCK_TOKEN,
+  refreshAt: () => Number.POSITIVE_INFINITY,
+  invalidate: () => {}
+}
+
+/** The real timers, except that under Node a pending one never keeps the test process alive. */
+const unrefTimers: Timers = {
+  setTimeout (callback, ms) {
+    const handle = globalThis.setTimeout(callback, ms)
+    ;(handle as { unref?: () => void }).unref?.()
+    return handle
+  },
+  clearTimeout: (handle) => globalThis.clearTimeout(handle as ReturnType<typeof globalThis.setTimeout>),
+  now: () => Date.now()
+}
+
+class MockConnection implements Connection {
+  readonly #server: MockServer
+  #events: ConnectionEvents | undefined
+  #open = false
+
+  constructor (server: MockServer) {
+    this.#server = server
+  }
+
+  get isOpen (): boolean {
+    return this.#open
+  }
+
+  listen (events: ConnectionEvents): void {
+    this.#events = events
+    this.#server.connections.add(this)
+    if (this.#server.connected) this.open()
+  }
+
+  /** Opens a held connection. */
+  open (): void {
+    if (this.#open || !this.#events) return
+    this.#open = true
+    this.#events.open()
+  }
+
+  send (data: string): void {
+    if (this.#open) this.#server.sent.push(data)
+  }
+
+  close (): void {
+    this.#events = undefined
+    this.#open = false
+    this.#server.connections.delete(this)
+  }
+
+  deliver (data: string): void {
+    if (this.#open) this.#events?.message(data)
+  }
+
+  /** The network dropped it: the client hears a 1006 close. */
+  drop (): void {
+    const events = this.#events
+    this.close()
+    events?.close(1006, '')
+  }
+}
+
+/** Client options the tests may set on a `MockWebSocketProvider`. */
+export type MockClientOptions = Pick<RealtimeClientOptions, 'activityLimit' | 'optimisticTimeout' | 'maxQueuedMessages' | 'linger'>
+
+class MockServer {
+  connected = true
+  readonly connections = new Set<MockConnection>()
+  readonly clients = new Set<RealtimeClient>()
+  sent: string[] = []
+  #defaultClient: RealtimeClient | undefined
+  readonly #transport: Transport = { connect: () => new MockConnection(this) }
+
+  /** A client wired to this mock: no socket, no fetch, no ping, changes shown synchronously. */
+  createClient (options: MockClientOptions = {}): RealtimeClient {
+    return new RealtimeClient({
+      socketUrl: 'ws://pov-realtime.mock/ws',
+      ...options,
+      transport: this.#transport,
+      tokens: mockTokens,
+      timers: unrefTimers,
+      network: null,
+      pingInterval: false,
+      batchWindow: 0
+    })
+  }
+
+  /** Makes `client` answer the simulate* calls; returns the function that stops it. */
+  register (client: RealtimeClient): () => void {
+    this.clients.add(client)
+    return () => { this.clients.delete(client) }
+  }
+
+  /** The client `mockUseWebSocket` uses: one for the whole test run, always registered. */
+  get defaultClient (): RealtimeClient {
+    if (!this.#defaultClient) {
+      this.#defaultClient = this.createClient()
+      this.register(this.#defaultClient)
+    }
+    return this.#defaultClient
+  }
+
+  setStatus (status: ConnectionStatus): void {
+    switch (status) {
+      case 'disconnected':
+        this.connected = false
+        for (const connection of [...this.connections]) if (connection.isOpen) connection.drop()
+        return
+      case 'reconnected':
+        this.connected = true
+        for (const client of this.clients) client.reconnect()
+        return
+      case 'connected':
+        this.connected = true
+        for (const client of this.clients) client.restart()
+        return
+      default:
+        throw new TypeError(`simulateConnectionStatus: expected 'connected', 'disconnected' or 'reconnected', got ${JSON.stringify(status)}`)
+    }
+  }
+
+  deliver (message: ServerMessage | { type: string, [field: string]: unknown } | string): void {
+    const data = typeof message === 'string' ? message : JSON.stringify(message)
+    for (const connection of [...this.connections]) connection.deliver(data)
+  }
+
+  sentMessages (): OutgoingMessage[] {
+    return this.sent.map((data) => JSON.parse(data) as OutgoingMessage)
+  }
+
+  reset (): void {
+    this.connected = true
+    for (const client of this.clients) {
+      client.reset()
+      client.restart()
+    }
+    this.sent = []
+  }
+}
+
+/** The one mock server of this module instance. */
+export const mockServer = new MockServer()
