@@ -27,3 +27,10 @@ export const ForbiddenOriginError = createError<'POV_REALTIME_FORBIDDEN_ORIGIN',
 /** The upgrade was malformed in a way that no token could fix (for example two tokens). */
 export const BadHandshakeError = createError<'POV_REALTIME_BAD_HANDSHAKE', [string]>(
   'POV_REALTIME_BAD_HANDSHAKE', '%s', 400)
+
+/**
+ * `broadcastActivity` with the Redis broker while Redis cannot be reached (or did not answer in time): the activity
+ * was not published, or not surely. Retry later with the same activity `id`, or report the failure.
+ */
+export const BrokerUnavailableError = createError<'POV_REALTIME_BROKER_UNAVAILABLE', [string, { cause: unknown }?]>(
+  'POV_REALTIME_BROKER_UNAVAILABLE', 'The broker is unavailable: %s', 503)

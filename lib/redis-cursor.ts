@@ -1,0 +1,53 @@
+/**
+ * The Redis broker's cursors: `<epoch>.<stream id>`, for example `kq3J9aZ0xYw.1732540800000-0`.
+ *
+ * The stream id (`<ms>-<seq>`, assigned by XADD) orders a PoV's activities. The epoch is a random name that a PoV's
+ * history receives when Redis first creates it; a flushed, replaced or restored Redis that lost the history gives the
+ * PoV a new epoch, so a cursor of the old one is recognised and answered `recovered: false` instead of being replayed
+ * from the wrong place. Both parts fit the protocol's cursor alphabet (`[A-Za-z0-9_.:-]`).
+ */
+import { randomBytes } from 'node:crypto'
+
+/** A place in one PoV's history. */
+export interface StreamPosition {
+  /** The history's epoch; `''` for a PoV that has no history in Redis (yet). */
+  readonly epoch: string
+  /** The stream id of the entry; `''` before the first one. */
+  readonly id: string
+}
+
+const CURSOR = /^([A-Za-z0-9]{1,16})\.((?:0|[1-9]\d{0,19})-(?:0|[1-9]\d{0,19}))$/
+const STREAM_ID = /^(\d+)-(\d+)$/
+
+/** A fresh epoch name: 11 random letters and digits. */
+export function newEpoch (): string {
+  return randomBytes(8).toString('base64url').replace(/[^A-Za-z0-9]/g, '0')
+}
+
+export function formatCursor (epoch: string, id: string): string {
+  return `${epoch}.${id}`
+}
+
+/** The position a cursor names, or undefined when it is not one of this broker's cursors. */
+export function parseCursor (cursor: string): StreamPosition | undefined {
+  const match = CURSOR.exec(cursor)
+  return match ? { epoch: match[1]!, id: match[2]! } : undefined
+}
+
+/**
+ * Orders two stream ids of one stream (`''`, "before the first entry", is the smallest). Both parts are compared as
+ * decimal integers of any length (by length, then digits), so no precision is lost on large sequence numbers.
+ */
+export function compareStreamIds (a: string, b: string): number {
+  if (a === b) return 0
+  if (a === '') return -1
+  if (b === '') return 1
+  const [, aMs, aSeq] = STREAM_ID.exec(a) ?? []
+  const [, bMs, bSeq] = STREAM_ID.exec(b) ?? []
+  return compareDigits(aMs!, bMs!) || compareDigits(aSeq!, bSeq!)
+}
+
+function compareDigits (a: string, b: string): number {
+  if (a.length !== b.length) return a.length - b.length
+  return a < b ? -1 : a > b ? 1 : 0
+}

@@ -1,0 +1,127 @@
+/**
+ * Redis for tests. `sharedRedis` gives a test its own key prefix on the shared Redis at 127.0.0.1:6379 and deletes
+ * that prefix's keys afterwards (the shared server is never flushed or stopped). `startRedisServer` runs a private
+ * `redis-server` on a free loopback port, for the tests that kill, hang, flush or restart Redis; it is stopped by pid.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { randomBytes } from 'node:crypto'
+import net from 'node:net'
+import { Redis } from 'ioredis'
+import { sleep, type Teardown } from './server.js'
+
+export const SHARED_REDIS_URL = 'redis://127.0.0.1:6379'
+
+/** A key prefix of this test's own, e.g. `test-3f9a0c1b:`. */
+export function uniqueKeyPrefix (): string {
+  return `test-${randomBytes(4).toString('hex')}:`
+}
+
+/** Deletes every key under `keyPrefix`. */
+export async function deleteKeys (redis: Redis, keyPrefix: string): Promise<void> {
+  let cursor = '0'
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${keyPrefix}*`, 'COUNT', 1000)
+    if (keys.length > 0) await redis.del(...keys)
+    cursor = next
+  } while (cursor !== '0')
+}
+
+export interface SharedRedis {
+  readonly url: string
+  readonly keyPrefix: string
+  /** A client of the test's own (closed at teardown), for looking into Redis. */
+  readonly client: Redis
+}
+
+/** The shared Redis with a fresh key prefix; the prefix's keys are deleted at teardown. */
+export async function sharedRedis (t: Teardown): Promise<SharedRedis> {
+  const keyPrefix = uniqueKeyPrefix()
+  const client = new Redis(SHARED_REDIS_URL)
+  t.teardown(async () => {
+    await deleteKeys(client, keyPrefix)
+    client.disconnect()
+  })
+  return { url: SHARED_REDIS_URL, keyPrefix, client }
+}
+
+export interface RedisServer {
+  readonly port: number
+  readonly url: string
+  /** The running server's pid (undefined while stopped). */
+  readonly pid: number | undefined
+  /** Kills the server at once (SIGKILL), as a crash would; resolves when it has exited. */
+  kill (): Promise<void>
+  /** Starts a new, empty server on the same port. */
+  restart (): Promise<void>
+  /** Freezes the server (SIGSTOP): connections stay open, nothing is answered. */
+  pause (): void
+  /** Thaws a paused server (SIGCONT). */
+  resume (): void
+}
+
+/** A free loopback port (free when this resolves). */
+async function freePort (): Promise<number> {
+  const server = net.createServer()
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const { port } = server.address() as net.AddressInfo
+  server.close()
+  await once(server, 'close')
+  return port
+}
+
+/** Resolves once something on `port` answers PING with PONG, or rejects after `timeout` ms. */
+async function answersPing (port: number, timeout = 10_000): Promise<void> {
+  const deadline = Date.now() + timeout
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const socket = net.connect(port, '127.0.0.1')
+      socket.setTimeout(500, () => { socket.destroy(); resolve(false) })
+      socket.once('error', () => resolve(false))
+      socket.once('connect', () => socket.write('PING\r\n'))
+      socket.once('data', (data) => { socket.destroy(); resolve(data.toString().startsWith('+PONG')) })
+    })
+    if (ok) return
+    if (Date.now() > deadline) throw new Error(`redis-server on port ${port} did not answer within ${timeout} ms`)
+    await sleep(50)
+  }
+}
+
+/** Starts a private `redis-server` (no persistence) on a free loopback port; it is killed at teardown. */
+export async function startRedisServer (t: Teardown): Promise<RedisServer> {
+  const port = await freePort()
+  let child: ChildProcess | undefined
+
+  async function launch (): Promise<void> {
+    const process = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+      stdio: 'ignore'
+    })
+    child = process
+    process.once('exit', () => { if (child === process) child = undefined })
+    await answersPing(port)
+  }
+
+  async function kill (): Promise<void> {
+    const running = child
+    if (!running || running.exitCode !== null) return
+    const exited = once(running, 'exit')
+    running.kill('SIGKILL')
+    await exited
+  }
+
+  await launch()
+  t.teardown(kill)
+  return {
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    get pid () { return child?.pid },
+    kill,
+    async restart () {
+      await kill()
+      await launch()
+    },
+    pause () { child?.kill('SIGSTOP') },
+    resume () { child?.kill('SIGCONT') }
+  }
+}
