@@ -1,0 +1,32 @@
+// Types of app.mjs, for the TypeScript end-to-end test (test/e2e/example.test.ts).
+import type { FastifyInstance, FastifyServerOptions } from 'fastify'
+import type { Activity } from 'fastify-pov-realtime'
+
+/** The example's in-memory activity "database" (activity-store.mjs). */
+export interface ActivityStore {
+  list (povId: string, limit?: number): Activity[]
+  has (povId: string, id: string): boolean
+  add (activity: Activity): void
+}
+
+export interface ExampleAppOptions {
+  secret: string
+  store?: ActivityStore
+  logger?: FastifyServerOptions['logger']
+}
+
+export interface ExampleServerOptions extends ExampleAppOptions {
+  port?: number
+  host?: string
+}
+
+export interface ExampleServer {
+  app: FastifyInstance
+  store: ActivityStore
+  url: string
+  port: number
+  close (): Promise<void>
+}
+
+export function buildExampleApp (options: ExampleAppOptions): Promise<FastifyInstance>
+export function startExampleServer (options: ExampleServerOptions): Promise<ExampleServer>

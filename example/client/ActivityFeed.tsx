@@ -1,0 +1,78 @@
+import { useCallback, useEffect, useMemo, useState } from 'react'
+import { useActivityEffect, usePovActivities, type Activity } from 'fastify-pov-realtime/hooks'
+import { fetchActivities } from './api.js'
+
+interface FeedItem {
+  activity: Activity
+  /** Shown optimistically, not confirmed by the server yet. */
+  pending: boolean
+}
+
+/**
+ * A PoV's feed, newest first: what the app's API returned when the feed was (re)loaded, merged by `id` with what
+ * arrived live. The feed is reloaded when a reconnect's resume could not fill the gap (`resync`).
+ */
+export function ActivityFeed ({ povId, confirmed }: {
+  povId: string
+  /** The server's copies of what this page posted (the POST's answers). */
+  confirmed: readonly Activity[]
+}) {
+  const live = usePovActivities(povId)
+  const [loaded, setLoaded] = useState<{ povId: string, activities: readonly Activity[] }>()
+  const [loadError, setLoadError] = useState<string>()
+
+  const reload = useCallback(async (signal?: AbortSignal) => {
+    try {
+      const activities = await fetchActivities(povId)
+      if (signal?.aborted) return
+      setLoaded({ povId, activities })
+      setLoadError(undefined)
+    } catch (err) {
+      if (!signal?.aborted) setLoadError((err as Error).message)
+    }
+  }, [povId])
+
+  useEffect(() => {
+    const controller = new AbortController()
+    reload(controller.signal)
+    return () => controller.abort()
+  }, [reload])
+
+  // Something may have been published while the socket was down, and the server could not replay it: refetch.
+  // (An app using TanStack Query or SWR would invalidate its query here.)
+  useActivityEffect(povId, (event) => {
+    if (event.type === 'resync') reload()
+  })
+
+  const items = useMemo(() => {
+    const byId = new Map<string, FeedItem>()
+    for (const activity of live.activities) byId.set(activity.id, { activity, pending: live.pendingIds.has(activity.id) })
+    // Copies from the app's API are the server's: they confirm an optimistic entry even when its broadcast was missed.
+    const fromApi = [...(loaded?.povId === povId ? loaded.activities : []), ...confirmed]
+    for (const activity of fromApi) byId.set(activity.id, { activity, pending: false })
+    return [...byId.values()].sort((a, b) => b.activity.createdAt.localeCompare(a.activity.createdAt))
+  }, [loaded, live.activities, live.pendingIds, confirmed, povId])
+
+  return (
+    <section>
+      <h2>Activity</h2>
+      {live.error && <p className='notice' data-testid='feed-error'>{live.error.message}</p>}
+      {loadError && <p className='notice' data-testid='feed-load-error'>Could not load the feed: {loadError}</p>}
+      {items.length === 0 && <p className='empty' data-testid='feed-empty'>Nothing yet: post the first activity.</p>}
+      <ul className='feed' data-testid='activity-feed'>
+        {items.map(({ activity, pending }) => (
+          <li
+            key={activity.id} data-testid='activity-item' data-activity-id={activity.id} data-pending={String(pending)}
+            className={`${pending ? 'pending ' : ''}severity-${activity.severity ?? 'info'}`}
+          >
+            <strong data-testid='activity-title'>{activity.title}</strong>
+            {activity.message && <div data-testid='activity-message'>{activity.message}</div>}
+            <div className='meta'>
+              <span data-testid='activity-author'>{activity.userId}</span> · {new Date(activity.createdAt).toLocaleTimeString()}{pending && ' · sending…'}
+            </div>
+          </li>
+        ))}
+      </ul>
+    </section>
+  )
+}
