@@ -1,0 +1,183 @@
+/**
+ * `npm run bench`: plays every scenario against every target, trials alternating between targets, prints each
+ * measurement, and writes the summary into BENCHMARKS.md.
+ *
+ *   --smoke              seconds: tiny numbers, one trial, every target; leaves BENCHMARKS.md alone
+ *   --trials <n>         trials per scenario and target (default 3)
+ *   --scenarios <a,b>    only these scenarios (fan-out, topic, selective, selective-small, latency, connections)
+ *   --targets <a,b>      only these targets (plugin, plugin-redis, ws, fastify-naive, socket.io, ws-buffer, …)
+ *   --experiments        add the plain-ws technique variants (shared Buffer, frame built once, corked) to the
+ *                        fan-out scenarios
+ *   --profile            instead: profile one scenario's measured phase (fan-out, or the first of --scenarios) on
+ *                        the plugin, plain ws and its variants, and Socket.IO
+ *   --json <file>        also write every measurement as JSON
+ *   --no-write           do not touch BENCHMARKS.md
+ *   --redis <url>        Redis for the Redis-broker target (default redis://127.0.0.1:6379)
+ */
+import { randomBytes } from 'node:crypto'
+import { mkdir, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { measure, type Measurement } from './measure.js'
+import { summarizeProfile } from './profile-summary.js'
+import { describeMachine, loadNow, renderGoals, renderProfile, renderProfileOverview, renderResults, writeSection } from './report.js'
+import { expectedDeliveries, scenarios as allScenarios, type Scenario } from './scenarios.js'
+import { spread } from './statistics.js'
+import { TARGETS, targetById, type RunContext, type Target } from './targets.js'
+
+/** Signs the benchmark's access cookies and tokens; only ever used on loopback. */
+const SECRET = 'benchmark-secret-benchmark-secret-32+'
+const MAIN_TARGETS = ['plugin', 'plugin-redis', 'ws', 'fastify-naive', 'socket.io']
+const PROFILED_TARGETS = ['plugin', 'ws', 'ws-buffer', 'ws-preframed', 'socket.io']
+
+/** What `--json <file>` writes (and `test/bench-smoke.test.ts` reads). */
+export interface RunReport {
+  measurements: Measurement[]
+  /** Targets that could not run, with the reason. */
+  skipped: Array<{ target: string, reason: string }>
+  /** Deliveries each throughput/latency run had to produce. */
+  expected: Record<string, number>
+}
+
+function describe (measurement: Measurement): string {
+  const { deliveries: d, connections: c } = measurement
+  if (d) {
+    const rejected = d.failed ? `, ${d.failed} publications rejected (${d.firstError})` : ''
+    return `${d.received}/${d.expected} delivered${rejected}, ${Math.round(d.perSecond).toLocaleString('en-US')}/s, ` +
+      `${d.cpuMicros.toFixed(2)} µs CPU/delivery, p50 ${d.p50.toFixed(2)} ms, p99 ${d.p99.toFixed(2)} ms`
+  }
+  if (c) {
+    return `${Math.round(c.perSecond)} connections/s, ${Math.round(c.cpuMicros)} µs CPU/connection, ` +
+      `${(c.heapBytes / 1024).toFixed(1)} KiB heap/connection, ${(c.rssBytes / 1024).toFixed(1)} KiB RSS/connection, ` +
+      `${Math.round(c.subscriptionHeapBytes)} B/subscription`
+  }
+  return 'no result'
+}
+
+async function availableTargets (ids: string[], context: RunContext): Promise<{ targets: Target[], skipped: RunReport['skipped'] }> {
+  const targets: Target[] = []
+  const skipped: RunReport['skipped'] = []
+  for (const id of ids) {
+    const target = targetById(id)
+    const reason = await target.unavailable?.(context)
+    if (reason) {
+      skipped.push({ target: id, reason })
+      console.log(`skipping ${target.label}: ${reason}`)
+    } else {
+      targets.push(target)
+    }
+  }
+  return { targets, skipped }
+}
+
+/**
+ * Profiles the measured phase of `scenario` on each target and summarizes where the time went; the fan-out profile
+ * goes into the "profile" section of BENCHMARKS.md, another scenario's into "profile-<scenario>".
+ */
+async function profile (root: string, context: RunContext, scenario: Scenario, ids: string[], write: boolean): Promise<void> {
+  const dir = join(tmpdir(), 'pov-bench-profiles')
+  await mkdir(dir, { recursive: true })
+  const { targets } = await availableTargets(ids, context)
+  const unit = scenario.kind === 'connections' ? 'connection' : 'delivery'
+  const sections = [
+    `${scenario.title} (${scenario.about}), measured phase only, sampled every 100 µs by the V8 profiler in the server ` +
+      'process (the profile `node --cpu-prof` writes, started and stopped around the measured phase). The profiler ' +
+      'itself slows the process, and one profile is one run on a shared machine: read the shares and the order of ' +
+      'magnitude here, and take the ratios from the results tables above.'
+  ]
+  const profiles = []
+  for (const target of targets) {
+    const file = join(dir, `${target.id}-${scenario.id}`)
+    const measurement = await measure(target, scenario, 1, context, { profileFile: file })
+    console.log(`profiled ${target.label}: ${describe(measurement)}`)
+    const units = measurement.deliveries?.received ?? measurement.connections!.count
+    // The first instance stands for a deployment of several (the Redis target): they do the same work.
+    const summary = await summarizeProfile(`${file}.0.cpuprofile`, units, 12)
+    profiles.push({ label: target.label, summary })
+    sections.push(renderProfile(target.label, unit, units, summary, `${file}.0.cpuprofile`))
+  }
+  sections.splice(1, 0, renderProfileOverview(unit, profiles))
+  const markdown = sections.join('\n\n')
+  console.log(`\n${markdown}`)
+  if (write) await writeSection(join(root, 'BENCHMARKS.md'), scenario.id === 'fan-out' ? 'profile' : `profile-${scenario.id}`, markdown)
+}
+
+export async function main (root: string, argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      smoke: { type: 'boolean', default: false },
+      trials: { type: 'string' },
+      scenarios: { type: 'string' },
+      targets: { type: 'string' },
+      experiments: { type: 'boolean', default: false },
+      profile: { type: 'boolean', default: false },
+      json: { type: 'string' },
+      'no-write': { type: 'boolean', default: false },
+      redis: { type: 'string', default: 'redis://127.0.0.1:6379' }
+    }
+  })
+  const smoke = values.smoke
+  const write = !smoke && !values['no-write'] && !values.targets && !values.scenarios
+  const context: RunContext = { root, secret: SECRET, redisUrl: values.redis, runId: randomBytes(4).toString('hex') }
+  if (values.profile) {
+    const id = values.scenarios?.split(',')[0] ?? 'fan-out'
+    const scenario = allScenarios(false).find((s) => s.id === id)
+    if (!scenario) throw new Error(`unknown scenario '${id}'`)
+    return profile(root, context, scenario, values.targets?.split(',') ?? PROFILED_TARGETS, !values['no-write'])
+  }
+
+  const trials = smoke ? 1 : Number(values.trials ?? 3)
+  if (!Number.isSafeInteger(trials) || trials < 1) throw new Error('--trials must be a positive integer')
+  const wanted = values.scenarios?.split(',')
+  const scenarios = allScenarios(smoke).filter((s) => !wanted || wanted.includes(s.id))
+  const targetIds = values.targets?.split(',') ??
+    [...MAIN_TARGETS, ...(values.experiments ? TARGETS.filter((t) => t.experiment).map((t) => t.id) : [])]
+  const { targets, skipped } = await availableTargets(targetIds, context)
+
+  const machine = describeMachine(root)
+  const startedAt = new Date()
+  const loads = [loadNow()]
+  const measurements: Measurement[] = []
+  const expected: Record<string, number> = {}
+  for (const scenario of scenarios) {
+    console.log(`\n${scenario.title}: ${smoke ? `smoke size, ${scenario.clients} clients, ${scenario.broadcasts} broadcasts` : scenario.about}`)
+    if (scenario.kind !== 'connections') expected[scenario.id] = expectedDeliveries(scenario, scenario.broadcasts)
+    for (let trial = 1; trial <= trials; trial++) {
+      // Rotating the order each trial spreads the effect of whatever else the machine is doing over every target.
+      const order = targets.map((_, i) => targets[(i + trial - 1) % targets.length]!)
+      for (const target of order) {
+        if (target.experiment && !scenario.experiments && !values.targets) continue
+        const measurement = await measureOrReport(target, scenario, trial, context)
+        loads.push(loadNow())
+        if (!measurement) continue
+        measurements.push(measurement)
+        console.log(`  trial ${trial} ${target.label}: ${describe(measurement)}`)
+      }
+    }
+  }
+  const minutes = (Date.now() - startedAt.getTime()) / 60_000
+
+  if (values.json) await writeFile(values.json, JSON.stringify({ measurements, skipped, expected } satisfies RunReport, null, 2))
+  if (smoke) return
+  const info = { machine, startedAt, minutes, trials, load: spread(loads), skipped: skipped.map((s) => `${s.target} (${s.reason})`) }
+  const results = renderResults(info, scenarios, targets, measurements)
+  const goals = renderGoals(measurements)
+  console.log(`\n${results}\n\n${goals}`)
+  if (write) {
+    await writeSection(join(root, 'BENCHMARKS.md'), 'results', results)
+    await writeSection(join(root, 'BENCHMARKS.md'), 'goals', goals)
+    console.log('\nBENCHMARKS.md updated')
+  }
+}
+
+/** One measurement; a failure is reported and the run goes on with the next one. */
+async function measureOrReport (target: Target, scenario: Scenario, trial: number, context: RunContext): Promise<Measurement | undefined> {
+  try {
+    return await measure(target, scenario, trial, context)
+  } catch (err) {
+    console.error(`  trial ${trial} ${target.label}: FAILED: ${err instanceof Error ? err.message : String(err)}`)
+    return undefined
+  }
+}

@@ -1,0 +1,201 @@
+/**
+ * One measurement: a target's server processes and a load generator are started fresh, the scenario is played,
+ * and every process is stopped again, whatever happens.
+ */
+import { fileURLToPath } from 'node:url'
+import { ChildHandle } from './ipc.js'
+import type { ConnectRequest, Endpoint, WaitResult } from './load-generator.js'
+import { CONNECT_CONCURRENCY, expectedDeliveries, type Scenario } from './scenarios.js'
+import type { CpuSnapshot, MemorySnapshot, PublishRequest, PublishResult } from './server-process.js'
+import type { RunContext, Target } from './targets.js'
+
+const SERVER_ENTRY = fileURLToPath(new URL('./server-process.js', import.meta.url))
+const LOAD_ENTRY = fileURLToPath(new URL('./load-generator.js', import.meta.url))
+
+export interface Measurement {
+  target: Target['id']
+  scenario: Scenario['id']
+  trial: number
+  /** Throughput and latency scenarios. */
+  deliveries?: {
+    expected: number
+    received: number
+    /** `error` messages the clients got (none expected). */
+    errors: number
+    /** Broadcasts the server failed to publish (none expected), and why the first one failed. */
+    failed: number
+    firstError?: string
+    /** The fewest and the most activities one client received (each should get `expected / clients`). */
+    perClient: { min: number, max: number }
+    perSecond: number
+    /** Server CPU time (all instances, user + system) per delivery, µs. */
+    cpuMicros: number
+    /** The user part of it (JavaScript, V8, libuv), µs. */
+    userMicros: number
+    p50: number
+    p99: number
+    max: number
+  }
+  /** The connections scenario (after `warmup` connections that are not counted). */
+  connections?: {
+    count: number
+    perSecond: number
+    /** Server CPU time per connection set up, µs. */
+    cpuMicros: number
+    /** Memory per idle connection after a full GC, bytes: JS heap + external, and RSS. */
+    heapBytes: number
+    rssBytes: number
+    /** Memory added by one subscription per connection, bytes (heap + external). */
+    subscriptionHeapBytes: number
+  }
+}
+
+export interface MeasureOptions {
+  /** Write a `.cpuprofile` of each server instance's measured phase here (`<file>.<instance>.cpuprofile`). */
+  profileFile?: string
+  /** Deadline for the clients to receive what was published. Default 120 s. */
+  deliveryTimeout?: number
+}
+
+type Servers = Array<ChildHandle<{ port: number }>>
+
+/** Starts the V8 profiler in every instance, when asked to profile. */
+async function startProfiling (servers: Servers, options: MeasureOptions): Promise<void> {
+  if (options.profileFile) await Promise.all(servers.map((server) => server.call('profileStart')))
+}
+
+/** Stops the profilers and writes `<profileFile>.<instance>.cpuprofile`. */
+async function stopProfiling (servers: Servers, options: MeasureOptions): Promise<void> {
+  const file = options.profileFile
+  if (file) await Promise.all(servers.map((server, k) => server.call('profileStop', { file: `${file}.${k}.cpuprofile` })))
+}
+
+/** CPU time of all the instances together, µs. */
+async function totalCpu (servers: Servers): Promise<{ cpu: number, user: number }> {
+  const snapshots = await Promise.all(servers.map((server) => server.call<CpuSnapshot>('cpu')))
+  return snapshots.reduce((sum, snapshot) => ({ cpu: sum.cpu + snapshot.cpuMicros, user: sum.user + snapshot.userMicros }), { cpu: 0, user: 0 })
+}
+
+async function totalMemory (servers: Servers): Promise<MemorySnapshot> {
+  const snapshots = await Promise.all(servers.map((server) => server.call<MemorySnapshot>('memory')))
+  return snapshots.reduce((sum, m) => ({ rss: sum.rss + m.rss, heapUsed: sum.heapUsed + m.heapUsed, external: sum.external + m.external }))
+}
+
+const heapOf = (memory: MemorySnapshot) => memory.heapUsed + memory.external
+
+/** Publishes `count` broadcasts from the instances together (each its share) and waits for the deliveries. */
+async function broadcastAndWait (
+  servers: Servers, load: ChildHandle, scenario: Scenario, count: number, firstSeq: number, timeout: number
+): Promise<{ published: PublishResult[], waited: WaitResult, expected: number }> {
+  const expected = expectedDeliveries(scenario, count)
+  await load.call('arm', { expected })
+  const povIds = Array.from({ length: scenario.povs }, (_, i) => `p${i}`)
+  const share = Math.ceil(count / servers.length)
+  const publishing = Promise.all(servers.map((server, k) => {
+    const request: PublishRequest = {
+      count: Math.min(share, count - k * share),
+      povIds,
+      firstSeq: firstSeq + k * share,
+      chunk: scenario.chunk,
+      rate: scenario.rate === undefined ? undefined : scenario.rate / servers.length
+    }
+    return server.call<PublishResult>('publish', request, timeout)
+  }))
+  const [published, waited] = await Promise.all([
+    publishing,
+    load.call<WaitResult>('wait', { expected, timeout, settle: 200 }, timeout + 10_000)
+  ])
+  return { published, waited, expected }
+}
+
+async function measureDeliveries (
+  servers: Servers, load: ChildHandle, scenario: Scenario, options: MeasureOptions
+): Promise<NonNullable<Measurement['deliveries']>> {
+  const timeout = options.deliveryTimeout ?? 120_000
+  await load.call('subscribe', { povCount: scenario.povs }, timeout)
+  if (scenario.warmup > 0) await broadcastAndWait(servers, load, scenario, scenario.warmup, 0, timeout)
+  await startProfiling(servers, options)
+  const cpuBefore = await totalCpu(servers)
+  const { published, waited, expected } = await broadcastAndWait(servers, load, scenario, scenario.broadcasts, scenario.warmup, timeout)
+  const cpuAfter = await totalCpu(servers)
+  await stopProfiling(servers, options)
+  const startedAt = Math.min(...published.map((result) => result.startedAt))
+  return {
+    expected,
+    received: waited.received,
+    errors: waited.errors,
+    failed: published.reduce((sum, result) => sum + result.failed, 0),
+    firstError: published.find((result) => result.firstError)?.firstError,
+    perClient: waited.perClient,
+    perSecond: waited.received / ((waited.lastAt - startedAt) / 1000),
+    cpuMicros: (cpuAfter.cpu - cpuBefore.cpu) / Math.max(1, waited.received),
+    userMicros: (cpuAfter.user - cpuBefore.user) / Math.max(1, waited.received),
+    p50: waited.p50,
+    p99: waited.p99,
+    max: waited.max
+  }
+}
+
+async function measureConnections (
+  servers: Servers, load: ChildHandle, connect: ConnectRequest, scenario: Scenario, options: MeasureOptions
+): Promise<NonNullable<Measurement['connections']>> {
+  // Warm-up connections first (kept open): code paths compiled and lazily created state exists before the baseline.
+  if (scenario.warmup > 0) await load.call('connect', { ...connect, count: scenario.warmup }, 120_000)
+  const idle = await totalMemory(servers)
+  await startProfiling(servers, options)
+  const cpuBefore = await totalCpu(servers)
+  const { ms } = await load.call<{ ms: number }>('connect', connect, 120_000)
+  const cpuMicros = (await totalCpu(servers)).cpu - cpuBefore.cpu
+  await stopProfiling(servers, options)
+  const connected = await totalMemory(servers)
+  await load.call('subscribe', { povCount: scenario.povs }, 120_000)
+  const subscribed = await totalMemory(servers)
+  const count = connect.count
+  const subscriptions = count + scenario.warmup
+  return {
+    count,
+    perSecond: count / (ms / 1000),
+    cpuMicros: cpuMicros / count,
+    heapBytes: (heapOf(connected) - heapOf(idle)) / count,
+    rssBytes: (connected.rss - idle.rss) / count,
+    subscriptionHeapBytes: (heapOf(subscribed) - heapOf(connected)) / subscriptions
+  }
+}
+
+/** Plays `scenario` against `target` once, in fresh processes. */
+export async function measure (
+  target: Target, scenario: Scenario, trial: number, context: RunContext, options: MeasureOptions = {}
+): Promise<Measurement> {
+  const servers: Servers = []
+  let load: ChildHandle | undefined
+  const trialKey = `${scenario.id}-${trial}`
+  try {
+    for (let k = 0; k < target.instances; k++) {
+      servers.push(await ChildHandle.start<{ port: number }>(SERVER_ENTRY, [JSON.stringify(target.config(context, trialKey))], {
+        name: `${target.id} server${target.instances > 1 ? ` ${k + 1}` : ''}`,
+        execArgv: ['--expose-gc']
+      }))
+    }
+    load = await ChildHandle.start(LOAD_ENTRY, [], { name: 'load generator' })
+    const endpoints: Endpoint[] = servers.map((server) => ({ origin: `http://127.0.0.1:${server.info.port}` }))
+    const connect: ConnectRequest = {
+      wire: target.wire,
+      endpoints,
+      count: scenario.clients,
+      concurrency: CONNECT_CONCURRENCY,
+      secret: target.wire === 'pov' ? context.secret : undefined
+    }
+    const measurement: Measurement = { target: target.id, scenario: scenario.id, trial }
+    if (scenario.kind === 'connections') {
+      measurement.connections = await measureConnections(servers, load, connect, scenario, options)
+    } else {
+      await load.call('connect', connect, 120_000)
+      measurement.deliveries = await measureDeliveries(servers, load, scenario, options)
+    }
+    return measurement
+  } finally {
+    await load?.stop()
+    await Promise.all(servers.map((server) => server.stop()))
+    await target.cleanup?.(context, trialKey)
+  }
+}
