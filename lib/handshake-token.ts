@@ -35,12 +35,20 @@ function fromSubprotocol (raw: IncomingMessage): { tokens: string[], offersOurs:
   const offersOurs = offered.includes(SUBPROTOCOL)
   // What ws sees is what it may select: only our subprotocol when offered (it picks the first one it is given),
   // never a bearer entry (it would echo the token).
+  let kept: string | undefined = header
   if (offersOurs) {
-    raw.headers['sec-websocket-protocol'] = SUBPROTOCOL
+    kept = SUBPROTOCOL
   } else if (tokens.length > 0) {
     const rest = offered.filter((entry) => !entry.startsWith(BEARER_PROTOCOL_PREFIX))
-    if (rest.length > 0) raw.headers['sec-websocket-protocol'] = rest.join(', ')
-    else delete raw.headers['sec-websocket-protocol']
+    kept = rest.length > 0 ? rest.join(', ') : undefined
+  }
+  if (kept !== header) {
+    if (kept === undefined) delete raw.headers['sec-websocket-protocol']
+    else raw.headers['sec-websocket-protocol'] = kept
+    // The raw header list too, so that nothing that logs or keeps it (it lives as long as the socket) has the token.
+    for (let i = 0; i < raw.rawHeaders.length; i += 2) {
+      if (raw.rawHeaders[i]!.toLowerCase() === 'sec-websocket-protocol') raw.rawHeaders[i + 1] = kept ?? ''
+    }
   }
   return { tokens, offersOurs }
 }
@@ -62,6 +70,12 @@ export function takeHandshakeToken (raw: IncomingMessage): HandshakeToken {
   const request = raw as RawRequest
   request[kHandshakeToken] ??= extract(raw)
   return request[kHandshakeToken]
+}
+
+/** Drops the token kept on the request once it has been verified: the request lives as long as the socket. */
+export function forgetHandshakeToken (raw: IncomingMessage): void {
+  const request = raw as RawRequest
+  if (request[kHandshakeToken] && 'token' in request[kHandshakeToken]) request[kHandshakeToken] = { token: undefined }
 }
 
 /** The path as the router will match it: percent-decoded, without a trailing slash, duplicate slashes folded. */

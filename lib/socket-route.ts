@@ -4,7 +4,7 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { BadHandshakeError, ForbiddenOriginError } from './errors.js'
-import { takeHandshakeToken } from './handshake-token.js'
+import { forgetHandshakeToken, takeHandshakeToken } from './handshake-token.js'
 import type { RealtimeHub } from './realtime-hub.js'
 import { refuseCredential } from './token-route.js'
 import { TokenRefusal, type SocketIdentity } from './tokens.js'
@@ -30,6 +30,7 @@ export function registerSocketRoute (instance: FastifyInstance, hub: RealtimeHub
     if (!found.token) throw refuseCredential(request, stats, 'missing', 'websocket token')
     try {
       identities.set(request, hub.tokens.verifySocketToken(found.token))
+      forgetHandshakeToken(request.raw)
     } catch (err) {
       if (err instanceof TokenRefusal) throw refuseCredential(request, stats, err.reason, 'websocket token')
       throw err
