@@ -3,10 +3,12 @@
  * Messages are handled one at a time in arrival order (a `subscribe` may wait on `authorizeSubscription` or a
  * replay), so answers come in the order their requests were sent.
  */
+import type { Duplex } from 'node:stream'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
 import { CloseCode, ErrorCode } from '../types/wire-constants.js'
 import type { ClientMessage, ErrorMessage, ServerMessage, SubscribeMessage } from '../types/messages.js'
+import { wireFrameOf } from './activity-frame.js'
 import { INVALID_MESSAGE_STREAK_LIMIT } from './constants.js'
 import { parseClientFrame } from './message-parser.js'
 import { MAX_TIMER_DELAY, type PovRealtimeUser, type ResolvedOptions } from './options.js'
@@ -31,6 +33,8 @@ export interface SessionHost {
   forget (session: SocketSession): void
 }
 
+const TEXT = { binary: false } as const
+
 /** The close codes ws sends for the frame errors it reports (RFC 6455 §7.4.1). */
 const wsErrorCloseCodes: Readonly<Record<string, CloseCode>> = {
   WS_ERR_UNSUPPORTED_MESSAGE_LENGTH: CloseCode.MESSAGE_TOO_BIG,
@@ -39,6 +43,8 @@ const wsErrorCloseCodes: Readonly<Record<string, CloseCode>> = {
 
 export class SocketSession implements ActivityReceiver {
   readonly #ws: WebSocket
+  /** The upgraded connection ws reads and writes (the upgrade request's socket). */
+  readonly #socket: Duplex
   readonly #request: FastifyRequest
   readonly #host: SessionHost
   readonly #log: FastifyBaseLogger
@@ -56,6 +62,7 @@ export class SocketSession implements ActivityReceiver {
 
   constructor (ws: WebSocket, request: FastifyRequest, identity: SocketIdentity, host: SessionHost) {
     this.#ws = ws
+    this.#socket = request.raw.socket
     this.#request = request
     this.#host = host
     this.#log = request.log
@@ -74,12 +81,19 @@ export class SocketSession implements ActivityReceiver {
     return this.#user.userId
   }
 
-  /** Writes one activity frame; closes the socket as a slow consumer once too much is queued to it. */
-  sendActivity (frame: Buffer): boolean {
+  /**
+   * Writes one activity. `wire` is the payload already framed (shared by every recipient of the broadcast); it goes
+   * straight to the connection's socket when ws would frame it the same way (an open socket without extensions:
+   * ws then writes each frame synchronously, so frames never interleave), else ws frames the payload itself.
+   * Closes the socket as a slow consumer once too much is queued to it.
+   */
+  sendActivity (payload: Buffer, wire: Buffer = wireFrameOf(payload)): boolean {
     if (this.#closed) return false
-    this.#ws.send(frame, { binary: false })
+    const ws = this.#ws
+    if (ws.readyState === ws.OPEN && ws.extensions === '') this.#socket.write(wire)
+    else ws.send(payload, TEXT)
     this.#host.stats.deliveries++
-    if (this.#ws.bufferedAmount > this.#host.options.maxBufferedBytes) this.closeSlowConsumer()
+    if (ws.bufferedAmount > this.#host.options.maxBufferedBytes) this.closeSlowConsumer()
     return true
   }
 

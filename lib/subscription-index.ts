@@ -3,12 +3,13 @@
  * of its PoV, so its cost grows with them, not with the number of connected sockets.
  */
 import type { BrokerEntry } from './broker.js'
+import { wireFrameOf } from './activity-frame.js'
 import { MAX_PENDING_DURING_REPLAY } from './constants.js'
 
 /** The socket side of a subscription. */
 export interface ActivityReceiver {
-  /** Writes one activity frame; returns whether it was written. */
-  sendActivity (frame: Buffer): boolean
+  /** Writes one activity (its payload, and the same already framed); returns whether it was written. */
+  sendActivity (payload: Buffer, wire: Buffer): boolean
   /** The receiver cannot keep up: close it (4008). */
   closeSlowConsumer (): void
   /** Its feed of a PoV has a gap no replay can fill: close it so that the client resumes and learns of the gap. */
@@ -25,13 +26,13 @@ export class Subscription {
 
   constructor (readonly receiver: ActivityReceiver, readonly povId: string) {}
 
-  deliver (entry: BrokerEntry): boolean {
+  deliver (entry: BrokerEntry, wire: Buffer): boolean {
     if (this.pending) {
       if (this.pending.length >= MAX_PENDING_DURING_REPLAY) this.receiver.closeSlowConsumer()
       else this.pending.push(entry)
       return false
     }
-    return this.receiver.sendActivity(entry.frame)
+    return this.receiver.sendActivity(entry.frame, wire)
   }
 }
 
@@ -68,9 +69,10 @@ export class SubscriptionIndex {
   fanOut (povId: string, entry: BrokerEntry): number {
     const subscribers = this.#byPov.get(povId)
     if (!subscribers) return 0
+    const wire = wireFrameOf(entry.frame)
     let written = 0
     for (const subscription of subscribers) {
-      if (subscription.deliver(entry)) written++
+      if (subscription.deliver(entry, wire)) written++
     }
     return written
   }
