@@ -11,7 +11,7 @@
  */
 import { once } from 'node:events'
 import type { FastifyBaseLogger } from 'fastify'
-import { Redis, type RedisOptions } from 'ioredis'
+import { Redis, ReplyError, type RedisOptions } from 'ioredis'
 import { encodeActivityFrame } from './activity-frame.js'
 import type { Broker, BrokerEntry, BrokerSink, BrokerStartContext, Replay } from './broker.js'
 import { BrokerUnavailableError, InvalidOptionError } from './errors.js'
@@ -29,7 +29,10 @@ export interface RedisBrokerOptions {
   redis: Redis | string | RedisOptions
   /** Prefix of every key and channel, so that several apps can share one Redis. Default `'pov-realtime:'`. */
   keyPrefix?: string
-  /** Milliseconds a Redis call may take before the broker gives up (`broadcastActivity` then rejects). Default 2000. */
+  /**
+   * Milliseconds a Redis call may take before the broker gives up (`broadcastActivity` then rejects, with
+   * `outcomeUnknown: true`: the activity may still have been published). Default 2000.
+   */
   timeout?: number
 }
 
@@ -56,6 +59,33 @@ const NOT_RECOVERED: Replay = { recovered: false, entries: [] }
 const FAIL_FAST: RedisOptions = { enableOfflineQueue: false, maxRetriesPerRequest: 0, autoResendUnfulfilledCommands: false }
 
 /**
+ * `broadcastActivity`'s rejection with the Redis broker: `POV_REALTIME_BROKER_UNAVAILABLE`, plus `outcomeUnknown`.
+ * `false`: the activity surely was not published (Redis was not connected, or too many publishes were waiting).
+ * `true`: the publish was written to Redis but its answer did not come (it did not come within `timeout`, or the
+ * connection was lost meanwhile): the activity may have been published and delivered everywhere. A retry must reuse
+ * the activity's `id`, and clients may then see it twice unless they deduplicate by `id`.
+ */
+export type BrokerUnavailable = InstanceType<typeof BrokerUnavailableError> & { readonly outcomeUnknown: boolean }
+
+function brokerUnavailable (message: string, outcomeUnknown: boolean, cause?: unknown): BrokerUnavailable {
+  const error = cause === undefined ? new BrokerUnavailableError(message) : new BrokerUnavailableError(message, { cause })
+  return Object.assign(error, { outcomeUnknown })
+}
+
+/** A command the broker did not even send, because the connection was not ready or the broker is closed. */
+class NotSentError extends Error {}
+
+/**
+ * ioredis's rejection of a command it refused to write (the socket closed an instant ago, before the status said
+ * so); it has no code, only this message. Any other failure of a sent command may have come after Redis ran it.
+ */
+const UNWRITABLE_MESSAGE = "Stream isn't writeable and enableOfflineQueue options is false"
+
+function markNotSent (err: unknown): never {
+  throw err instanceof Error && err.message === UNWRITABLE_MESSAGE ? new NotSentError(err.message, { cause: err }) : err
+}
+
+/**
  * The broker for several instances: `register(povRealtime, { secret, broker: createRedisBroker({ redis }) })`.
  * Requires Redis 6.2 or later.
  * @param options.redis an ioredis client (the app keeps it), or a URL or ioredis options (the broker opens and closes it)
@@ -74,14 +104,24 @@ function isClient (value: unknown): value is Redis {
   return typeof value === 'object' && value !== null && typeof (value as Redis).duplicate === 'function'
 }
 
-/** Settles like `promise`, or rejects after `ms` (the promise's own late rejection is then ignored). */
+/**
+ * Settles like `promise`, or rejects after `ms` (the promise's own late rejection is then ignored).
+ * A busy event loop runs an overdue timer before it reads the sockets, so an answer that arrived in time would lose
+ * to the timer; the rejection therefore waits for `setImmediate`, which runs after the loop has read them.
+ */
 function withTimeout<T> (promise: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined
+  let afterIo: NodeJS.Immediate | undefined
   const expired = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`Redis did not answer within ${ms} ms`)), ms)
+    timer = setTimeout(() => {
+      afterIo = setImmediate(() => reject(new Error(`Redis did not answer within ${ms} ms`)))
+    }, ms)
   })
   promise.catch(() => {})
-  return Promise.race([promise, expired]).finally(() => clearTimeout(timer))
+  return Promise.race([promise, expired]).finally(() => {
+    clearTimeout(timer)
+    clearImmediate(afterIo)
+  })
 }
 
 /** Resolves once `connection` is ready, has failed to connect, or after `ms`. */
@@ -172,7 +212,7 @@ class RedisBroker implements Broker {
 
   async publish (povId: string, activityJson: string): Promise<{ cursor: string, delivered: number }> {
     if (this.#pendingPublishes >= MAX_PENDING_PUBLISHES) {
-      throw new BrokerUnavailableError(`${MAX_PENDING_PUBLISHES} publishes are already waiting for Redis`)
+      throw brokerUnavailable(`${MAX_PENDING_PUBLISHES} publishes are already waiting for Redis`, false)
     }
     const keys = this.#keys(povId)
     // Resolve once this instance's own subscribers have it: it comes back through the PoV's channel, in order.
@@ -185,7 +225,10 @@ class RedisBroker implements Broker {
         () => { this.#pendingPublishes-- })
     } catch (err) {
       feed?.publishFailed()
-      throw new BrokerUnavailableError((err as Error).message, { cause: err })
+      // Unless Redis answered with an error, a publish that was sent may have run: say so rather than "not published".
+      const outcomeUnknown = !(err instanceof NotSentError) && !(err instanceof ReplyError)
+      const message = (err as Error).message
+      throw brokerUnavailable(outcomeUnknown ? `${message}; the activity may have been published` : message, outcomeUnknown, err)
     }
     const delivered = feed ? await feed.publishDelivered(published, this.#timeout) : 0
     return { cursor: formatCursor(published.epoch, published.id), delivered }
@@ -362,20 +405,21 @@ class RedisBroker implements Broker {
   // ---- connections ---------------------------------------------------------------------------
 
   /**
-   * Runs one command on the command connection, failing at once while it is not connected (nothing waits in an
-   * offline queue) and after `timeout` ms. `settled` runs when Redis has actually answered (or the command failed).
+   * Runs one command on the command connection, failing at once with a {@link NotSentError} while it is not connected
+   * (nothing waits in an offline queue) and after `timeout` ms. `settled` runs when Redis has actually answered (or the
+   * command failed).
    */
   async #command<T> (send: () => Promise<T>, settled?: () => void): Promise<T> {
     if (this.#closed) {
       settled?.()
-      throw new Error('the broker is closed')
+      throw new NotSentError('the broker is closed')
     }
     const { status } = this.#commands
     if (status !== 'ready') {
       settled?.()
-      throw new Error(`Redis is not connected (${status})`)
+      throw new NotSentError(`Redis is not connected (${status})`)
     }
-    const sent = send()
+    const sent = send().catch(markNotSent)
     if (settled) sent.then(settled, settled)
     return await withTimeout(sent, this.#timeout)
   }
