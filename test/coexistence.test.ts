@@ -157,13 +157,19 @@ t.test('a refused upgrade is checked, counted and logged once, whoever registere
   }
 })
 
+/** A client of the plugin subscribed to p1, and a client of the app's own WebSocket route. */
+async function connectBoth (t: Test, server: TestServer): Promise<{ ours: TestClient, theirs: TestClient }> {
+  const ours = await server.connect()
+  await ours.subscribe('p1')
+  const theirs = new TestClient(`ws://127.0.0.1:${server.port}/app/ws`)
+  t.teardown(() => theirs.terminate())
+  await theirs.opened
+  return { ours, theirs }
+}
+
 t.test('connections log no warning or error, whoever registered @fastify/websocket', async (t) => {
   for (const [order, server] of await inBothOrders(t)) {
-    const ours = await server.connect()
-    await ours.subscribe('p1')
-    const theirs = new TestClient(`ws://127.0.0.1:${server.port}/app/ws`)
-    t.teardown(() => theirs.terminate())
-    await theirs.opened
+    const { theirs } = await connectBoth(t, server)
     await theirs.request('hi', 'echo')
     const problems = server.logs.filter((line) => (JSON.parse(line) as { level: number }).level >= 40)
     t.same(problems, [], `app plugins registered ${order}: no warn or error line`)
@@ -172,11 +178,7 @@ t.test('connections log no warning or error, whoever registered @fastify/websock
 
 t.test('an app broadcasting to every client of its own WebSocket server does not reach the plugin\'s sockets', async (t) => {
   for (const [order, server] of await inBothOrders(t)) {
-    const ours = await server.connect()
-    await ours.subscribe('p1')
-    const theirs = new TestClient(`ws://127.0.0.1:${server.port}/app/ws`)
-    t.teardown(() => theirs.terminate())
-    await theirs.opened
+    const { ours, theirs } = await connectBoth(t, server)
     const response = await fetch(`${server.httpUrl}/app/broadcast`, { method: 'POST' })
     t.match(await response.json(), { sent: 1 }, `${order}: the app's server counts only its own client`)
     await theirs.next('app-news')
