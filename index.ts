@@ -10,6 +10,7 @@ import fp from 'fastify-plugin'
 import { stripTokensAhead } from './lib/handshake-token.js'
 import { resolveOptions, type PovRealtimeOptions } from './lib/options.js'
 import { RealtimeHub, type BroadcastResult, type PovRealtimeApi } from './lib/realtime-hub.js'
+import { closeCodeOfFrameError } from './lib/socket-session.js'
 import { registerSocketRoute } from './lib/socket-route.js'
 import { registerTokenRoute } from './lib/token-route.js'
 import { createTokenService } from './lib/tokens.js'
@@ -33,7 +34,7 @@ declare module 'fastify' {
  * so it is not logged as a server error.
  */
 function onSocketError (error: Error & { code?: string }, socket: WebSocket, request: FastifyRequest): void {
-  if (!error.code?.startsWith('WS_ERR_')) request.log.error({ err: error }, 'websocket error')
+  if (closeCodeOfFrameError(error) === undefined) request.log.error({ err: error }, 'websocket error')
   socket.terminate()
 }
 
@@ -62,8 +63,8 @@ const povRealtimePlugin: FastifyPluginAsync<PovRealtimeOptions> = async (fastify
   }
 
   let unstrip: (() => void) | undefined
-  // Routes, JWT namespaces and any cookie/websocket plugin we add live in an encapsulated context of their own,
-  // so they neither clash with nor leak into an app that registered those plugins itself.
+  // Routes, their error handler and the cookie plugin (when we add it) live in an encapsulated context of their own,
+  // so they neither clash with nor leak into an app that registered @fastify/cookie itself.
   await fastify.register(async function povRealtimeRoutes (instance: FastifyInstance) {
     if (!instance.hasRequestDecorator('cookies')) await instance.register(fastifyCookie)
     instance.setErrorHandler((err: FastifyError, request, reply) => {

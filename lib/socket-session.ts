@@ -35,10 +35,16 @@ export interface SessionHost {
 
 const TEXT = { binary: false } as const
 
-/** The close codes ws sends for the frame errors it reports (RFC 6455 §7.4.1). */
+/** The close codes ws sends for the frame errors it reports (RFC 6455 §7.4.1); other `WS_ERR_*` codes: 1002. */
 const wsErrorCloseCodes: Readonly<Record<string, CloseCode>> = {
   WS_ERR_UNSUPPORTED_MESSAGE_LENGTH: CloseCode.MESSAGE_TOO_BIG,
   WS_ERR_INVALID_UTF8: CloseCode.INVALID_PAYLOAD
+}
+
+/** The close code ws sent for a frame it refused (the client's fault), or undefined for any other socket error. */
+export function closeCodeOfFrameError (err: Error & { code?: string }): CloseCode | undefined {
+  if (!err.code?.startsWith('WS_ERR_')) return undefined
+  return wsErrorCloseCodes[err.code] ?? CloseCode.PROTOCOL_ERROR
 }
 
 export class SocketSession implements ActivityReceiver {
@@ -324,7 +330,7 @@ export class SocketSession implements ActivityReceiver {
    * and reports it here: count the close it sent. These are the client's faults, so they are logged at info.
    */
   #onProtocolError (err: Error & { code?: string }): void {
-    const code = wsErrorCloseCodes[err.code ?? ''] ?? (err.code?.startsWith('WS_ERR_') ? CloseCode.PROTOCOL_ERROR : undefined)
+    const code = closeCodeOfFrameError(err)
     if (code === undefined) {
       this.#log.warn({ err }, 'pov-realtime: socket error')
       return
