@@ -96,10 +96,13 @@ const povRealtimePlugin: FastifyPluginAsync<PovRealtimeOptions> = async (fastify
 export const povRealtime = fp(povRealtimePlugin, { fastify: '5.x', name: 'fastify-pov-realtime' })
 export default povRealtime
 
-export type { PovRealtimeOptions, PovRealtimeUser, RateLimitOptions } from './lib/options.js'
+export type { PovRealtimeOptions, PovRealtimeUser, PresenceOptions, RateLimitOptions } from './lib/options.js'
 export { DEFAULTS } from './lib/options.js'
 export type { BroadcastResult, PovRealtimeApi } from './lib/realtime-hub.js'
 export type { PovRealtimeStats } from './lib/stats.js'
-export type { Broker, BrokerEntry, BrokerSink, BrokerStartContext, HistoryOptions, Replay } from './lib/broker.js'
+export type {
+  Broker, BrokerEntry, BrokerSink, BrokerStartContext, HistoryOptions, MemberState, PresenceRelay, PresenceSink,
+  ReadMarkStore, ReadSink, RemoteMember, Replay
+} from './lib/broker.js'
 export * as errors from './lib/errors.js'
 export * from './types/index.js'

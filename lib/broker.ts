@@ -3,6 +3,7 @@
  * The in-process default lives in `in-process-broker.ts`; `createRedisBroker` implements the same interface.
  */
 import type { FastifyBaseLogger } from 'fastify'
+import type { MemberStatus, ReadMark } from '../types/messages.js'
 
 /** One published activity, as the broker hands it back: its cursor and the ready-to-send frame. */
 export interface BrokerEntry {
@@ -55,6 +56,82 @@ export interface BrokerStartContext {
   readonly log: FastifyBaseLogger
 }
 
+/** What one instance says of a member: the combined status of that user's sockets there, and their public `info`. */
+export interface MemberState {
+  readonly status: MemberStatus
+  readonly info: Readonly<Record<string, unknown>>
+}
+
+/** One instance's entry for a member, as {@link PresenceRelay.members} lists them. */
+export interface RemoteMember {
+  /** The instance that holds the member (see {@link PresenceRelay.instanceId}). */
+  readonly origin: string
+  readonly userId: string
+  readonly state: MemberState
+}
+
+/** How a broker hands other instances' presence to the plugin. Never called for this instance's own announcements. */
+export interface PresenceSink {
+  /**
+   * Instance `origin` now holds `userId` on `povId` in `state`, or no longer holds them (`null`: their last socket
+   * there left the PoV, or the instance is gone).
+   */
+  member (povId: string, origin: string, userId: string, state: MemberState | null): void
+  /** `userId`, on instance `origin`, started or stopped typing on `povId`. */
+  typing (povId: string, origin: string, userId: string, typing: boolean): void
+}
+
+/**
+ * The optional part of a broker that carries presence between instances (the `presence` option). The in-process
+ * default has none: one instance holds every member. A broker for several instances must have one for `presence`.
+ *
+ * Delivery: for every PoV this instance watches (between `Broker.watch` and `Broker.unwatch`), the broker calls the
+ * sink for each other instance's member already there (once the PoV is watched, before or soon after `watch`
+ * resolves) and for every later change, in order per origin. When an instance dies without a clean shutdown, its
+ * members are reported gone (`member(..., null)`) within a bounded time the broker documents.
+ */
+export interface PresenceRelay {
+  /** This instance's name among all instances (unique per process start). */
+  readonly instanceId: string
+  /** Called once, after `Broker.start`. */
+  start (sink: PresenceSink): void | Promise<void>
+  /** This instance's state of `userId` on `povId` changed (`null`: none of its sockets watch the PoV any more). */
+  announce (povId: string, userId: string, state: MemberState | null): void
+  /** This instance's `userId` started or stopped typing on `povId`; other instances pass it on to their sockets. */
+  typing (povId: string, userId: string, typing: boolean): void
+  /** Every other instance's members of `povId` now (for `fastify.povRealtime.presence` on a PoV this instance does not watch). */
+  members (povId: string): Promise<RemoteMember[]>
+}
+
+/** How a broker hands moved read marks to the plugin: for marks moved on any instance, this one included. */
+export interface ReadSink {
+  read (povId: string, mark: ReadMark): void
+}
+
+/**
+ * The optional part of a broker that stores read marks (the `readReceipts` option): one mark per user per PoV, a
+ * cursor that only moves forward, kept beyond the history window (and, for a shared store, beyond restarts).
+ */
+export interface ReadMarkStore {
+  /** Called once, after `Broker.start`. */
+  start (sink: ReadSink): void | Promise<void>
+  /**
+   * Moves `userId`'s mark on `povId` to `cursor` if it is newer than the current one. Resolves the new mark (and
+   * hands it to every instance's sink), or `null` when it did not move. Rejects with `POV_REALTIME_INVALID_CURSOR`
+   * when `cursor` is not one of `povId`'s cursors or is newer than its latest activity.
+   */
+  markRead (povId: string, userId: string, cursor: string, readAt: string): Promise<ReadMark | null>
+  /** Every mark on `povId` (users without one are not listed). */
+  reads (povId: string): Promise<ReadMark[]>
+  /** `userId`'s mark on `povId`, or `null`. */
+  markOf (povId: string, userId: string): Promise<ReadMark | null>
+  /**
+   * How many of `povId`'s activities the history holds after `cursor` (all of them for `null`, or for a cursor of
+   * history that is gone); `null` when the plugin's `history` option is off.
+   */
+  unreadAfter (povId: string, cursor: string | null): Promise<number | null>
+}
+
 /**
  * A broker assigns each published activity its cursor, keeps the per-PoV history, and delivers every entry
  * (its own and other instances') to the sink. `replay` must be consistent with delivery: it returns only entries
@@ -76,4 +153,8 @@ export interface Broker {
   replay (povId: string, since: string): Promise<Replay>
   /** Release what the broker opened (never what the app passed in). */
   close (): Promise<void>
+  /** Carries presence between instances; see {@link PresenceRelay}. */
+  readonly presence?: PresenceRelay
+  /** Stores read marks; see {@link ReadMarkStore}. */
+  readonly readMarks?: ReadMarkStore
 }

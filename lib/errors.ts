@@ -36,3 +36,10 @@ export const BadHandshakeError = createError<'POV_REALTIME_BAD_HANDSHAKE', [stri
  */
 export const BrokerUnavailableError = createError<'POV_REALTIME_BROKER_UNAVAILABLE', [string, { cause: unknown }?]>(
   'POV_REALTIME_BROKER_UNAVAILABLE', 'The broker is unavailable: %s', 503)
+
+/**
+ * `fastify.povRealtime.markRead` was given a cursor that is not one of the PoV's (never issued for it, malformed, or
+ * newer than its latest activity).
+ */
+export const InvalidCursorError = createError<'POV_REALTIME_INVALID_CURSOR', [string]>(
+  'POV_REALTIME_INVALID_CURSOR', 'Invalid cursor: %s', 400, TypeError)

@@ -9,7 +9,8 @@ import secureJson from 'secure-json-parse'
 import { ErrorCode } from '../types/wire-constants.js'
 import type { ClientMessage, ErrorMessage } from '../types/messages.js'
 import {
-  AuthMessage, FEATURE_MESSAGE_TYPES, PingMessage, PovId, SubscribeMessage, UnsubscribeMessage
+  AuthMessage, FEATURE_MESSAGE_TYPES, PingMessage, PovId, ReadMessage, ReadsRequest, StatusMessage, SubscribeMessage,
+  TypingMessage, UnsubscribeMessage, type Feature
 } from './protocol-schemas.js'
 
 export type ParsedFrame =
@@ -20,7 +21,11 @@ const validators: ReadonlyMap<string, TypeCheck<TSchema>> = new Map<string, Type
   ['ping', TypeCompiler.Compile(PingMessage)],
   ['subscribe', TypeCompiler.Compile(SubscribeMessage)],
   ['unsubscribe', TypeCompiler.Compile(UnsubscribeMessage)],
-  ['auth', TypeCompiler.Compile(AuthMessage)]
+  ['auth', TypeCompiler.Compile(AuthMessage)],
+  ['status', TypeCompiler.Compile(StatusMessage)],
+  ['typing', TypeCompiler.Compile(TypingMessage)],
+  ['read', TypeCompiler.Compile(ReadMessage)],
+  ['reads', TypeCompiler.Compile(ReadsRequest)]
 ])
 const checkPovId = TypeCompiler.Compile(PovId)
 
@@ -36,7 +41,7 @@ function invalid (message: string, povId?: unknown): ParsedFrame {
  * @param isBinary binary frames are not part of the protocol
  * @param enabledFeatures optional features that are on; messages of the others get `NOT_ENABLED`
  */
-export function parseClientFrame (data: Buffer, isBinary: boolean, enabledFeatures: ReadonlySet<string> = new Set()): ParsedFrame {
+export function parseClientFrame (data: Buffer, isBinary: boolean, enabledFeatures: ReadonlySet<Feature> = new Set()): ParsedFrame {
   if (isBinary) return invalid('binary frames are not part of the protocol; send JSON text')
   let value: unknown
   try {
@@ -48,15 +53,12 @@ export function parseClientFrame (data: Buffer, isBinary: boolean, enabledFeatur
   const { type, povId } = value as { type?: unknown, povId?: unknown }
   if (typeof type !== 'string') return invalid("missing 'type'")
   const validator = validators.get(type)
-  if (!validator) {
-    if (Object.hasOwn(FEATURE_MESSAGE_TYPES, type) && !enabledFeatures.has(FEATURE_MESSAGE_TYPES[type]!)) {
-      const error: ErrorMessage = {
-        type: 'error', code: ErrorCode.NOT_ENABLED, message: `'${type}' needs the ${FEATURE_MESSAGE_TYPES[type]} option, which is off`
-      }
-      if (checkPovId.Check(povId)) error.povId = povId
-      return { ok: false, error }
-    }
-    return invalid('unknown message type')
+  if (!validator) return invalid('unknown message type')
+  const feature = Object.hasOwn(FEATURE_MESSAGE_TYPES, type) ? FEATURE_MESSAGE_TYPES[type]! : undefined
+  if (feature !== undefined && !enabledFeatures.has(feature)) {
+    const error: ErrorMessage = { type: 'error', code: ErrorCode.NOT_ENABLED, message: `'${type}' needs the ${feature} option, which is off` }
+    if (checkPovId.Check(povId)) error.povId = povId
+    return { ok: false, error }
   }
   if (!validator.Check(value)) {
     const first = validator.Errors(value).First()

@@ -20,6 +20,17 @@ export interface RateLimitOptions {
   timeWindow: number
 }
 
+/** The `presence` option's settings. */
+export interface PresenceOptions {
+  /**
+   * The public face of a member: the small JSON object every watcher of the same PoV sees as the member's `info`.
+   * Called once per socket, when it first subscribes. Default: `{}` (nothing about the user is broadcast but the id).
+   */
+  info?: (user: PovRealtimeUser) => Record<string, unknown> | Promise<Record<string, unknown>>
+  /** Milliseconds of silence after a user's last `typing: true` before `typing: false` goes out by itself. Default 5000. */
+  typingTimeout?: number
+}
+
 export interface PovRealtimeOptions {
   /** Required: the secret that signs the app's `accessToken` cookie JWTs (and the WebSocket tokens). */
   secret: string
@@ -51,10 +62,16 @@ export interface PovRealtimeOptions {
   history?: Partial<HistoryOptions> | false
   /** Where activities travel between instances. Default: in-process (one instance). */
   broker?: Broker
-  /** Not available yet: presence arrives in a later release. */
-  presence?: false
-  /** Not available yet: read receipts arrive in a later release. */
-  readReceipts?: false
+  /** Who watches each PoV, their activity status, and typing indicators: `true` or settings. Default `false`. */
+  presence?: boolean | PresenceOptions
+  /** Per-user read marks per PoV, unread counts and `read` events. Default `false`. */
+  readReceipts?: boolean
+}
+
+/** The `presence` option with its defaults filled in. */
+export interface ResolvedPresenceOptions {
+  readonly info: (user: PovRealtimeUser) => Record<string, unknown> | Promise<Record<string, unknown>>
+  readonly typingTimeout: number
 }
 
 /** The options with every default filled in and every value checked. */
@@ -74,6 +91,8 @@ export interface ResolvedOptions {
   readonly maxBufferedBytes: number
   readonly history: HistoryOptions | false
   readonly broker: Broker | undefined
+  readonly presence: ResolvedPresenceOptions | false
+  readonly readReceipts: boolean
 }
 
 export const DEFAULTS = {
@@ -86,8 +105,11 @@ export const DEFAULTS = {
   maxSubscriptions: 100,
   rateLimit: { max: 200, timeWindow: 10_000 },
   maxBufferedBytes: 1024 * 1024,
-  history: { size: 100, ttl: 10 * 60_000 }
+  history: { size: 100, ttl: 10 * 60_000 },
+  presence: { typingTimeout: 5000 }
 } as const
+
+const noPublicInfo = (): Record<string, unknown> => ({})
 
 /** The longest delay a Node timer takes; a token may outlive it. */
 export const MAX_TIMER_DELAY = 2 ** 31 - 1
@@ -149,6 +171,22 @@ function history (value: PovRealtimeOptions['history']): HistoryOptions | false 
   return { size: positiveInteger('history.size', size), ttl: positiveInteger('history.ttl', ttl) }
 }
 
+function presence (value: PovRealtimeOptions['presence']): ResolvedPresenceOptions | false {
+  if (value === undefined || value === false) return false
+  if (value !== true && !isPlainObject(value)) fail('presence must be true, false or { info, typingTimeout }')
+  const settings: PresenceOptions = value === true ? {} : value
+  const { info = noPublicInfo, typingTimeout = DEFAULTS.presence.typingTimeout } = settings
+  return {
+    info: optionalFunction('presence.info', info),
+    typingTimeout: positiveInteger('presence.typingTimeout', typingTimeout)
+  }
+}
+
+function readReceipts (value: unknown): boolean {
+  if (value !== undefined && typeof value !== 'boolean') fail('readReceipts must be true or false')
+  return value === true
+}
+
 function broker (value: unknown): Broker | undefined {
   if (value === undefined) return undefined
   if (!isPlainObject(value)) fail('broker must be a broker object such as createRedisBroker(...)')
@@ -175,6 +213,7 @@ export function resolveOptions (options: PovRealtimeOptions): ResolvedOptions {
   } = options
   if (typeof secret !== 'string' || secret.length === 0) fail('secret is required: a non-empty string')
   if (typeof cookieName !== 'string' || cookieName.length === 0) fail('cookieName must be a non-empty string')
+  // TODO(issues 7 and 8): lifted as each feature lands.
   for (const feature of ['presence', 'readReceipts'] as const) {
     if (options[feature] !== undefined && options[feature] !== false) {
       fail(`${feature} is not available in this version yet; leave it unset or false`)
@@ -195,7 +234,9 @@ export function resolveOptions (options: PovRealtimeOptions): ResolvedOptions {
     rateLimit: rateLimit(options.rateLimit),
     maxBufferedBytes: positiveInteger('maxBufferedBytes', maxBufferedBytes),
     history: history(options.history),
-    broker: broker(options.broker)
+    broker: broker(options.broker),
+    presence: presence(options.presence),
+    readReceipts: readReceipts(options.readReceipts)
   }
   if (resolved.tokenRoute === resolved.wsRoute) fail('tokenRoute and wsRoute must differ')
   return resolved

@@ -13,6 +13,7 @@ import type { Broker, BrokerEntry } from './broker.js'
 import { SHUTDOWN_GRACE_MS } from './constants.js'
 import { ClosedError } from './errors.js'
 import { InProcessBroker } from './in-process-broker.js'
+import type { Feature } from './protocol-schemas.js'
 import type { ResolvedOptions } from './options.js'
 import { SocketSession, type SessionHost } from './socket-session.js'
 import { StatsCounters, type PovRealtimeStats } from './stats.js'
@@ -37,7 +38,7 @@ export class RealtimeHub implements SessionHost {
   readonly options: ResolvedOptions
   readonly stats = new StatsCounters()
   readonly broker: Broker
-  readonly enabledFeatures: ReadonlySet<string> = new Set()
+  readonly enabledFeatures: ReadonlySet<Feature>
   readonly #index = new SubscriptionIndex()
   readonly #sessions = new Set<SocketSession>()
   readonly #log: FastifyBaseLogger
@@ -51,6 +52,10 @@ export class RealtimeHub implements SessionHost {
     this.options = options
     this.#log = log
     this.broker = options.broker ?? new InProcessBroker()
+    const features = new Set<Feature>()
+    if (options.presence) features.add('presence')
+    if (options.readReceipts) features.add('readReceipts')
+    this.enabledFeatures = features
   }
 
   get tokens (): TokenService {

@@ -17,6 +17,7 @@ import type { StatsCounters } from './stats.js'
 import { Subscription, type ActivityReceiver } from './subscription-index.js'
 import type { SocketIdentity, TokenService } from './tokens.js'
 import type { Broker } from './broker.js'
+import type { Feature } from './protocol-schemas.js'
 
 /** What a session needs from the hub that owns it. */
 export interface SessionHost {
@@ -24,7 +25,7 @@ export interface SessionHost {
   readonly stats: StatsCounters
   readonly tokens: TokenService
   readonly broker: Broker
-  readonly enabledFeatures: ReadonlySet<string>
+  readonly enabledFeatures: ReadonlySet<Feature>
   /** Adds a live subscription to the index (watching the PoV in the broker if it is the first). */
   watch (subscription: Subscription): Promise<void>
   /** Removes a subscription from the index (unwatching the PoV if it was the last). */
