@@ -17,9 +17,11 @@ export interface ReadMarkFeed {
   countAfter (povId: string, afterSeq: number): number | null
 }
 
+/** A mark as kept: its user is the key it is stored under. */
 interface StoredMark {
   readonly seq: number
-  readonly mark: ReadMark
+  readonly cursor: string
+  readonly readAt: string
 }
 
 export class InProcessReadMarks implements ReadMarkStore {
@@ -65,20 +67,19 @@ export class InProcessReadMarks implements ReadMarkStore {
     this.#byPov.set(povId, marks)
     if (current) marks.delete(userId)
     else this.#count++
-    const mark: ReadMark = { userId, cursor, readAt }
-    marks.set(userId, { seq, mark })
+    marks.set(userId, { seq, cursor, readAt })
     if (this.#count > this.#maxMarks) this.#forgetLeastRecent()
-    this.#sink?.read(povId, mark)
-    return { ...mark }
+    this.#sink?.read(povId, { userId, cursor, readAt })
+    return { userId, cursor, readAt }
   }
 
   async reads (povId: string): Promise<ReadMark[]> {
-    return [...this.#byPov.get(povId)?.values() ?? []].map(({ mark }) => ({ ...mark }))
+    return [...this.#byPov.get(povId) ?? []].map(([userId, { cursor, readAt }]) => ({ userId, cursor, readAt }))
   }
 
   async markOf (povId: string, userId: string): Promise<ReadMark | null> {
     const stored = this.#byPov.get(povId)?.get(userId)
-    return stored ? { ...stored.mark } : null
+    return stored ? { userId, cursor: stored.cursor, readAt: stored.readAt } : null
   }
 
   async unreadAfter (povId: string, cursor: string | null): Promise<number | null> {

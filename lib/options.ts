@@ -64,7 +64,10 @@ export interface PovRealtimeOptions {
   broker?: Broker
   /** Who watches each PoV, their activity status, and typing indicators: `true` or settings. Default `false`. */
   presence?: boolean | PresenceOptions
-  /** Per-user read marks per PoV, unread counts and `read` events. Default `false`. */
+  /**
+   * Per-user read marks per PoV, unread counts and `read` events. Default `false`. Needs a broker that stores read
+   * marks: the default one does, and so does `createRedisBroker`.
+   */
   readReceipts?: boolean
 }
 

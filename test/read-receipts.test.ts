@@ -6,7 +6,7 @@
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { InProcessBroker } from '../lib/in-process-broker.js'
-import { READ_EVENT_COALESCE_MS } from '../lib/constants.js'
+import { MAX_READS_PER_ANSWER, READ_EVENT_COALESCE_MS } from '../lib/constants.js'
 import type { Message, TestClient } from './helpers/client.js'
 import { activity, sleep, startServer, waitFor } from './helpers/server.js'
 
@@ -161,6 +161,20 @@ t.test('reads answers every user\'s mark on the PoV, and only users who have one
   ])
   t.equal(reads.length, 2, 'u3, who has no mark, is not listed')
   t.same(Object.keys(reads[0]!).sort(), ['cursor', 'readAt', 'userId'])
+})
+
+t.test('a reads answer lists at most MAX_READS_PER_ANSWER marks, the most recent; the server function lists all', async (t) => {
+  const server = await startServer(t, { readReceipts: true })
+  const [cursor] = await publish(server.app, 'crowded', 1)
+  await server.app.povRealtime.markRead('earliest', 'crowded', cursor!)
+  await sleep(5) // so that every later mark has a later readAt
+  for (let i = 0; i < MAX_READS_PER_ANSWER; i++) await server.app.povRealtime.markRead(`reader-${i}`, 'crowded', cursor!)
+  const client = await server.connect()
+  await client.subscribe('crowded')
+  const { reads } = await client.request({ type: 'reads', povId: 'crowded' }, 'reads') as unknown as { reads: Array<{ userId: string }> }
+  t.equal(reads.length, MAX_READS_PER_ANSWER)
+  t.notOk(reads.some((mark) => mark.userId === 'earliest'), 'the oldest mark is the one left out')
+  t.equal((await server.app.povRealtime.reads('crowded')).length, MAX_READS_PER_ANSWER + 1)
 })
 
 t.test('subscribed carries readCursor and unread: the whole window without a mark, what follows the mark with one', async (t) => {
