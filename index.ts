@@ -18,7 +18,7 @@ import type { ActivityInput } from './types/activity.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** This instance's live state: `stats()`. */
+    /** This instance's live state: `stats()`, and the read-receipt functions (`markRead`, `reads`, `unreadCounts`). */
     povRealtime: PovRealtimeApi
     /**
      * Publishes an activity to every subscriber of its PoV. Rejects (never throws synchronously) with
@@ -47,7 +47,12 @@ const povRealtimePlugin: FastifyPluginAsync<PovRealtimeOptions> = async (fastify
     fastify.log.warn(`pov-realtime: the secret is shorter than ${RECOMMENDED_SECRET_LENGTH} characters; HS256 wants 256 random bits`)
   }
   const hub = new RealtimeHub(options, fastify.log)
-  fastify.decorate('povRealtime', { stats: () => hub.snapshot() } satisfies PovRealtimeApi)
+  fastify.decorate('povRealtime', {
+    stats: () => hub.snapshot(),
+    markRead: async (userId, povId, cursor) => await hub.requireReadReceipts('markRead').markRead(userId, povId, cursor),
+    reads: async (povId) => await hub.requireReadReceipts('reads').reads(povId),
+    unreadCounts: async (userId, povIds) => await hub.requireReadReceipts('unreadCounts').unreadCounts(userId, povIds)
+  } satisfies PovRealtimeApi)
   fastify.decorate('broadcastActivity', (activity: ActivityInput) => hub.broadcast(activity))
 
   // Our sockets get their 1001 before @fastify/websocket's own preClose closes its clients without a code.
@@ -99,6 +104,7 @@ export default povRealtime
 export type { PovRealtimeOptions, PovRealtimeUser, PresenceOptions, RateLimitOptions } from './lib/options.js'
 export { DEFAULTS } from './lib/options.js'
 export type { BroadcastResult, PovRealtimeApi } from './lib/realtime-hub.js'
+export type { ReadState } from './lib/read-receipts.js'
 export type { PovRealtimeStats } from './lib/stats.js'
 export type {
   Broker, BrokerEntry, BrokerSink, BrokerStartContext, HistoryOptions, MemberState, PresenceRelay, PresenceSink,

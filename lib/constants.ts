@@ -8,3 +8,22 @@ export const SHUTDOWN_GRACE_MS = 1000
 
 /** Live activities held for one resuming subscription while its replay is read; more means a too-slow resume. */
 export const MAX_PENDING_DURING_REPLAY = 10_000
+
+/**
+ * Read marks the in-process broker keeps in all (one per user per PoV; about 120 bytes of heap each, measured, plus
+ * the user id: some 120 MB at the bound); beyond it the least recently moved mark of the least recently marked PoV is
+ * forgotten.
+ */
+export const MAX_IN_PROCESS_READ_MARKS = 1_000_000
+
+/**
+ * How long moved read marks are gathered before their `read` events go out (per PoV, per user only the newest mark),
+ * so that a busy PoV where everyone reads each activity does not flood its subscribers.
+ */
+export const READ_EVENT_COALESCE_MS = 50
+
+/** Marks one `reads` answer lists at most: the most recent ones. */
+export const MAX_READS_PER_ANSWER = 1000
+
+/** PoVs one `fastify.povRealtime.unreadCounts` call may ask about. */
+export const MAX_UNREAD_COUNTS_POVS = 1000

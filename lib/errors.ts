@@ -43,3 +43,11 @@ export const BrokerUnavailableError = createError<'POV_REALTIME_BROKER_UNAVAILAB
  */
 export const InvalidCursorError = createError<'POV_REALTIME_INVALID_CURSOR', [string]>(
   'POV_REALTIME_INVALID_CURSOR', 'Invalid cursor: %s', 400, TypeError)
+
+/** A `fastify.povRealtime` function was given a malformed argument (a PoV id, a user id, a list). */
+export const InvalidArgumentError = createError<'POV_REALTIME_INVALID_ARGUMENT', [string]>(
+  'POV_REALTIME_INVALID_ARGUMENT', 'Invalid argument: %s', 400, TypeError)
+
+/** A `fastify.povRealtime` function of an optional feature whose option is off (for example `markRead` without `readReceipts`). */
+export const NotEnabledError = createError<'POV_REALTIME_NOT_ENABLED', [string, string]>(
+  'POV_REALTIME_NOT_ENABLED', '%s needs the %s option, which is off', 500)

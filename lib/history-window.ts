@@ -67,6 +67,15 @@ export class HistoryWindow {
     return { recovered: true, entries: firstAfter === -1 ? [] : pov.entries.slice(firstAfter) }
   }
 
+  /** How many entries of `povId` the window holds with a seq above `afterSeq` (0 for a PoV it holds nothing of). */
+  countAfter (povId: string, afterSeq: number, now = Date.now()): number {
+    const pov = this.#povs.get(povId)
+    if (!pov) return 0
+    this.#prune(pov, now)
+    const firstAfter = pov.entries.findIndex((entry) => entry.seq > afterSeq)
+    return firstAfter === -1 ? 0 : pov.entries.length - firstAfter
+  }
+
   close (): void {
     clearInterval(this.#sweepTimer)
     this.#povs.clear()

@@ -3,7 +3,7 @@
  */
 import { parse as parseDuration } from '@lukeed/ms'
 import type { FastifyRequest } from 'fastify'
-import type { Broker, HistoryOptions } from './broker.js'
+import type { Broker, HistoryOptions, ReadMarkStore } from './broker.js'
 import { InvalidOptionError } from './errors.js'
 
 /** Who a socket belongs to: what the access cookie says, carried in the WebSocket token. */
@@ -64,7 +64,10 @@ export interface PovRealtimeOptions {
   broker?: Broker
   /** Who watches each PoV, their activity status, and typing indicators: `true` or settings. Default `false`. */
   presence?: boolean | PresenceOptions
-  /** Per-user read marks per PoV, unread counts and `read` events. Default `false`. */
+  /**
+   * Per-user read marks per PoV, unread counts and `read` events. Default `false`. Needs a broker that stores read
+   * marks: the default one does, and so does `createRedisBroker`.
+   */
   readReceipts?: boolean
 }
 
@@ -197,6 +200,12 @@ function broker (value: unknown): Broker | undefined {
   return value as unknown as Broker
 }
 
+function isReadMarkStore (value: unknown): boolean {
+  if (!isPlainObject(value)) return false
+  const store = value as Partial<Record<keyof ReadMarkStore, unknown>>
+  return (['start', 'markRead', 'reads', 'markOf', 'unreadAfter'] as const).every((method) => typeof store[method] === 'function')
+}
+
 /** Checks the options once, at registration, and fills in the defaults. Throws `POV_REALTIME_INVALID_OPTION`. */
 export function resolveOptions (options: PovRealtimeOptions): ResolvedOptions {
   if (options === null || typeof options !== 'object') fail('options must be an object with at least { secret }')
@@ -213,8 +222,8 @@ export function resolveOptions (options: PovRealtimeOptions): ResolvedOptions {
   } = options
   if (typeof secret !== 'string' || secret.length === 0) fail('secret is required: a non-empty string')
   if (typeof cookieName !== 'string' || cookieName.length === 0) fail('cookieName must be a non-empty string')
-  // TODO(issues 7 and 8): lifted as each feature lands.
-  for (const feature of ['presence', 'readReceipts'] as const) {
+  // TODO(issue 7): lifted when presence lands.
+  for (const feature of ['presence'] as const) {
     if (options[feature] !== undefined && options[feature] !== false) {
       fail(`${feature} is not available in this version yet; leave it unset or false`)
     }
@@ -239,5 +248,8 @@ export function resolveOptions (options: PovRealtimeOptions): ResolvedOptions {
     readReceipts: readReceipts(options.readReceipts)
   }
   if (resolved.tokenRoute === resolved.wsRoute) fail('tokenRoute and wsRoute must differ')
+  if (resolved.readReceipts && resolved.broker && !isReadMarkStore(resolved.broker.readMarks)) {
+    fail('readReceipts needs a broker that stores read marks (a readMarks store, as createRedisBroker has); this broker has none')
+  }
   return resolved
 }

@@ -11,10 +11,12 @@ import type { ActivityInput } from '../types/activity.js'
 import { serializeActivity } from './activity-validator.js'
 import type { Broker, BrokerEntry } from './broker.js'
 import { SHUTDOWN_GRACE_MS } from './constants.js'
-import { ClosedError } from './errors.js'
+import { ClosedError, NotEnabledError } from './errors.js'
 import { InProcessBroker } from './in-process-broker.js'
 import type { Feature } from './protocol-schemas.js'
 import type { ResolvedOptions } from './options.js'
+import { ReadReceipts, type ReadState } from './read-receipts.js'
+import type { ReadMark } from '../types/messages.js'
 import { SocketSession, type SessionHost } from './socket-session.js'
 import { StatsCounters, type PovRealtimeStats } from './stats.js'
 import { SubscriptionIndex, type Subscription } from './subscription-index.js'
@@ -32,6 +34,20 @@ export interface BroadcastResult {
 export interface PovRealtimeApi {
   /** This instance's counters, synchronously. */
   stats (): PovRealtimeStats
+  /**
+   * `readReceipts`: moves `userId`'s read mark on `povId` forward to `cursor` (for example when the user opened an
+   * activity from an e-mail); the PoV's subscribers get a `read` event. Resolves `true` when the mark moved, `false`
+   * when it was already there or further; rejects with `POV_REALTIME_INVALID_CURSOR` when `cursor` is not one of the
+   * PoV's cursors.
+   */
+  markRead (userId: string, povId: string, cursor: string): Promise<boolean>
+  /** `readReceipts`: every user's mark on `povId` (users without one are not listed). */
+  reads (povId: string): Promise<ReadMark[]>
+  /**
+   * `readReceipts`: `userId`'s `{ readCursor, unread }` on each PoV of `povIds` (at most 1000), for a sidebar of unread
+   * badges without a subscription per PoV. Not checked with `authorizeSubscription`: pass only PoVs the user may see.
+   */
+  unreadCounts (userId: string, povIds: readonly string[]): Promise<Record<string, ReadState>>
 }
 
 export class RealtimeHub implements SessionHost {
@@ -39,6 +55,8 @@ export class RealtimeHub implements SessionHost {
   readonly stats = new StatsCounters()
   readonly broker: Broker
   readonly enabledFeatures: ReadonlySet<Feature>
+  /** The read receipts, when `readReceipts` is on. */
+  readonly readReceipts: ReadReceipts | undefined
   readonly #index = new SubscriptionIndex()
   readonly #sessions = new Set<SocketSession>()
   readonly #log: FastifyBaseLogger
@@ -56,6 +74,10 @@ export class RealtimeHub implements SessionHost {
     if (options.presence) features.add('presence')
     if (options.readReceipts) features.add('readReceipts')
     this.enabledFeatures = features
+    // The options check guarantees a store when the feature is on.
+    this.readReceipts = options.readReceipts
+      ? new ReadReceipts(this.broker.readMarks!, (povId, payload) => this.#index.sendToAll(povId, payload))
+      : undefined
   }
 
   get tokens (): TokenService {
@@ -80,6 +102,7 @@ export class RealtimeHub implements SessionHost {
       history: this.options.history,
       log: this.#log
     })
+    await this.readReceipts?.start()
     this.#heartbeatTimer = setInterval(() => {
       for (const session of this.#sessions) session.heartbeat()
     }, this.options.heartbeatInterval).unref()
@@ -92,6 +115,12 @@ export class RealtimeHub implements SessionHost {
     const result = await this.broker.publish(povId, json)
     this.stats.broadcasts++
     return result
+  }
+
+  /** The read receipts, or a rejection naming the option when it is off. */
+  requireReadReceipts (caller: string): ReadReceipts {
+    if (!this.readReceipts) throw new NotEnabledError(`fastify.povRealtime.${caller}`, 'readReceipts')
+    return this.readReceipts
   }
 
   /** A socket passed the upgrade's checks. */
@@ -143,8 +172,9 @@ export class RealtimeHub implements SessionHost {
     for (const session of this.#sessions) session.terminate()
   }
 
-  /** `onClose`: releases the broker. */
+  /** `onClose`: stops the read events and releases the broker. */
   async closeBroker (): Promise<void> {
+    this.readReceipts?.close()
     await this.broker.close()
   }
 }

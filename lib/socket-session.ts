@@ -7,7 +7,7 @@ import type { Duplex } from 'node:stream'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
 import { CloseCode, ErrorCode } from '../types/wire-constants.js'
-import type { ClientMessage, ErrorMessage, ServerMessage, SubscribeMessage } from '../types/messages.js'
+import type { ClientMessage, ErrorMessage, ReadMessage, ServerMessage, SubscribeMessage } from '../types/messages.js'
 import { wireFrameOf } from './activity-frame.js'
 import { INVALID_MESSAGE_STREAK_LIMIT } from './constants.js'
 import { parseClientFrame } from './message-parser.js'
@@ -16,8 +16,9 @@ import { MessageRateLimiter } from './rate-limiter.js'
 import type { StatsCounters } from './stats.js'
 import { Subscription, type ActivityReceiver } from './subscription-index.js'
 import type { SocketIdentity, TokenService } from './tokens.js'
-import type { Broker } from './broker.js'
+import type { Broker, Replay } from './broker.js'
 import type { Feature } from './protocol-schemas.js'
+import type { ReadReceipts, ReadState } from './read-receipts.js'
 
 /** What a session needs from the hub that owns it. */
 export interface SessionHost {
@@ -26,6 +27,8 @@ export interface SessionHost {
   readonly tokens: TokenService
   readonly broker: Broker
   readonly enabledFeatures: ReadonlySet<Feature>
+  /** The read receipts, when `readReceipts` is on. */
+  readonly readReceipts: ReadReceipts | undefined
   /** Adds a live subscription to the index (watching the PoV in the broker if it is the first). */
   watch (subscription: Subscription): Promise<void>
   /** Removes a subscription from the index (unwatching the PoV if it was the last). */
@@ -102,6 +105,13 @@ export class SocketSession implements ActivityReceiver {
     this.#host.stats.deliveries++
     if (ws.bufferedAmount > this.#host.options.maxBufferedBytes) this.closeSlowConsumer()
     return true
+  }
+
+  /** Writes one serialized server message (shared by its recipients); closes a slow consumer like `sendActivity`. */
+  sendMessage (payload: Buffer): void {
+    if (this.#closed) return
+    this.#ws.send(payload, TEXT)
+    if (this.#ws.bufferedAmount > this.#host.options.maxBufferedBytes) this.closeSlowConsumer()
   }
 
   /** Closes with 4008: the client cannot keep up. */
@@ -207,13 +217,17 @@ export class SocketSession implements ActivityReceiver {
       case 'auth':
         this.#reauthenticate(message.token)
         return undefined
+      case 'read':
+        return this.#markRead(message)
+      case 'reads':
+        return this.#sendReads(message.povId)
     }
   }
 
   async #subscribe ({ povId, since }: SubscribeMessage): Promise<void> {
     if (this.#subscriptions.has(povId)) {
       // Idempotent: still one subscription, still one copy of each activity.
-      this.#send({ type: 'subscribed', povId })
+      this.#send({ type: 'subscribed', povId, ...await this.#readState(povId) })
       return
     }
     if (this.#subscriptions.size >= this.#host.options.maxSubscriptions) {
@@ -227,15 +241,16 @@ export class SocketSession implements ActivityReceiver {
     }
     if (this.#closed) return
     const subscription = new Subscription(this, povId)
-    if (since !== undefined) subscription.pending = []
+    // Live entries wait while the replay or the read state is fetched, so that they follow `subscribed`.
+    if (since !== undefined || this.#host.readReceipts) subscription.pending = []
     this.#subscriptions.set(povId, subscription)
     await this.#host.watch(subscription)
     if (this.#closed) return
-    if (since === undefined) {
+    if (subscription.pending === null) {
       this.#send({ type: 'subscribed', povId })
       return
     }
-    await this.#resume(subscription, since)
+    await this.#answerHeld(subscription, since)
   }
 
   async #mayWatch (povId: string): Promise<boolean> {
@@ -250,28 +265,82 @@ export class SocketSession implements ActivityReceiver {
     }
   }
 
-  /** Replays what the client missed after `since`, then the live entries that arrived meanwhile, each once. */
-  async #resume (subscription: Subscription, since: string): Promise<void> {
+  /**
+   * Answers a subscription whose live entries are held: the activities the client missed after `since` (when it
+   * resumes), then `subscribed` (with the read state when read receipts are on), then the live entries that arrived
+   * meanwhile, each once.
+   */
+  async #answerHeld (subscription: Subscription, since: string | undefined): Promise<void> {
     const { povId } = subscription
-    let replay
-    try {
-      replay = await this.#host.broker.replay(povId, since)
-    } catch (err) {
-      this.#log.warn({ err, povId }, 'pov-realtime: history unavailable; answering recovered: false')
-      replay = { recovered: false, entries: [] }
-    }
+    const replay = since === undefined ? undefined : await this.#replay(povId, since)
+    const readState = await this.#readState(povId)
     if (this.#closed || this.#subscriptions.get(povId) !== subscription) return
     const sent = new Set<string>()
-    for (const entry of replay.entries) {
+    for (const entry of replay?.entries ?? []) {
       this.sendActivity(entry.frame)
       sent.add(entry.cursor)
     }
-    this.#send({ type: 'subscribed', povId, recovered: replay.recovered })
+    this.#send({ type: 'subscribed', povId, ...(replay && { recovered: replay.recovered }), ...readState })
     const pending = subscription.pending ?? []
     subscription.pending = null
     for (const entry of pending) {
-      if (!sent.has(entry.cursor) && !replay.held?.(entry.cursor)) this.sendActivity(entry.frame)
+      if (!sent.has(entry.cursor) && !replay?.held?.(entry.cursor)) this.sendActivity(entry.frame)
     }
+  }
+
+  async #replay (povId: string, since: string): Promise<Replay> {
+    try {
+      return await this.#host.broker.replay(povId, since)
+    } catch (err) {
+      this.#log.warn({ err, povId }, 'pov-realtime: history unavailable; answering recovered: false')
+      return { recovered: false, entries: [] }
+    }
+  }
+
+  /** The user's read state on `povId` for `subscribed`: none when read receipts are off or their store failed. */
+  async #readState (povId: string): Promise<Partial<ReadState>> {
+    const receipts = this.#host.readReceipts
+    if (!receipts) return {}
+    try {
+      return await receipts.stateOf(povId, this.#user.userId)
+    } catch (err) {
+      this.#log.warn({ err, povId }, 'pov-realtime: read marks unavailable; subscribed goes without the read state')
+      return {}
+    }
+  }
+
+  /** `read`: its answer is the `read` event that every subscriber gets, this socket included (none for an older cursor). */
+  async #markRead ({ povId, cursor }: ReadMessage): Promise<void> {
+    const receipts = this.#receiptsOfWatched(povId, 'read')
+    if (!receipts) return
+    try {
+      await receipts.markRead(this.#user.userId, povId, cursor)
+    } catch (err) {
+      if ((err as { code?: unknown }).code === 'POV_REALTIME_INVALID_CURSOR') {
+        return this.#sendError(ErrorCode.INVALID_MESSAGE, "'cursor' is not one of this PoV's cursors", povId)
+      }
+      this.#log.warn({ err, povId }, 'pov-realtime: read marks unavailable; a read mark was not recorded')
+    }
+  }
+
+  async #sendReads (povId: string): Promise<void> {
+    const receipts = this.#receiptsOfWatched(povId, 'reads')
+    if (!receipts) return
+    try {
+      this.#send({ type: 'reads', povId, reads: await receipts.recentReads(povId) })
+    } catch (err) {
+      this.#log.warn({ err, povId }, 'pov-realtime: read marks unavailable; a reads request went unanswered')
+    }
+  }
+
+  /**
+   * The read receipts, for a PoV this socket watches; otherwise `INVALID_MESSAGE`, so that a socket that may not
+   * watch a PoV learns nothing of its marks. (The parser already answered `NOT_ENABLED` while the option is off.)
+   */
+  #receiptsOfWatched (povId: string, type: 'read' | 'reads'): ReadReceipts | undefined {
+    if (this.#subscriptions.get(povId)) return this.#host.readReceipts
+    this.#sendError(ErrorCode.INVALID_MESSAGE, `subscribe to this PoV before sending '${type}'`, povId)
+    return undefined
   }
 
   #unsubscribe (povId: string): void {

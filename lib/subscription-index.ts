@@ -14,6 +14,8 @@ export interface ActivityReceiver {
   closeSlowConsumer (): void
   /** Its feed of a PoV has a gap no replay can fill: close it so that the client resumes and learns of the gap. */
   closeInterrupted (): void
+  /** Writes one serialized server message other than an activity (shared by every recipient). */
+  sendMessage (payload: Buffer): void
 }
 
 /** One socket watching one PoV. */
@@ -75,6 +77,11 @@ export class SubscriptionIndex {
       if (subscription.deliver(entry, wire)) written++
     }
     return written
+  }
+
+  /** Writes one serialized server message to every subscriber of `povId` (resuming ones included). */
+  sendToAll (povId: string, payload: Buffer): void {
+    for (const subscription of this.#byPov.get(povId) ?? []) subscription.receiver.sendMessage(payload)
   }
 
   /** The feed of `povId` has a gap: every subscriber's socket is closed, so that each resumes and is told. */

@@ -11,6 +11,7 @@
 import { TypeCompiler } from '@sinclair/typebox/compiler'
 import fc from 'fast-check'
 import t, { type Test } from 'tap'
+import type { PovRealtimeOptions } from '../index.js'
 import { ServerMessage } from '../lib/protocol-schemas.js'
 import { CloseCode } from '../types/wire-constants.js'
 import type { Closed, Message, TestClient } from './helpers/client.js'
@@ -86,9 +87,12 @@ class FuzzSession {
   }
 }
 
-/** Runs `property` over `arbitrary` against a fresh server, then checks what every property must leave true. */
-async function fuzz (tt: Test, arbitrary: fc.Arbitrary<FuzzFrame>): Promise<void> {
-  const server = await startServer(tt, { rateLimit: false })
+/**
+ * Runs `property` over `arbitrary` against a fresh server (with `options` on top of `rateLimit: false`), then checks
+ * what every property must leave true.
+ */
+async function fuzz (tt: Test, arbitrary: fc.Arbitrary<FuzzFrame>, options: Partial<PovRealtimeOptions> = {}): Promise<void> {
+  const server = await startServer(tt, { rateLimit: false, ...options })
   const session = new FuzzSession(server)
   const objectKeys = Object.getOwnPropertyNames(Object.prototype).sort()
   const arrayKeys = Object.getOwnPropertyNames(Array.prototype).sort()
@@ -158,7 +162,7 @@ const hostileValue: fc.Arbitrary<string> = fc.oneof(
   fc.array(fc.tuple(hostileKey, fc.jsonValue({ maxDepth: 2 }).map(json)), { maxLength: 3 }).map(objectText)
 )
 
-const MESSAGE_TYPES = ['ping', 'subscribe', 'unsubscribe', 'auth', 'status', 'typing', 'read'] as const
+const MESSAGE_TYPES = ['ping', 'subscribe', 'unsubscribe', 'auth', 'status', 'typing', 'read', 'reads'] as const
 const FIELDS = ['povId', 'since', 'token', 'status', 'typing', 'cursor', 'userId'] as const
 
 /** A message of a known type whose fields (and extra keys) are hostile. */
@@ -177,6 +181,10 @@ t.test('random JSON values get protocol answers or a documented close', async (t
 
 t.test('valid-shaped messages with hostile fields get protocol answers or a documented close', async (tt) => {
   await fuzz(tt, hostileMessage)
+})
+
+t.test('with readReceipts on, valid-shaped messages with hostile fields get protocol answers or a documented close', async (tt) => {
+  await fuzz(tt, hostileMessage, { readReceipts: true })
 })
 
 t.test('frames with any opcode (reserved ones included) and payload get protocol answers or a documented close', async (tt) => {

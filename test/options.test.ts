@@ -33,6 +33,14 @@ const completeBroker = {
   async close () {}
 }
 
+const completeReadMarks = {
+  start () {},
+  async markRead () { return null },
+  async reads () { return [] },
+  async markOf () { return null },
+  async unreadAfter () { return null }
+}
+
 /** Malformed options, each with the option name its error must mention. */
 const malformed: Array<[what: string, options: Record<string, unknown>, names: string]> = [
   ['no secret', { secret: undefined }, 'secret'],
@@ -72,7 +80,10 @@ const malformed: Array<[what: string, options: Record<string, unknown>, names: s
   ['authorizeSubscription that is not a function', { authorizeSubscription: true }, 'authorizeSubscription'],
   ['presence: true (not available yet)', { presence: true }, 'presence'],
   ['presence options (not available yet)', { presence: { typingTimeout: 1000 } }, 'presence'],
-  ['readReceipts: true (not available yet)', { readReceipts: true }, 'readReceipts']
+  ['readReceipts as a string', { readReceipts: 'yes' }, 'readReceipts'],
+  ['readReceipts with a broker that stores no read marks', { readReceipts: true, broker: completeBroker }, 'readReceipts'],
+  ['readReceipts with a broker whose readMarks lacks unreadAfter()',
+    { readReceipts: true, broker: { ...completeBroker, readMarks: { ...completeReadMarks, unreadAfter: undefined } } }, 'readReceipts']
 ]
 
 t.test('malformed options fail registration with POV_REALTIME_INVALID_OPTION naming the option', async (t) => {
@@ -111,6 +122,9 @@ t.test('well-formed options register', async (t) => {
     readReceipts: false
   }), undefined)
   t.equal(await registrationError({ rateLimit: false, history: false, tokenExpiresIn: '15m', allowedOrigins: [] }), undefined)
+  t.equal(await registrationError({ readReceipts: true }), undefined, 'read receipts with the default broker')
+  t.equal(await registrationError({ readReceipts: true, broker: { ...completeBroker, readMarks: completeReadMarks } }), undefined,
+    'read receipts with a broker that stores read marks')
 })
 
 t.test('a custom cookieName is the cookie the token route reads', async (t) => {

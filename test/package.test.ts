@@ -29,7 +29,8 @@ t.test('the built package imports by its name from plain Node, as an app would',
     decorated: true,
     closeCode: 4002,
     errorCode: 'SUBSCRIPTION_LIMIT',
-    errorNames: ['BadHandshakeError', 'BrokerUnavailableError', 'ClosedError', 'ForbiddenOriginError', 'InvalidActivityError', 'InvalidOptionError', 'UnauthorizedError']
+    errorNames: ['BadHandshakeError', 'BrokerUnavailableError', 'ClosedError', 'ForbiddenOriginError', 'InvalidActivityError',
+      'InvalidArgumentError', 'InvalidCursorError', 'InvalidOptionError', 'NotEnabledError', 'UnauthorizedError']
   })
 })
 

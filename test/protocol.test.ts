@@ -241,6 +241,19 @@ t.test('status, typing, read and reads are NOT_ENABLED while their features are 
   t.equal(server.app.povRealtime.stats().rejected.NOT_ENABLED, 4)
 })
 
+t.test('with readReceipts on, read and reads are handled while status and typing stay NOT_ENABLED', async (t) => {
+  const server = await startServer(t, { readReceipts: true })
+  const { cursor } = await server.app.broadcastActivity(activity('p1'))
+  const client = await server.connect()
+  t.same(await client.subscribe('p1'), { type: 'subscribed', povId: 'p1', readCursor: null, unread: 1 })
+  t.match(await client.request({ type: 'read', povId: 'p1', cursor }, 'read'), { type: 'read', povId: 'p1', userId: 'u1', cursor })
+  t.match(await client.request({ type: 'reads', povId: 'p1' }, 'reads'), { type: 'reads', povId: 'p1', reads: [{ userId: 'u1', cursor }] })
+  for (const message of [{ type: 'status', status: 'idle' }, { type: 'typing', povId: 'p1', typing: true }]) {
+    t.match(await client.request(message, 'error'), { type: 'error', code: 'NOT_ENABLED' }, message.type)
+  }
+  t.equal(server.app.povRealtime.stats().rejected.NOT_ENABLED, 2)
+})
+
 t.test('messages of a feature that is off are not abuse: a client that keeps sending them is not disconnected', async (t) => {
   const server = await startServer(t)
   const client = await server.connect()

@@ -131,11 +131,14 @@ t.test('a cursor from before a server restart is recovered: false', async (t) =>
   t.same(client.activities(), [])
 })
 
-t.test('a garbage cursor is recovered: false', async (t) => {
+t.test('a garbage cursor, a forged one or one of another PoV is recovered: false', async (t) => {
   const server = await startServer(t)
   const [real] = await publish(server.app, 'p1', 2)
-  const epoch = real!.slice(0, real!.lastIndexOf('.'))
-  const garbage = ['garbage', '0', 'a.b.c', `${epoch}.zzzzzz`, `${epoch}.`, `${epoch}.-1`, '.1', `x${real}`]
+  const [epoch, seq, tag] = real!.split('.') as [string, string, string]
+  const forgedTag = `${tag.slice(0, -1)}${tag.endsWith('A') ? 'B' : 'A'}`
+  const garbage = ['garbage', '0', 'a.b.c', `${epoch}.zzzzzz`, `${epoch}.`, `${epoch}.-1`, '.1', `x${real}`,
+    `${epoch}.${seq}`, `${epoch}.${seq}.${forgedTag}`, `${epoch}.${(parseInt(seq, 36) + 1).toString(36)}.${tag}`, `${real}.${tag}`,
+    real!] // p1's own cursor, given for another PoV
   const client = await server.connect()
   for (const since of garbage) {
     t.same(await client.subscribe(`p-${garbage.indexOf(since)}`, since),

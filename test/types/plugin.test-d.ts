@@ -2,7 +2,8 @@
 // stops being an error, so the public types cannot loosen silently.
 import Fastify from 'fastify'
 import povRealtime, {
-  CloseCode, ErrorCode, type Activity, type ActivityInput, type BroadcastResult, type PovRealtimeStats, type ServerMessage
+  CloseCode, ErrorCode, type Activity, type ActivityInput, type BroadcastResult, type PovRealtimeStats, type ReadMark,
+  type ReadState, type ServerMessage
 } from '../../index.js'
 
 const app = Fastify()
@@ -24,6 +25,15 @@ void app.broadcastActivity({ id: 'a1', type: 'note', action: 'created', povId: '
 const stats: PovRealtimeStats = app.povRealtime.stats()
 const connections: number = stats.connections
 void connections
+
+const moved: Promise<boolean> = app.povRealtime.markRead('u1', 'p1', 'cursor')
+const marks: Promise<ReadMark[]> = app.povRealtime.reads('p1')
+const badges: Promise<Record<string, ReadState>> = app.povRealtime.unreadCounts('u1', ['p1', 'p2'])
+void moved
+void marks
+void badges
+// @ts-expect-error unreadCounts takes a list of PoVs
+void app.povRealtime.unreadCounts('u1', 'p1')
 
 // Without registration, type and action are plain strings.
 const activityType: string = ({} as Activity).type

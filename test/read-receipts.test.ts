@@ -1,0 +1,362 @@
+/**
+ * Read receipts with the in-process broker (PROTOCOL.md, "Read receipts"), over real sockets: marks that only move
+ * forward, cursors checked against the PoV they were issued for, `read` events to every subscriber (coalesced),
+ * `reads`, the read state in `subscribed`, the server functions, and `authorizeSubscription` keeping marks private.
+ */
+import t from 'tap'
+import type { FastifyInstance } from 'fastify'
+import { InProcessBroker } from '../lib/in-process-broker.js'
+import { MAX_READS_PER_ANSWER, READ_EVENT_COALESCE_MS } from '../lib/constants.js'
+import type { Message, TestClient } from './helpers/client.js'
+import { activity, sleep, startServer, waitFor } from './helpers/server.js'
+
+const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/
+
+/** Publishes `count` activities to `povId`; resolves their cursors in publish order. */
+async function publish (app: FastifyInstance, povId: string, count: number): Promise<string[]> {
+  const cursors: string[] = []
+  for (let i = 0; i < count; i++) cursors.push((await app.broadcastActivity(activity(povId))).cursor)
+  return cursors
+}
+
+/** The `read` events a client has received, optionally of one PoV. */
+function readEvents (client: TestClient, povId?: string): Message[] {
+  return client.messages.filter((m) => m.type === 'read' && (povId === undefined || m.povId === povId))
+}
+
+/** Waits long enough for any gathered `read` event to have gone out. */
+const afterCoalescing = () => sleep(READ_EVENT_COALESCE_MS * 4)
+
+t.test('a read goes to every subscriber of the PoV: the reader\'s other tabs, the sending tab, and other users', async (t) => {
+  const server = await startServer(t, { readReceipts: true })
+  const [cursor] = await publish(server.app, 'p1', 1)
+  const tab1 = await server.connect()
+  const tab2 = await server.connect()
+  const colleague = await server.connect({ claims: { userId: 'u2' } })
+  const elsewhere = await server.connect({ claims: { userId: 'u3' } })
+  for (const client of [tab1, tab2, colleague]) await client.subscribe('p1')
+  await elsewhere.subscribe('p2')
+
+  const before = Date.now()
+  tab1.send({ type: 'read', povId: 'p1', cursor })
+  for (const client of [tab1, tab2, colleague]) {
+    const event = await client.next('read')
+    t.same(Object.keys(event).sort(), ['cursor', 'povId', 'readAt', 'type', 'userId'])
+    t.match(event, { type: 'read', povId: 'p1', userId: 'u1', cursor, readAt: ISO_TIME })
+    const readAt = Date.parse(event.readAt as string)
+    t.ok(readAt >= before - 5 && readAt <= Date.now() + 5, 'readAt is the server\'s time of the read')
+  }
+  await afterCoalescing()
+  t.same(readEvents(elsewhere), [], 'a socket that watches only another PoV gets nothing')
+  for (const client of [tab1, tab2, colleague]) t.equal(readEvents(client).length, 1, 'exactly one event each')
+})
+
+t.test('a mark only moves forward: an older or the same cursor changes nothing and sends no event', async (t) => {
+  const server = await startServer(t, { readReceipts: true })
+  const cursors = await publish(server.app, 'p1', 3)
+  const reader = await server.connect()
+  const watcher = await server.connect({ claims: { userId: 'u2' } })
+  await reader.subscribe('p1')
+  await watcher.subscribe('p1')
+
+  reader.send({ type: 'read', povId: 'p1', cursor: cursors[1] })
+  await watcher.next('read')
+  reader.send({ type: 'read', povId: 'p1', cursor: cursors[0] })
+  reader.send({ type: 'read', povId: 'p1', cursor: cursors[1] })
+  await reader.request({ type: 'ping' }, 'pong')
+  await afterCoalescing()
+  t.same(readEvents(watcher).map((m) => m.cursor), [cursors[1]], 'no event for the older or the same cursor')
+  t.equal(reader.messages.filter((m) => m.type === 'error').length, 0, 'an older cursor is not an error')
+  t.match(await reader.request({ type: 'reads', povId: 'p1' }, 'reads'), { reads: [{ userId: 'u1', cursor: cursors[1] }] },
+    'the mark stayed where it was')
+
+  t.equal(await server.app.povRealtime.markRead('u1', 'p1', cursors[0]!), false, 'markRead: older cursor, not moved')
+  t.equal(await server.app.povRealtime.markRead('u1', 'p1', cursors[1]!), false, 'markRead: same cursor, not moved')
+  t.equal(await server.app.povRealtime.markRead('u1', 'p1', cursors[2]!), true, 'markRead: newer cursor, moved')
+  t.match(await watcher.next('read'), { userId: 'u1', cursor: cursors[2] }, 'markRead sends the event too')
+  t.match(await server.app.povRealtime.reads('p1'), [{ userId: 'u1', cursor: cursors[2] }])
+})
+
+t.test('a cursor not issued for that PoV is refused: INVALID_MESSAGE on the wire, POV_REALTIME_INVALID_CURSOR from markRead', async (t) => {
+  const previous = await startServer(t, { readReceipts: true })
+  const [beforeRestart] = await publish(previous.app, 'p1', 1)
+  await previous.app.close()
+
+  const server = await startServer(t, { readReceipts: true })
+  const [real] = await publish(server.app, 'p1', 1)
+  const [ofAnotherPov] = await publish(server.app, 'p2', 1)
+  const [epoch, seq, tag] = real!.split('.') as [string, string, string]
+  const bogus: Record<string, string> = {
+    garbage: 'garbage',
+    'a forged tag': `${epoch}.${seq}.${tag.endsWith('A') ? tag.slice(0, -1) + 'B' : tag.slice(0, -1) + 'A'}`,
+    'no tag': `${epoch}.${seq}`,
+    'a future seq with a copied tag': `${epoch}.${(parseInt(seq, 36) + 5).toString(36)}.${tag}`,
+    'another PoV\'s cursor': ofAnotherPov!,
+    'a cursor from before a restart': beforeRestart!
+  }
+  const reader = await server.connect()
+  const watcher = await server.connect({ claims: { userId: 'u2' } })
+  await reader.subscribe('p1')
+  await watcher.subscribe('p1')
+  for (const [what, cursor] of Object.entries(bogus)) {
+    t.match(await reader.request({ type: 'read', povId: 'p1', cursor }, 'error'),
+      { type: 'error', code: 'INVALID_MESSAGE', povId: 'p1', message: /cursor/ }, `wire: ${what}`)
+    await t.rejects(server.app.povRealtime.markRead('u1', 'p1', cursor), { code: 'POV_REALTIME_INVALID_CURSOR', statusCode: 400 },
+      `markRead: ${what}`)
+  }
+  await t.rejects(server.app.povRealtime.markRead('u1', 'p1', 'not a cursor!'), { code: 'POV_REALTIME_INVALID_CURSOR' })
+  await t.rejects(server.app.povRealtime.markRead('u1', 'p1', 42 as unknown as string), { code: 'POV_REALTIME_INVALID_CURSOR' })
+  await afterCoalescing()
+  t.same(readEvents(watcher), [], 'no refused cursor moved a mark')
+  t.same(await server.app.povRealtime.reads('p1'), [])
+  t.equal(server.app.povRealtime.stats().rejected.INVALID_MESSAGE, Object.keys(bogus).length)
+  t.equal(reader.ws.readyState, reader.ws.OPEN, 'the socket stays open')
+})
+
+t.test('read and reads need a subscription to the PoV; a PoV authorizeSubscription refuses leaks no mark', async (t) => {
+  const server = await startServer(t, {
+    readReceipts: true,
+    authorizeSubscription: (user, povId) => povId !== 'secret' || user.userId === 'insider'
+  })
+  const [cursor] = await publish(server.app, 'secret', 1)
+  const insider = await server.connect({ claims: { userId: 'insider' } })
+  await insider.subscribe('secret')
+  insider.send({ type: 'read', povId: 'secret', cursor })
+  await insider.next('read')
+
+  const outsider = await server.connect({ claims: { userId: 'outsider' } })
+  t.match(await outsider.subscribe('secret'), { type: 'error', code: 'FORBIDDEN', povId: 'secret' })
+  t.match(await outsider.request({ type: 'reads', povId: 'secret' }, 'error'), { code: 'INVALID_MESSAGE', povId: 'secret' })
+  t.match(await outsider.request({ type: 'read', povId: 'secret', cursor }, 'error'), { code: 'INVALID_MESSAGE', povId: 'secret' })
+  await server.app.povRealtime.markRead('someone-else', 'secret', cursor!)
+  await insider.next((m) => m.type === 'read' && m.userId === 'someone-else')
+  await afterCoalescing()
+  t.same(outsider.messages.filter((m) => m.type === 'read' || m.type === 'reads'), [], 'no mark of the refused PoV reached it')
+  t.notOk(JSON.stringify(outsider.messages).includes(cursor!), 'not even the cursor')
+
+  const unsubscribed = await server.connect({ claims: { userId: 'u9' } })
+  await unsubscribed.subscribe('p1')
+  await unsubscribed.request({ type: 'unsubscribe', povId: 'p1' }, 'unsubscribed')
+  t.match(await unsubscribed.request({ type: 'reads', povId: 'p1' }, 'error'), { code: 'INVALID_MESSAGE', message: /subscribe/ },
+    'after unsubscribing, reads is refused as well')
+})
+
+t.test('reads answers every user\'s mark on the PoV, and only users who have one', async (t) => {
+  const server = await startServer(t, { readReceipts: true })
+  const cursors = await publish(server.app, 'p1', 3)
+  await publish(server.app, 'p2', 1)
+  const client = await server.connect({ claims: { userId: 'u3' } })
+  await client.subscribe('p1')
+  t.same(await client.request({ type: 'reads', povId: 'p1' }, 'reads'), { type: 'reads', povId: 'p1', reads: [] }, 'nobody has a mark yet')
+
+  await server.app.povRealtime.markRead('u1', 'p1', cursors[0]!)
+  await server.app.povRealtime.markRead('u2', 'p1', cursors[2]!)
+  await server.app.povRealtime.markRead('u1', 'p1', cursors[1]!)
+  const answer = await client.request({ type: 'reads', povId: 'p1' }, 'reads')
+  t.equal(answer.povId, 'p1')
+  const reads = (answer.reads as Array<{ userId: string, cursor: string, readAt: string }>).sort((a, b) => a.userId.localeCompare(b.userId))
+  t.match(reads, [
+    { userId: 'u1', cursor: cursors[1], readAt: ISO_TIME },
+    { userId: 'u2', cursor: cursors[2], readAt: ISO_TIME }
+  ])
+  t.equal(reads.length, 2, 'u3, who has no mark, is not listed')
+  t.same(Object.keys(reads[0]!).sort(), ['cursor', 'readAt', 'userId'])
+})
+
+t.test('a reads answer lists at most MAX_READS_PER_ANSWER marks, the most recent; the server function lists all', async (t) => {
+  const server = await startServer(t, { readReceipts: true })
+  const [cursor] = await publish(server.app, 'crowded', 1)
+  await server.app.povRealtime.markRead('earliest', 'crowded', cursor!)
+  await sleep(5) // so that every later mark has a later readAt
+  for (let i = 0; i < MAX_READS_PER_ANSWER; i++) await server.app.povRealtime.markRead(`reader-${i}`, 'crowded', cursor!)
+  const client = await server.connect()
+  await client.subscribe('crowded')
+  const { reads } = await client.request({ type: 'reads', povId: 'crowded' }, 'reads') as unknown as { reads: Array<{ userId: string }> }
+  t.equal(reads.length, MAX_READS_PER_ANSWER)
+  t.notOk(reads.some((mark) => mark.userId === 'earliest'), 'the oldest mark is the one left out')
+  t.equal((await server.app.povRealtime.reads('crowded')).length, MAX_READS_PER_ANSWER + 1)
+})
+
+t.test('subscribed carries readCursor and unread: the whole window without a mark, what follows the mark with one', async (t) => {
+  const server = await startServer(t, { readReceipts: true })
+  const cursors = await publish(server.app, 'p1', 4)
+  const client = await server.connect()
+  t.same(await client.subscribe('p1'), { type: 'subscribed', povId: 'p1', readCursor: null, unread: 4 })
+  t.same(await client.subscribe('empty'), { type: 'subscribed', povId: 'empty', readCursor: null, unread: 0 })
+
+  client.send({ type: 'read', povId: 'p1', cursor: cursors[1] })
+  await client.next('read')
+  t.same(await client.subscribe('p1'), { type: 'subscribed', povId: 'p1', readCursor: cursors[1], unread: 2 },
+    'a repeated subscribe carries the new state')
+
+  const otherTab = await server.connect()
+  t.same(await otherTab.subscribe('p1'), { type: 'subscribed', povId: 'p1', readCursor: cursors[1], unread: 2 },
+    'another tab of the same user sees the mark')
+  const colleague = await server.connect({ claims: { userId: 'u2' } })
+  t.same(await colleague.subscribe('p1'), { type: 'subscribed', povId: 'p1', readCursor: null, unread: 4 },
+    'another user has their own state')
+
+  await server.app.povRealtime.markRead('u1', 'p1', cursors[3]!)
+  const third = await server.connect()
+  t.same(await third.subscribe('p1'), { type: 'subscribed', povId: 'p1', readCursor: cursors[3], unread: 0 }, 'all read')
+})
+
+t.test('after a resume\'s replay, subscribed carries recovered and the read state', async (t) => {
+  const server = await startServer(t, { readReceipts: true })
+  const seen = await publish(server.app, 'p1', 2)
+  await server.app.povRealtime.markRead('u1', 'p1', seen[0]!)
+  const missed = await publish(server.app, 'p1', 2)
+  const client = await server.connect()
+  const subscribed = await client.subscribe('p1', seen[1])
+  t.same(subscribed, { type: 'subscribed', povId: 'p1', recovered: true, readCursor: seen[0], unread: 3 })
+  t.same(client.messages.filter((m) => m.type === 'activity').map((m) => m.cursor), missed, 'the replay came first')
+  const [live] = await publish(server.app, 'p1', 1)
+  t.equal((await client.next('activity')).cursor, live, 'then live activities')
+})
+
+t.test('with history off, unread is null and the mark is still kept', async (t) => {
+  const server = await startServer(t, { readReceipts: true, history: false })
+  const [cursor] = await publish(server.app, 'p1', 2)
+  const client = await server.connect()
+  t.same(await client.subscribe('p1'), { type: 'subscribed', povId: 'p1', readCursor: null, unread: null })
+  client.send({ type: 'read', povId: 'p1', cursor })
+  t.match(await client.next('read'), { cursor })
+  t.same(await client.subscribe('p1'), { type: 'subscribed', povId: 'p1', readCursor: cursor, unread: null })
+  t.same(await server.app.povRealtime.unreadCounts('u1', ['p1']), { p1: { readCursor: cursor, unread: null } })
+})
+
+t.test('a mark older than the history window is kept, and unread counts the whole window', async (t) => {
+  const server = await startServer(t, { readReceipts: true, history: { size: 3 } })
+  const [first] = await publish(server.app, 'p1', 1)
+  await server.app.povRealtime.markRead('u1', 'p1', first!)
+  const later = await publish(server.app, 'p1', 5)
+  const client = await server.connect()
+  t.same(await client.subscribe('p1'), { type: 'subscribed', povId: 'p1', readCursor: first, unread: 3 },
+    'the window holds 3, all after the mark')
+  t.equal(await server.app.povRealtime.markRead('u1', 'p1', later[0]!), true,
+    'a cursor the window has dropped is still one of the PoV\'s: the mark moves to it')
+  t.equal(await server.app.povRealtime.markRead('u1', 'p1', first!), false, 'and does not move back')
+  t.same(await server.app.povRealtime.unreadCounts('u1', ['p1']), { p1: { readCursor: later[0], unread: 3 } })
+  await server.app.povRealtime.markRead('u1', 'p1', later[3]!)
+  t.same(await server.app.povRealtime.unreadCounts('u1', ['p1']), { p1: { readCursor: later[3], unread: 1 } })
+})
+
+t.test('marks are bounded in number: beyond the bound, the least recently moved mark is forgotten', async (t) => {
+  const broker = new InProcessBroker({ maxReadMarks: 3 })
+  const server = await startServer(t, { readReceipts: true, broker })
+  const [a] = await publish(server.app, 'a', 1)
+  const [b] = await publish(server.app, 'b', 1)
+  const [c1, c2] = await publish(server.app, 'c', 2)
+  await server.app.povRealtime.markRead('u1', 'a', a!)
+  await server.app.povRealtime.markRead('u1', 'b', b!)
+  await server.app.povRealtime.markRead('u1', 'c', c1!)
+  await server.app.povRealtime.markRead('u1', 'a', a!) // not moved: does not count as recent
+  await server.app.povRealtime.markRead('u2', 'c', c2!)
+  t.equal(broker.readMarks.size, 3)
+  t.same(await server.app.povRealtime.unreadCounts('u1', ['a', 'b', 'c']), {
+    a: { readCursor: null, unread: 1 },
+    b: { readCursor: b, unread: 0 },
+    c: { readCursor: c1, unread: 1 }
+  }, 'u1\'s mark on a, the least recently moved, is gone')
+  t.match(await server.app.povRealtime.reads('c'), [{ userId: 'u1', cursor: c1 }, { userId: 'u2', cursor: c2 }])
+})
+
+t.test('a burst of marks is coalesced: per window, one event per user, carrying the newest mark', async (t) => {
+  const server = await startServer(t, { readReceipts: true, rateLimit: false })
+  const cursors = await publish(server.app, 'busy', 40)
+  const readers = await Promise.all(['r1', 'r2', 'r3', 'r4'].map((userId) => server.connect({ claims: { userId } })))
+  const watcher = await server.connect({ claims: { userId: 'w' } })
+  for (const client of [...readers, watcher]) await client.subscribe('busy')
+
+  const started = performance.now()
+  for (const cursor of cursors) for (const reader of readers) reader.send({ type: 'read', povId: 'busy', cursor })
+  const newest = cursors.at(-1)
+  await waitFor(() => readEvents(watcher).filter((m) => m.cursor === newest).length === readers.length, 5000,
+    'every reader\'s newest mark')
+  const elapsed = performance.now() - started
+  await afterCoalescing()
+
+  const events = readEvents(watcher)
+  const windows = Math.ceil(elapsed / READ_EVENT_COALESCE_MS) + 1
+  const marks = cursors.length * readers.length
+  t.comment(`${marks} marks in ${elapsed.toFixed(0)} ms reached the watcher as ${events.length} read events`)
+  t.ok(events.length <= readers.length * windows, `at most one event per user per ${READ_EVENT_COALESCE_MS} ms window (${events.length} <= ${readers.length * windows})`)
+  t.ok(events.length < marks / 4, 'far fewer events than marks')
+  for (const reader of ['r1', 'r2', 'r3', 'r4']) {
+    const ofReader = events.filter((m) => m.userId === reader)
+    t.equal(ofReader.at(-1)?.cursor, newest, `${reader}'s last event carries the newest mark`)
+    const order = ofReader.map((m) => cursors.indexOf(m.cursor as string))
+    t.same(order, [...order].sort((x, y) => x - y), `${reader}'s events never go backwards`)
+  }
+  t.equal(readEvents(readers[0]!).length, events.length, 'the readers get the same events as the watcher')
+})
+
+t.test('markRead, reads and unreadCounts from a route handler', async (t) => {
+  let cursors: string[] = []
+  const server = await startServer(t, { readReceipts: true }, undefined, (app) => {
+    app.post<{ Params: { povId: string }, Body: { cursor: string } }>('/povs/:povId/read', async (request) => {
+      const moved = await app.povRealtime.markRead('u1', request.params.povId, request.body.cursor)
+      return { moved, reads: await app.povRealtime.reads(request.params.povId) }
+    })
+    app.get<{ Querystring: { povs: string } }>('/unread', async (request) => {
+      return await app.povRealtime.unreadCounts('u1', request.query.povs.split(','))
+    })
+  })
+  cursors = await publish(server.app, 'p1', 3)
+  await publish(server.app, 'p2', 2)
+  const watcher = await server.connect({ claims: { userId: 'u2' } })
+  await watcher.subscribe('p1')
+
+  const post = (povId: string, cursor: string) => fetch(`${server.httpUrl}/povs/${povId}/read`, {
+    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ cursor })
+  })
+  const moved = await post('p1', cursors[1]!)
+  t.equal(moved.status, 200)
+  const body = await moved.json() as { moved: boolean, reads: Array<Record<string, unknown>> }
+  t.equal(body.moved, true)
+  t.match(body.reads, [{ userId: 'u1', cursor: cursors[1], readAt: ISO_TIME }])
+  t.match(await watcher.next('read'), { povId: 'p1', userId: 'u1', cursor: cursors[1] }, 'subscribers hear of it')
+  t.equal((await (await post('p1', cursors[0]!)).json() as { moved: boolean }).moved, false)
+
+  const refused = await post('p1', 'bogus')
+  t.equal(refused.status, 400, 'a bad cursor is the client\'s fault')
+  t.match(await refused.json(), { code: 'POV_REALTIME_INVALID_CURSOR' })
+
+  const unread = await fetch(`${server.httpUrl}/unread?povs=p1,p2,quiet,__proto__,p1`)
+  t.same(await unread.json(), {
+    p1: { readCursor: cursors[1], unread: 1 },
+    p2: { readCursor: null, unread: 2 },
+    quiet: { readCursor: null, unread: 0 },
+    __proto__: { readCursor: null, unread: 0 }
+  }, 'one entry per PoV, a PoV named __proto__ included')
+})
+
+t.test('the server functions refuse malformed arguments with coded errors', async (t) => {
+  const server = await startServer(t, { readReceipts: true })
+  const api = server.app.povRealtime
+  const [cursor] = await publish(server.app, 'p1', 1)
+  await t.rejects(api.markRead('', 'p1', cursor!), { code: 'POV_REALTIME_INVALID_ARGUMENT', message: /userId/ })
+  await t.rejects(api.markRead('u1', 'p 1', cursor!), { code: 'POV_REALTIME_INVALID_ARGUMENT', message: /povId/ })
+  await t.rejects(api.reads('x'.repeat(129)), { code: 'POV_REALTIME_INVALID_ARGUMENT', message: /povId/ })
+  await t.rejects(api.unreadCounts('u1', 'p1' as unknown as string[]), { code: 'POV_REALTIME_INVALID_ARGUMENT', message: /povIds/ })
+  await t.rejects(api.unreadCounts('u1', Array.from({ length: 1001 }, (_, i) => `p${i}`)), { code: 'POV_REALTIME_INVALID_ARGUMENT', message: /1000/ })
+  await t.rejects(api.unreadCounts('u1', ['p1', 'bad/pov']), { code: 'POV_REALTIME_INVALID_ARGUMENT', message: /povId/ })
+  t.same(await api.unreadCounts('u1', Array.from({ length: 1000 }, (_, i) => `p${i}`)).then(Object.keys).then((keys) => keys.length), 1000,
+    '1000 PoVs are allowed')
+})
+
+t.test('the server functions reject with POV_REALTIME_NOT_ENABLED while readReceipts is off', async (t) => {
+  const server = await startServer(t)
+  const [cursor] = await publish(server.app, 'p1', 1)
+  const api = server.app.povRealtime
+  const calls: Array<[string, () => Promise<unknown>]> = [
+    ['markRead', () => api.markRead('u1', 'p1', cursor!)],
+    ['reads', () => api.reads('p1')],
+    ['unreadCounts', () => api.unreadCounts('u1', ['p1'])]
+  ]
+  for (const [name, call] of calls) {
+    await t.rejects(call(), { code: 'POV_REALTIME_NOT_ENABLED', message: new RegExp(`${name}.*readReceipts`) }, name)
+  }
+  const client = await server.connect()
+  t.same(await client.subscribe('p1'), { type: 'subscribed', povId: 'p1' }, 'subscribed carries no read state')
+})
