@@ -51,7 +51,7 @@ function componentOf ({ functionName, url }: CallFrame): string {
 /** A short file name: from the last `node_modules/`, else from the package's `dist/`. */
 function shortFile (url: string): string {
   const modules = url.lastIndexOf('/node_modules/')
-  if (modules !== -1) return url.slice(modules + 1).replace('node_modules/.cache/fastify-pov-realtime-bench/', 'bench/')
+  if (modules !== -1) return url.slice(modules + 1).replace(/^node_modules\/\.cache\/fastify-pov-realtime-bench\/\d+\//, 'bench/')
   const dist = url.lastIndexOf('/dist/')
   return dist !== -1 ? url.slice(dist + 1) : url
 }

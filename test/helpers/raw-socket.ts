@@ -139,6 +139,36 @@ export class RawWebSocket {
       .map((frame) => JSON.parse(frame.payload.toString()) as Record<string, unknown>)
   }
 
+  /** The first message of `type` received (already, or within `timeout` ms); rejects if the connection ends first. */
+  waitForMessage (type: string, timeout = 5000): Promise<Record<string, unknown>> {
+    return new Promise((resolve, reject) => {
+      const find = (): boolean => {
+        const found = this.messages().find((message) => message.type === type)
+        if (found) {
+          stop()
+          resolve(found)
+        }
+        return found !== undefined
+      }
+      const fail = (why: string): void => {
+        stop()
+        reject(new Error(`no '${type}' message: ${why}`))
+      }
+      const onData = (): void => { find() }
+      const onClose = (): void => { if (!find()) fail('the connection ended') }
+      const timer = setTimeout(() => fail(`none within ${timeout} ms`), timeout)
+      const stop = (): void => {
+        clearTimeout(timer)
+        this.socket.off('data', onData)
+        this.socket.off('close', onClose)
+      }
+      // Registered after the constructor's listener, so each chunk is kept before it is looked at.
+      this.socket.on('data', onData)
+      this.socket.once('close', onClose)
+      find()
+    })
+  }
+
   /** The status codes of the close frames received so far (this client never answers them). */
   closeCodes (): number[] {
     return this.frames().filter((frame) => frame.opcode === OPCODE_CLOSE && frame.payload.length >= 2)
