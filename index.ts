@@ -18,7 +18,7 @@ import type { ActivityInput } from './types/activity.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** This instance's live state: `stats()`. */
+    /** This instance's live state: `stats()`, `presence(povId)`. */
     povRealtime: PovRealtimeApi
     /**
      * Publishes an activity to every subscriber of its PoV. Rejects (never throws synchronously) with
@@ -47,7 +47,10 @@ const povRealtimePlugin: FastifyPluginAsync<PovRealtimeOptions> = async (fastify
     fastify.log.warn(`pov-realtime: the secret is shorter than ${RECOMMENDED_SECRET_LENGTH} characters; HS256 wants 256 random bits`)
   }
   const hub = new RealtimeHub(options, fastify.log)
-  fastify.decorate('povRealtime', { stats: () => hub.snapshot() } satisfies PovRealtimeApi)
+  fastify.decorate('povRealtime', {
+    stats: () => hub.snapshot(),
+    presence: (povId: string) => hub.members(povId)
+  } satisfies PovRealtimeApi)
   fastify.decorate('broadcastActivity', (activity: ActivityInput) => hub.broadcast(activity))
 
   // Our sockets get their 1001 before @fastify/websocket's own preClose closes its clients without a code.

@@ -43,3 +43,11 @@ export const BrokerUnavailableError = createError<'POV_REALTIME_BROKER_UNAVAILAB
  */
 export const InvalidCursorError = createError<'POV_REALTIME_INVALID_CURSOR', [string]>(
   'POV_REALTIME_INVALID_CURSOR', 'Invalid cursor: %s', 400, TypeError)
+
+/** A server-side function of an optional feature (such as `presence(povId)`) while its option is off. */
+export const NotEnabledError = createError<'POV_REALTIME_NOT_ENABLED', [string, string]>(
+  'POV_REALTIME_NOT_ENABLED', '%s needs the %s option, which is off', 500)
+
+/** A server-side function was given something that is not a PoV id (1 to 128 of letters, digits, `_-.:`). */
+export const InvalidPovIdError = createError<'POV_REALTIME_INVALID_POV_ID', [string]>(
+  'POV_REALTIME_INVALID_POV_ID', 'Invalid povId: %s', 400, TypeError)

@@ -3,7 +3,7 @@
  */
 import { parse as parseDuration } from '@lukeed/ms'
 import type { FastifyRequest } from 'fastify'
-import type { Broker, HistoryOptions } from './broker.js'
+import type { Broker, HistoryOptions, PresenceRelay } from './broker.js'
 import { InvalidOptionError } from './errors.js'
 
 /** Who a socket belongs to: what the access cookie says, carried in the WebSocket token. */
@@ -197,6 +197,22 @@ function broker (value: unknown): Broker | undefined {
   return value as unknown as Broker
 }
 
+/**
+ * With `presence` on, a custom broker (one for several instances) must carry presence between them: the in-process
+ * default needs no relay, since one instance holds every member.
+ */
+function presenceRelay (relay: unknown): void {
+  if (relay === undefined) {
+    fail('presence needs a broker with a presence relay (broker.presence, as createRedisBroker has); this broker has none')
+  }
+  if (!isPlainObject(relay)) fail('broker.presence must be a presence relay (see PresenceRelay)')
+  const candidate = relay as Partial<PresenceRelay>
+  if (typeof candidate.instanceId !== 'string') fail('broker.presence must have an instanceId string (see PresenceRelay)')
+  for (const method of ['start', 'announce', 'typing', 'members'] as const) {
+    if (typeof candidate[method] !== 'function') fail(`broker.presence must implement ${method}() (see PresenceRelay)`)
+  }
+}
+
 /** Checks the options once, at registration, and fills in the defaults. Throws `POV_REALTIME_INVALID_OPTION`. */
 export function resolveOptions (options: PovRealtimeOptions): ResolvedOptions {
   if (options === null || typeof options !== 'object') fail('options must be an object with at least { secret }')
@@ -213,8 +229,8 @@ export function resolveOptions (options: PovRealtimeOptions): ResolvedOptions {
   } = options
   if (typeof secret !== 'string' || secret.length === 0) fail('secret is required: a non-empty string')
   if (typeof cookieName !== 'string' || cookieName.length === 0) fail('cookieName must be a non-empty string')
-  // TODO(issues 7 and 8): lifted as each feature lands.
-  for (const feature of ['presence', 'readReceipts'] as const) {
+  // TODO(issue 8): lifted when read receipts land.
+  for (const feature of ['readReceipts'] as const) {
     if (options[feature] !== undefined && options[feature] !== false) {
       fail(`${feature} is not available in this version yet; leave it unset or false`)
     }
@@ -239,5 +255,6 @@ export function resolveOptions (options: PovRealtimeOptions): ResolvedOptions {
     readReceipts: readReceipts(options.readReceipts)
   }
   if (resolved.tokenRoute === resolved.wsRoute) fail('tokenRoute and wsRoute must differ')
+  if (resolved.presence && resolved.broker) presenceRelay(resolved.broker.presence)
   return resolved
 }

@@ -7,9 +7,10 @@ import type { Duplex } from 'node:stream'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
 import { CloseCode, ErrorCode } from '../types/wire-constants.js'
-import type { ClientMessage, ErrorMessage, ServerMessage, SubscribeMessage } from '../types/messages.js'
+import type { ClientMessage, ErrorMessage, MemberStatus, ServerMessage, SubscribeMessage, TypingMessage } from '../types/messages.js'
 import { wireFrameOf } from './activity-frame.js'
-import { INVALID_MESSAGE_STREAK_LIMIT } from './constants.js'
+import { EPHEMERAL_BUFFER_SHARE, INVALID_MESSAGE_STREAK_LIMIT } from './constants.js'
+import { NO_INFO, type MemberInfo } from './member-info.js'
 import { parseClientFrame } from './message-parser.js'
 import { MAX_TIMER_DELAY, type PovRealtimeUser, type ResolvedOptions } from './options.js'
 import { MessageRateLimiter } from './rate-limiter.js'
@@ -18,6 +19,7 @@ import { Subscription, type ActivityReceiver } from './subscription-index.js'
 import type { SocketIdentity, TokenService } from './tokens.js'
 import type { Broker } from './broker.js'
 import type { Feature } from './protocol-schemas.js'
+import type { PresenceBoard, PresenceReceiver } from './presence-board.js'
 
 /** What a session needs from the hub that owns it. */
 export interface SessionHost {
@@ -26,6 +28,8 @@ export interface SessionHost {
   readonly tokens: TokenService
   readonly broker: Broker
   readonly enabledFeatures: ReadonlySet<Feature>
+  /** `presence` on: the instance's members, statuses and typing. */
+  readonly presence: PresenceBoard | undefined
   /** Adds a live subscription to the index (watching the PoV in the broker if it is the first). */
   watch (subscription: Subscription): Promise<void>
   /** Removes a subscription from the index (unwatching the PoV if it was the last). */
@@ -48,7 +52,7 @@ export function closeCodeOfFrameError (err: Error & { code?: string }): CloseCod
   return wsErrorCloseCodes[err.code] ?? CloseCode.PROTOCOL_ERROR
 }
 
-export class SocketSession implements ActivityReceiver {
+export class SocketSession implements ActivityReceiver, PresenceReceiver {
   readonly #ws: WebSocket
   /** The upgraded connection ws reads and writes (the upgrade request's socket). */
   readonly #socket: Duplex
@@ -66,6 +70,9 @@ export class SocketSession implements ActivityReceiver {
   #invalidStreak = 0
   #answeredPing = true
   #closed = false
+  /** `presence` on: this socket's activity status, and its public info (computed at its first subscribe). */
+  #status: MemberStatus = 'active'
+  #presenceInfo: MemberInfo | undefined
 
   constructor (ws: WebSocket, request: FastifyRequest, identity: SocketIdentity, host: SessionHost) {
     this.#ws = ws
@@ -88,6 +95,10 @@ export class SocketSession implements ActivityReceiver {
     return this.#user.userId
   }
 
+  get status (): MemberStatus {
+    return this.#status
+  }
+
   /**
    * Writes one activity. `wire` is the payload already framed (shared by every recipient of the broadcast); it goes
    * straight to the connection's socket when ws would frame it the same way (an open socket without extensions:
@@ -101,6 +112,20 @@ export class SocketSession implements ActivityReceiver {
     else ws.send(payload, TEXT)
     this.#host.stats.deliveries++
     if (ws.bufferedAmount > this.#host.options.maxBufferedBytes) this.closeSlowConsumer()
+    return true
+  }
+
+  /**
+   * Writes one presence or typing message, unless the socket already has more than its share of `maxBufferedBytes`
+   * queued: those are ephemeral, and the first thing dropped for a slow consumer (activities keep the room).
+   */
+  sendEphemeral (text: string): boolean {
+    if (this.#closed) return false
+    if (this.#ws.bufferedAmount > this.#host.options.maxBufferedBytes * EPHEMERAL_BUFFER_SHARE) {
+      this.#host.stats.presenceDropped++
+      return false
+    }
+    this.#ws.send(text)
     return true
   }
 
@@ -207,6 +232,15 @@ export class SocketSession implements ActivityReceiver {
       case 'auth':
         this.#reauthenticate(message.token)
         return undefined
+      case 'status':
+        if (message.status !== this.#status) {
+          this.#status = message.status
+          this.#host.presence?.statusChanged(this)
+        }
+        return undefined
+      case 'typing':
+        this.#typing(message)
+        return undefined
     }
   }
 
@@ -214,6 +248,7 @@ export class SocketSession implements ActivityReceiver {
     if (this.#subscriptions.has(povId)) {
       // Idempotent: still one subscription, still one copy of each activity.
       this.#send({ type: 'subscribed', povId })
+      this.#joinPresence(povId)
       return
     }
     if (this.#subscriptions.size >= this.#host.options.maxSubscriptions) {
@@ -225,6 +260,7 @@ export class SocketSession implements ActivityReceiver {
       if (!this.#closed) this.#sendError(ErrorCode.FORBIDDEN, 'not allowed to watch this PoV', povId)
       return
     }
+    if (this.#host.presence && !this.#presenceInfo) this.#presenceInfo = await this.#host.presence.memberInfo(this.#user)
     if (this.#closed) return
     const subscription = new Subscription(this, povId)
     if (since !== undefined) subscription.pending = []
@@ -233,9 +269,16 @@ export class SocketSession implements ActivityReceiver {
     if (this.#closed) return
     if (since === undefined) {
       this.#send({ type: 'subscribed', povId })
+      this.#joinPresence(povId)
       return
     }
     await this.#resume(subscription, since)
+    if (this.#subscriptions.get(povId) === subscription) this.#joinPresence(povId)
+  }
+
+  /** `presence` on, right after `subscribed` (and the replay): the member joins, if new, and gets the snapshot. */
+  #joinPresence (povId: string): void {
+    if (!this.#closed) this.#host.presence?.join(this, povId, this.#presenceInfo ?? NO_INFO)
   }
 
   async #mayWatch (povId: string): Promise<boolean> {
@@ -277,7 +320,21 @@ export class SocketSession implements ActivityReceiver {
   #unsubscribe (povId: string): void {
     const subscription = this.#subscriptions.get(povId)
     this.#subscriptions.delete(povId)
-    if (subscription) this.#host.unwatch(subscription)
+    if (subscription) this.#release(subscription)
+  }
+
+  /** Leaves the PoV's members (ending this socket's typing there), then unwatches it. */
+  #release (subscription: Subscription): void {
+    this.#host.presence?.leave(this, subscription.povId)
+    this.#host.unwatch(subscription)
+  }
+
+  /** `typing` is only for a PoV this socket watches, so nobody learns of a PoV `authorizeSubscription` refuses. */
+  #typing ({ povId, typing }: TypingMessage): void {
+    if (!this.#subscriptions.get(povId)) {
+      return this.#sendError(ErrorCode.INVALID_MESSAGE, 'typing needs a subscription to this PoV; subscribe first', povId)
+    }
+    this.#host.presence?.typing(this, povId, typing)
   }
 
   #reauthenticate (token: string): void {
@@ -345,7 +402,7 @@ export class SocketSession implements ActivityReceiver {
     clearTimeout(this.#expiryTimer)
     this.#queue.length = 0
     for (const subscription of this.#subscriptions.values()) {
-      if (subscription) this.#host.unwatch(subscription)
+      if (subscription) this.#release(subscription)
     }
     this.#subscriptions.clear()
     this.#host.forget(this)

@@ -11,6 +11,7 @@
 import { TypeCompiler } from '@sinclair/typebox/compiler'
 import fc from 'fast-check'
 import t, { type Test } from 'tap'
+import type { PovRealtimeOptions } from '../index.js'
 import { ServerMessage } from '../lib/protocol-schemas.js'
 import { CloseCode } from '../types/wire-constants.js'
 import type { Closed, Message, TestClient } from './helpers/client.js'
@@ -87,8 +88,8 @@ class FuzzSession {
 }
 
 /** Runs `property` over `arbitrary` against a fresh server, then checks what every property must leave true. */
-async function fuzz (tt: Test, arbitrary: fc.Arbitrary<FuzzFrame>): Promise<void> {
-  const server = await startServer(tt, { rateLimit: false })
+async function fuzz (tt: Test, arbitrary: fc.Arbitrary<FuzzFrame>, options: Partial<PovRealtimeOptions> = {}): Promise<void> {
+  const server = await startServer(tt, { rateLimit: false, ...options })
   const session = new FuzzSession(server)
   const objectKeys = Object.getOwnPropertyNames(Object.prototype).sort()
   const arrayKeys = Object.getOwnPropertyNames(Array.prototype).sort()
@@ -177,6 +178,10 @@ t.test('random JSON values get protocol answers or a documented close', async (t
 
 t.test('valid-shaped messages with hostile fields get protocol answers or a documented close', async (tt) => {
   await fuzz(tt, hostileMessage)
+})
+
+t.test('with presence on, valid-shaped messages with hostile fields get protocol answers or a documented close', async (tt) => {
+  await fuzz(tt, hostileMessage, { presence: true })
 })
 
 t.test('frames with any opcode (reserved ones included) and payload get protocol answers or a documented close', async (tt) => {

@@ -33,6 +33,14 @@ const completeBroker = {
   async close () {}
 }
 
+const completeRelay = {
+  instanceId: 'i1',
+  start () {},
+  announce () {},
+  typing () {},
+  async members () { return [] }
+}
+
 /** Malformed options, each with the option name its error must mention. */
 const malformed: Array<[what: string, options: Record<string, unknown>, names: string]> = [
   ['no secret', { secret: undefined }, 'secret'],
@@ -70,8 +78,14 @@ const malformed: Array<[what: string, options: Record<string, unknown>, names: s
   ['an empty cookieName', { cookieName: '' }, 'cookieName'],
   ['verifyAccessToken that is not a function', { verifyAccessToken: 'jwt' }, 'verifyAccessToken'],
   ['authorizeSubscription that is not a function', { authorizeSubscription: true }, 'authorizeSubscription'],
-  ['presence: true (not available yet)', { presence: true }, 'presence'],
-  ['presence options (not available yet)', { presence: { typingTimeout: 1000 } }, 'presence'],
+  ['presence as a string', { presence: 'on' }, 'presence'],
+  ['presence as an array', { presence: [] }, 'presence'],
+  ['presence.typingTimeout: 0', { presence: { typingTimeout: 0 } }, 'presence.typingTimeout'],
+  ['presence.typingTimeout as a string', { presence: { typingTimeout: '5s' } }, 'presence.typingTimeout'],
+  ['presence.info that is not a function', { presence: { info: { name: 'x' } } }, 'presence.info'],
+  ['presence with a custom broker that has no presence relay', { presence: true, broker: completeBroker }, 'presence'],
+  ['presence with a broker whose relay lacks members()', { presence: true, broker: { ...completeBroker, presence: { ...completeRelay, members: undefined } } }, 'members'],
+  ['presence with a broker whose relay has no instanceId', { presence: true, broker: { ...completeBroker, presence: { ...completeRelay, instanceId: 7 } } }, 'instanceId'],
   ['readReceipts: true (not available yet)', { readReceipts: true }, 'readReceipts']
 ]
 
@@ -111,6 +125,11 @@ t.test('well-formed options register', async (t) => {
     readReceipts: false
   }), undefined)
   t.equal(await registrationError({ rateLimit: false, history: false, tokenExpiresIn: '15m', allowedOrigins: [] }), undefined)
+  t.equal(await registrationError({ presence: true }), undefined, 'presence with the in-process broker needs no relay')
+  t.equal(await registrationError({ presence: { info: () => ({}), typingTimeout: 1000 } }), undefined)
+  t.equal(await registrationError({ presence: true, broker: { ...completeBroker, presence: completeRelay } }), undefined,
+    'presence with a custom broker that has a relay')
+  t.equal(await registrationError({ broker: completeBroker, presence: false }), undefined, 'a broker without a relay while presence is off')
 })
 
 t.test('a custom cookieName is the cookie the token route reads', async (t) => {
