@@ -24,7 +24,9 @@ export interface RateLimitOptions {
 export interface PresenceOptions {
   /**
    * The public face of a member: the small JSON object every watcher of the same PoV sees as the member's `info`.
-   * Called once per socket, when it first subscribes. Default: `{}` (nothing about the user is broadcast but the id).
+   * Called once per socket, when it first subscribes (before `subscribed`, so keep it quick). It must give a plain
+   * object that serializes to at most 1 KiB of JSON; anything else (a throw included) is logged at error and shown as
+   * `{}`. Default: `{}` (nothing about the user is broadcast but the id).
    */
   info?: (user: PovRealtimeUser) => Record<string, unknown> | Promise<Record<string, unknown>>
   /** Milliseconds of silence after a user's last `typing: true` before `typing: false` goes out by itself. Default 5000. */

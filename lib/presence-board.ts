@@ -101,7 +101,10 @@ export class PresenceBoard {
    * included), merged with what the relay lists (which also covers a PoV this instance does not watch).
    */
   async members (povId: string): Promise<Member[]> {
-    if (!isPovId.Check(povId)) throw new InvalidPovIdError(JSON.stringify(povId)?.slice(0, 140) ?? String(povId))
+    const given: unknown = povId // from JavaScript callers, anything
+    if (!isPovId.Check(given)) {
+      throw new InvalidPovIdError(typeof given === 'string' ? JSON.stringify(given.slice(0, 140)) : `a ${typeof given}`)
+    }
     const members = this.#povs.get(povId)?.members() ?? []
     if (!this.#relay) return members
     const known = new Set(members.map((member) => member.userId))
