@@ -2,7 +2,7 @@
 // stops being an error, so the public types cannot loosen silently.
 import Fastify from 'fastify'
 import povRealtime, {
-  CloseCode, ErrorCode, type Activity, type ActivityInput, type BroadcastResult, type PovRealtimeStats, type ServerMessage
+  CloseCode, ErrorCode, type Activity, type ActivityInput, type BroadcastResult, type Member, type PovRealtimeStats, type ServerMessage
 } from '../../index.js'
 
 const app = Fastify()
@@ -24,6 +24,13 @@ void app.broadcastActivity({ id: 'a1', type: 'note', action: 'created', povId: '
 const stats: PovRealtimeStats = app.povRealtime.stats()
 const connections: number = stats.connections
 void connections
+
+await app.register(povRealtime, { secret: 's'.repeat(32), presence: { info: (user) => ({ name: user.userId }), typingTimeout: 3000 } })
+// @ts-expect-error info returns an object
+await app.register(povRealtime, { secret: 's'.repeat(32), presence: { info: () => 'Alice' } })
+const members: Member[] = await app.povRealtime.presence('p1')
+const status: 'active' | 'idle' = members[0]!.status
+void status
 
 // Without registration, type and action are plain strings.
 const activityType: string = ({} as Activity).type
