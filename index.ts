@@ -18,7 +18,7 @@ import type { ActivityInput } from './types/activity.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** This instance's live state: `stats()`, and the read-receipt functions (`markRead`, `reads`, `unreadCounts`). */
+    /** This instance's live state: `stats()`, `presence(povId)`, and the read-receipt functions (`markRead`, `reads`, `unreadCounts`). */
     povRealtime: PovRealtimeApi
     /**
      * Publishes an activity to every subscriber of its PoV. Rejects (never throws synchronously) with
@@ -49,6 +49,7 @@ const povRealtimePlugin: FastifyPluginAsync<PovRealtimeOptions> = async (fastify
   const hub = new RealtimeHub(options, fastify.log)
   fastify.decorate('povRealtime', {
     stats: () => hub.snapshot(),
+    presence: (povId: string) => hub.members(povId),
     markRead: async (userId, povId, cursor) => await hub.requireReadReceipts('markRead').markRead(userId, povId, cursor),
     reads: async (povId) => await hub.requireReadReceipts('reads').reads(povId),
     unreadCounts: async (userId, povIds) => await hub.requireReadReceipts('unreadCounts').unreadCounts(userId, povIds)

@@ -27,3 +27,21 @@ export const MAX_READS_PER_ANSWER = 1000
 
 /** PoVs one `fastify.povRealtime.unreadCounts` call may ask about. */
 export const MAX_UNREAD_COUNTS_POVS = 1000
+
+/**
+ * Presence changes of one PoV are coalesced over this window: one `presence_diff` per subscriber per window at most,
+ * so a reconnect storm of hundreds of members costs each subscriber one diff, not one per member.
+ */
+export const PRESENCE_DIFF_WINDOW_MS = 50
+
+/** How soon a subscriber whose presence message was dropped (it read too slowly) is retried with a full snapshot. */
+export const PRESENCE_HEAL_DELAY_MS = 1000
+
+/** Largest member `info` (the `presence.info(user)` result), serialized; a larger one is logged and replaced by `{}`. */
+export const MAX_MEMBER_INFO_BYTES = 1024
+
+/**
+ * Presence and typing messages are dropped (the first thing dropped) for a socket with more than this share of
+ * `maxBufferedBytes` queued: activities keep the rest of the room.
+ */
+export const EPHEMERAL_BUFFER_SHARE = 0.5

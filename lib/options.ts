@@ -3,7 +3,7 @@
  */
 import { parse as parseDuration } from '@lukeed/ms'
 import type { FastifyRequest } from 'fastify'
-import type { Broker, HistoryOptions, ReadMarkStore } from './broker.js'
+import type { Broker, HistoryOptions, PresenceRelay, ReadMarkStore } from './broker.js'
 import { InvalidOptionError } from './errors.js'
 
 /** Who a socket belongs to: what the access cookie says, carried in the WebSocket token. */
@@ -24,7 +24,9 @@ export interface RateLimitOptions {
 export interface PresenceOptions {
   /**
    * The public face of a member: the small JSON object every watcher of the same PoV sees as the member's `info`.
-   * Called once per socket, when it first subscribes. Default: `{}` (nothing about the user is broadcast but the id).
+   * Called once per socket, when it first subscribes (before `subscribed`, so keep it quick). It must give a plain
+   * object that serializes to at most 1 KiB of JSON; anything else (a throw included) is logged at error and shown as
+   * `{}`. Default: `{}` (nothing about the user is broadcast but the id).
    */
   info?: (user: PovRealtimeUser) => Record<string, unknown> | Promise<Record<string, unknown>>
   /** Milliseconds of silence after a user's last `typing: true` before `typing: false` goes out by itself. Default 5000. */
@@ -206,6 +208,22 @@ function isReadMarkStore (value: unknown): boolean {
   return (['start', 'markRead', 'reads', 'markOf', 'unreadAfter'] as const).every((method) => typeof store[method] === 'function')
 }
 
+/**
+ * With `presence` on, a custom broker (one for several instances) must carry presence between them: the in-process
+ * default needs no relay, since one instance holds every member.
+ */
+function presenceRelay (relay: unknown): void {
+  if (relay === undefined) {
+    fail('presence needs a broker with a presence relay (broker.presence, as createRedisBroker has); this broker has none')
+  }
+  if (!isPlainObject(relay)) fail('broker.presence must be a presence relay (see PresenceRelay)')
+  const candidate = relay as Partial<PresenceRelay>
+  if (typeof candidate.instanceId !== 'string') fail('broker.presence must have an instanceId string (see PresenceRelay)')
+  for (const method of ['start', 'announce', 'typing', 'members'] as const) {
+    if (typeof candidate[method] !== 'function') fail(`broker.presence must implement ${method}() (see PresenceRelay)`)
+  }
+}
+
 /** Checks the options once, at registration, and fills in the defaults. Throws `POV_REALTIME_INVALID_OPTION`. */
 export function resolveOptions (options: PovRealtimeOptions): ResolvedOptions {
   if (options === null || typeof options !== 'object') fail('options must be an object with at least { secret }')
@@ -222,12 +240,6 @@ export function resolveOptions (options: PovRealtimeOptions): ResolvedOptions {
   } = options
   if (typeof secret !== 'string' || secret.length === 0) fail('secret is required: a non-empty string')
   if (typeof cookieName !== 'string' || cookieName.length === 0) fail('cookieName must be a non-empty string')
-  // TODO(issue 7): lifted when presence lands.
-  for (const feature of ['presence'] as const) {
-    if (options[feature] !== undefined && options[feature] !== false) {
-      fail(`${feature} is not available in this version yet; leave it unset or false`)
-    }
-  }
   const resolved: ResolvedOptions = {
     secret,
     cookieName,
@@ -251,5 +263,6 @@ export function resolveOptions (options: PovRealtimeOptions): ResolvedOptions {
   if (resolved.readReceipts && resolved.broker && !isReadMarkStore(resolved.broker.readMarks)) {
     fail('readReceipts needs a broker that stores read marks (a readMarks store, as createRedisBroker has); this broker has none')
   }
+  if (resolved.presence && resolved.broker) presenceRelay(resolved.broker.presence)
   return resolved
 }

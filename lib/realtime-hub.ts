@@ -8,6 +8,7 @@ import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
 import { CloseCode } from '../types/wire-constants.js'
 import type { ActivityInput } from '../types/activity.js'
+import type { Member } from '../types/messages.js'
 import { serializeActivity } from './activity-validator.js'
 import type { Broker, BrokerEntry } from './broker.js'
 import { SHUTDOWN_GRACE_MS } from './constants.js'
@@ -17,6 +18,7 @@ import type { Feature } from './protocol-schemas.js'
 import type { ResolvedOptions } from './options.js'
 import { ReadReceipts, type ReadState } from './read-receipts.js'
 import type { ReadMark } from '../types/messages.js'
+import { PresenceBoard } from './presence-board.js'
 import { SocketSession, type SessionHost } from './socket-session.js'
 import { StatsCounters, type PovRealtimeStats } from './stats.js'
 import { SubscriptionIndex, type Subscription } from './subscription-index.js'
@@ -48,6 +50,11 @@ export interface PovRealtimeApi {
    * badges without a subscription per PoV. Not checked with `authorizeSubscription`: pass only PoVs the user may see.
    */
   unreadCounts (userId: string, povIds: readonly string[]): Promise<Record<string, ReadState>>
+  /**
+   * `presence` on: the members of `povId` now (on every instance, with the Redis broker). Rejects with
+   * `POV_REALTIME_NOT_ENABLED` while the option is off, `POV_REALTIME_INVALID_ARGUMENT` for a malformed `povId`.
+   */
+  presence (povId: string): Promise<Member[]>
 }
 
 export class RealtimeHub implements SessionHost {
@@ -57,6 +64,8 @@ export class RealtimeHub implements SessionHost {
   readonly enabledFeatures: ReadonlySet<Feature>
   /** The read receipts, when `readReceipts` is on. */
   readonly readReceipts: ReadReceipts | undefined
+  /** `presence` on: who watches each PoV, their status, who types. */
+  readonly presence: PresenceBoard | undefined
   readonly #index = new SubscriptionIndex()
   readonly #sessions = new Set<SocketSession>()
   readonly #log: FastifyBaseLogger
@@ -78,6 +87,7 @@ export class RealtimeHub implements SessionHost {
     this.readReceipts = options.readReceipts
       ? new ReadReceipts(this.broker.readMarks!, (povId, payload) => this.#index.sendToAll(povId, payload))
       : undefined
+    this.presence = options.presence ? new PresenceBoard(options.presence, this.broker.presence, log) : undefined
   }
 
   get tokens (): TokenService {
@@ -103,6 +113,7 @@ export class RealtimeHub implements SessionHost {
       log: this.#log
     })
     await this.readReceipts?.start()
+    if (this.presence) await this.broker.presence?.start(this.presence.sink)
     this.#heartbeatTimer = setInterval(() => {
       for (const session of this.#sessions) session.heartbeat()
     }, this.options.heartbeatInterval).unref()
@@ -134,11 +145,15 @@ export class RealtimeHub implements SessionHost {
   }
 
   async watch (subscription: Subscription): Promise<void> {
-    if (this.#index.add(subscription)) await this.broker.watch(subscription.povId)
+    if (this.#index.add(subscription)) {
+      this.presence?.watch(subscription.povId)
+      await this.broker.watch(subscription.povId)
+    }
   }
 
   unwatch (subscription: Subscription): void {
     if (this.#index.remove(subscription)) {
+      this.presence?.unwatch(subscription.povId)
       Promise.resolve(this.broker.unwatch(subscription.povId)).catch((err: unknown) => {
         this.#log.warn({ err, povId: subscription.povId }, 'pov-realtime: broker failed to unwatch a PoV')
       })
@@ -154,8 +169,15 @@ export class RealtimeHub implements SessionHost {
     return this.stats.snapshot({
       connections: this.#sessions.size,
       subscriptions: this.#index.subscriptionCount,
-      povs: this.#index.povCount
+      povs: this.#index.povCount,
+      presenceMembers: this.presence?.memberCount ?? 0
     })
+  }
+
+  /** `fastify.povRealtime.presence(povId)`. */
+  async members (povId: string): Promise<Member[]> {
+    if (!this.presence) throw new NotEnabledError('fastify.povRealtime.presence()', 'presence')
+    return this.presence.members(povId)
   }
 
   /** `preClose`: every socket gets 1001; those that do not close within the grace period are cut. */

@@ -7,9 +7,12 @@ import type { Duplex } from 'node:stream'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
 import { CloseCode, ErrorCode } from '../types/wire-constants.js'
-import type { ClientMessage, ErrorMessage, ReadMessage, ServerMessage, SubscribeMessage } from '../types/messages.js'
+import type {
+  ClientMessage, ErrorMessage, MemberStatus, ReadMessage, ServerMessage, SubscribeMessage, TypingMessage
+} from '../types/messages.js'
 import { wireFrameOf } from './activity-frame.js'
-import { INVALID_MESSAGE_STREAK_LIMIT } from './constants.js'
+import { EPHEMERAL_BUFFER_SHARE, INVALID_MESSAGE_STREAK_LIMIT } from './constants.js'
+import { NO_INFO, type MemberInfo } from './member-info.js'
 import { parseClientFrame } from './message-parser.js'
 import { MAX_TIMER_DELAY, type PovRealtimeUser, type ResolvedOptions } from './options.js'
 import { MessageRateLimiter } from './rate-limiter.js'
@@ -18,6 +21,7 @@ import { Subscription, type ActivityReceiver } from './subscription-index.js'
 import type { SocketIdentity, TokenService } from './tokens.js'
 import type { Broker, Replay } from './broker.js'
 import type { Feature } from './protocol-schemas.js'
+import type { PresenceBoard, PresenceReceiver } from './presence-board.js'
 import type { ReadReceipts, ReadState } from './read-receipts.js'
 
 /** What a session needs from the hub that owns it. */
@@ -27,6 +31,8 @@ export interface SessionHost {
   readonly tokens: TokenService
   readonly broker: Broker
   readonly enabledFeatures: ReadonlySet<Feature>
+  /** `presence` on: the instance's members, statuses and typing. */
+  readonly presence: PresenceBoard | undefined
   /** The read receipts, when `readReceipts` is on. */
   readonly readReceipts: ReadReceipts | undefined
   /** Adds a live subscription to the index (watching the PoV in the broker if it is the first). */
@@ -51,7 +57,7 @@ export function closeCodeOfFrameError (err: Error & { code?: string }): CloseCod
   return wsErrorCloseCodes[err.code] ?? CloseCode.PROTOCOL_ERROR
 }
 
-export class SocketSession implements ActivityReceiver {
+export class SocketSession implements ActivityReceiver, PresenceReceiver {
   readonly #ws: WebSocket
   /** The upgraded connection ws reads and writes (the upgrade request's socket). */
   readonly #socket: Duplex
@@ -69,6 +75,9 @@ export class SocketSession implements ActivityReceiver {
   #invalidStreak = 0
   #answeredPing = true
   #closed = false
+  /** `presence` on: this socket's activity status, and its public info (computed at its first subscribe). */
+  #status: MemberStatus = 'active'
+  #presenceInfo: MemberInfo | undefined
 
   constructor (ws: WebSocket, request: FastifyRequest, identity: SocketIdentity, host: SessionHost) {
     this.#ws = ws
@@ -89,6 +98,10 @@ export class SocketSession implements ActivityReceiver {
 
   get userId (): string {
     return this.#user.userId
+  }
+
+  get status (): MemberStatus {
+    return this.#status
   }
 
   /**
@@ -112,6 +125,20 @@ export class SocketSession implements ActivityReceiver {
     if (this.#closed) return
     this.#ws.send(payload, TEXT)
     if (this.#ws.bufferedAmount > this.#host.options.maxBufferedBytes) this.closeSlowConsumer()
+  }
+
+  /**
+   * Writes one presence or typing message, unless the socket already has more than its share of `maxBufferedBytes`
+   * queued: those are ephemeral, and the first thing dropped for a slow consumer (activities keep the room).
+   */
+  sendEphemeral (text: string): boolean {
+    if (this.#closed) return false
+    if (this.#ws.bufferedAmount > this.#host.options.maxBufferedBytes * EPHEMERAL_BUFFER_SHARE) {
+      this.#host.stats.presenceDropped++
+      return false
+    }
+    this.#ws.send(text)
+    return true
   }
 
   /** Closes with 4008: the client cannot keep up. */
@@ -221,6 +248,15 @@ export class SocketSession implements ActivityReceiver {
         return this.#markRead(message)
       case 'reads':
         return this.#sendReads(message.povId)
+      case 'status':
+        if (message.status !== this.#status) {
+          this.#status = message.status
+          this.#host.presence?.statusChanged(this)
+        }
+        return undefined
+      case 'typing':
+        this.#typing(message)
+        return undefined
     }
   }
 
@@ -228,6 +264,7 @@ export class SocketSession implements ActivityReceiver {
     if (this.#subscriptions.has(povId)) {
       // Idempotent: still one subscription, still one copy of each activity.
       this.#send({ type: 'subscribed', povId, ...await this.#readState(povId) })
+      this.#joinPresence(povId)
       return
     }
     if (this.#subscriptions.size >= this.#host.options.maxSubscriptions) {
@@ -239,6 +276,7 @@ export class SocketSession implements ActivityReceiver {
       if (!this.#closed) this.#sendError(ErrorCode.FORBIDDEN, 'not allowed to watch this PoV', povId)
       return
     }
+    if (this.#host.presence && !this.#presenceInfo) this.#presenceInfo = await this.#host.presence.memberInfo(this.#user)
     if (this.#closed) return
     const subscription = new Subscription(this, povId)
     // Live entries wait while the replay or the read state is fetched, so that they follow `subscribed`.
@@ -248,9 +286,16 @@ export class SocketSession implements ActivityReceiver {
     if (this.#closed) return
     if (subscription.pending === null) {
       this.#send({ type: 'subscribed', povId })
+      this.#joinPresence(povId)
       return
     }
     await this.#answerHeld(subscription, since)
+    if (this.#subscriptions.get(povId) === subscription) this.#joinPresence(povId)
+  }
+
+  /** `presence` on, right after `subscribed` (and the replay): the member joins, if new, and gets the snapshot. */
+  #joinPresence (povId: string): void {
+    if (!this.#closed) this.#host.presence?.join(this, povId, this.#presenceInfo ?? NO_INFO)
   }
 
   async #mayWatch (povId: string): Promise<boolean> {
@@ -346,7 +391,21 @@ export class SocketSession implements ActivityReceiver {
   #unsubscribe (povId: string): void {
     const subscription = this.#subscriptions.get(povId)
     this.#subscriptions.delete(povId)
-    if (subscription) this.#host.unwatch(subscription)
+    if (subscription) this.#release(subscription)
+  }
+
+  /** Leaves the PoV's members (ending this socket's typing there), then unwatches it. */
+  #release (subscription: Subscription): void {
+    this.#host.presence?.leave(this, subscription.povId)
+    this.#host.unwatch(subscription)
+  }
+
+  /** `typing` is only for a PoV this socket watches, so nobody learns of a PoV `authorizeSubscription` refuses. */
+  #typing ({ povId, typing }: TypingMessage): void {
+    if (!this.#subscriptions.get(povId)) {
+      return this.#sendError(ErrorCode.INVALID_MESSAGE, 'typing needs a subscription to this PoV; subscribe first', povId)
+    }
+    this.#host.presence?.typing(this, povId, typing)
   }
 
   #reauthenticate (token: string): void {
@@ -414,7 +473,7 @@ export class SocketSession implements ActivityReceiver {
     clearTimeout(this.#expiryTimer)
     this.#queue.length = 0
     for (const subscription of this.#subscriptions.values()) {
-      if (subscription) this.#host.unwatch(subscription)
+      if (subscription) this.#release(subscription)
     }
     this.#subscriptions.clear()
     this.#host.forget(this)

@@ -1,6 +1,6 @@
 /**
  * The counters behind `fastify.povRealtime.stats()`: totals since start, kept by the code that does the counted
- * thing; the current values (connections, subscriptions, PoVs) are read from the live structures instead.
+ * thing; the current values (connections, subscriptions, PoVs, presence members) are read from the live structures instead.
  */
 
 /** What `fastify.povRealtime.stats()` returns. */
@@ -23,6 +23,10 @@ export interface PovRealtimeStats {
   authFailures: number
   /** Sockets closed with 4008 for reading too slowly. */
   slowConsumerCloses: number
+  /** `presence` on: members on this instance's watched PoVs now (one per user per PoV, other instances' included). */
+  presenceMembers: number
+  /** `presence` on: presence and typing messages not written to a socket because it was reading too slowly. */
+  presenceDropped: number
 }
 
 export class StatsCounters {
@@ -30,6 +34,7 @@ export class StatsCounters {
   deliveries = 0
   authFailures = 0
   slowConsumerCloses = 0
+  presenceDropped = 0
   readonly rejected: Record<string, number> = Object.create(null)
   readonly closed: Record<string, number> = Object.create(null)
 
@@ -41,7 +46,7 @@ export class StatsCounters {
     this.closed[code] = (this.closed[code] ?? 0) + 1
   }
 
-  snapshot (current: Pick<PovRealtimeStats, 'connections' | 'subscriptions' | 'povs'>): PovRealtimeStats {
+  snapshot (current: Pick<PovRealtimeStats, 'connections' | 'subscriptions' | 'povs' | 'presenceMembers'>): PovRealtimeStats {
     return {
       ...current,
       broadcasts: this.broadcasts,
@@ -49,7 +54,8 @@ export class StatsCounters {
       rejected: { ...this.rejected },
       closed: { ...this.closed },
       authFailures: this.authFailures,
-      slowConsumerCloses: this.slowConsumerCloses
+      slowConsumerCloses: this.slowConsumerCloses,
+      presenceDropped: this.presenceDropped
     }
   }
 }

@@ -187,6 +187,10 @@ t.test('with readReceipts on, valid-shaped messages with hostile fields get prot
   await fuzz(tt, hostileMessage, { readReceipts: true })
 })
 
+t.test('with presence on, valid-shaped messages with hostile fields get protocol answers or a documented close', async (tt) => {
+  await fuzz(tt, hostileMessage, { presence: true })
+})
+
 t.test('frames with any opcode (reserved ones included) and payload get protocol answers or a documented close', async (tt) => {
   // Below the `ws` client: a raw socket sends what no correct client would (continuation frames out of the blue,
   // reserved opcodes, oversized control frames). A fresh socket per run, since most of these end the connection.

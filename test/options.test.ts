@@ -41,6 +41,14 @@ const completeReadMarks = {
   async unreadAfter () { return null }
 }
 
+const completeRelay = {
+  instanceId: 'i1',
+  start () {},
+  announce () {},
+  typing () {},
+  async members () { return [] }
+}
+
 /** Malformed options, each with the option name its error must mention. */
 const malformed: Array<[what: string, options: Record<string, unknown>, names: string]> = [
   ['no secret', { secret: undefined }, 'secret'],
@@ -78,12 +86,18 @@ const malformed: Array<[what: string, options: Record<string, unknown>, names: s
   ['an empty cookieName', { cookieName: '' }, 'cookieName'],
   ['verifyAccessToken that is not a function', { verifyAccessToken: 'jwt' }, 'verifyAccessToken'],
   ['authorizeSubscription that is not a function', { authorizeSubscription: true }, 'authorizeSubscription'],
-  ['presence: true (not available yet)', { presence: true }, 'presence'],
-  ['presence options (not available yet)', { presence: { typingTimeout: 1000 } }, 'presence'],
   ['readReceipts as a string', { readReceipts: 'yes' }, 'readReceipts'],
   ['readReceipts with a broker that stores no read marks', { readReceipts: true, broker: completeBroker }, 'readReceipts'],
   ['readReceipts with a broker whose readMarks lacks unreadAfter()',
-    { readReceipts: true, broker: { ...completeBroker, readMarks: { ...completeReadMarks, unreadAfter: undefined } } }, 'readReceipts']
+    { readReceipts: true, broker: { ...completeBroker, readMarks: { ...completeReadMarks, unreadAfter: undefined } } }, 'readReceipts'],
+  ['presence as a string', { presence: 'on' }, 'presence'],
+  ['presence as an array', { presence: [] }, 'presence'],
+  ['presence.typingTimeout: 0', { presence: { typingTimeout: 0 } }, 'presence.typingTimeout'],
+  ['presence.typingTimeout as a string', { presence: { typingTimeout: '5s' } }, 'presence.typingTimeout'],
+  ['presence.info that is not a function', { presence: { info: { name: 'x' } } }, 'presence.info'],
+  ['presence with a custom broker that has no presence relay', { presence: true, broker: completeBroker }, 'presence'],
+  ['presence with a broker whose relay lacks members()', { presence: true, broker: { ...completeBroker, presence: { ...completeRelay, members: undefined } } }, 'members'],
+  ['presence with a broker whose relay has no instanceId', { presence: true, broker: { ...completeBroker, presence: { ...completeRelay, instanceId: 7 } } }, 'instanceId']
 ]
 
 t.test('malformed options fail registration with POV_REALTIME_INVALID_OPTION naming the option', async (t) => {
@@ -125,6 +139,11 @@ t.test('well-formed options register', async (t) => {
   t.equal(await registrationError({ readReceipts: true }), undefined, 'read receipts with the default broker')
   t.equal(await registrationError({ readReceipts: true, broker: { ...completeBroker, readMarks: completeReadMarks } }), undefined,
     'read receipts with a broker that stores read marks')
+  t.equal(await registrationError({ presence: true }), undefined, 'presence with the in-process broker needs no relay')
+  t.equal(await registrationError({ presence: { info: () => ({}), typingTimeout: 1000 } }), undefined)
+  t.equal(await registrationError({ presence: true, broker: { ...completeBroker, presence: completeRelay } }), undefined,
+    'presence with a custom broker that has a relay')
+  t.equal(await registrationError({ broker: completeBroker, presence: false }), undefined, 'a broker without a relay while presence is off')
 })
 
 t.test('a custom cookieName is the cookie the token route reads', async (t) => {

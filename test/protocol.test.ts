@@ -254,6 +254,19 @@ t.test('with readReceipts on, read and reads are handled while status and typing
   t.equal(server.app.povRealtime.stats().rejected.NOT_ENABLED, 2)
 })
 
+t.test('with presence on, status and typing are accepted while read and reads stay NOT_ENABLED', async (t) => {
+  const server = await startServer(t, { presence: true })
+  const client = await server.connect()
+  await client.subscribe('p1')
+  client.send({ type: 'status', status: 'idle' })
+  client.send({ type: 'typing', povId: 'p1', typing: true })
+  await client.request({ type: 'ping' }, 'pong')
+  t.same(client.messages.filter((m) => m.type === 'error'), [], 'status and typing are not refused (nor answered)')
+  for (const message of [{ type: 'read', povId: 'p1', cursor: 'c1' }, { type: 'reads', povId: 'p1' }]) {
+    t.match(await client.request(message, 'error'), { type: 'error', code: 'NOT_ENABLED' }, message.type)
+  }
+})
+
 t.test('messages of a feature that is off are not abuse: a client that keeps sending them is not disconnected', async (t) => {
   const server = await startServer(t)
   const client = await server.connect()

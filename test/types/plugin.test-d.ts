@@ -2,8 +2,8 @@
 // stops being an error, so the public types cannot loosen silently.
 import Fastify from 'fastify'
 import povRealtime, {
-  CloseCode, ErrorCode, type Activity, type ActivityInput, type BroadcastResult, type PovRealtimeStats, type ReadMark,
-  type ReadState, type ServerMessage
+  CloseCode, ErrorCode, type Activity, type ActivityInput, type BroadcastResult, type Member, type PovRealtimeStats,
+  type ReadMark, type ReadState, type ServerMessage
 } from '../../index.js'
 
 const app = Fastify()
@@ -34,6 +34,12 @@ void marks
 void badges
 // @ts-expect-error unreadCounts takes a list of PoVs
 void app.povRealtime.unreadCounts('u1', 'p1')
+await app.register(povRealtime, { secret: 's'.repeat(32), presence: { info: (user) => ({ name: user.userId }), typingTimeout: 3000 } })
+// @ts-expect-error info returns an object
+await app.register(povRealtime, { secret: 's'.repeat(32), presence: { info: () => 'Alice' } })
+const members: Member[] = await app.povRealtime.presence('p1')
+const status: 'active' | 'idle' = members[0]!.status
+void status
 
 // Without registration, type and action are plain strings.
 const activityType: string = ({} as Activity).type
