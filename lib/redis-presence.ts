@@ -61,11 +61,13 @@ export class RedisPresenceRelay implements PresenceRelay {
   #syncTimer: NodeJS.Timeout | undefined
   #tickTimer: NodeJS.Timeout | undefined
   #ticking = false
+  #unsentOverflowed = false
   #announcing = false
   #announceAgain = false
+  #announceEverything = false
   #lastRefresh = Date.now()
   readonly #onCommandsReady = () => {
-    this.#announceAll().catch(() => {})
+    this.#announceAll(true).catch(() => {})
     this.#syncLater(true)
   }
 
@@ -181,9 +183,13 @@ export class RedisPresenceRelay implements PresenceRelay {
     const povIds = new Set([...this.#local.keys(), ...[...this.#unsent].map((key) => key.slice(0, key.indexOf('\n')))])
     this.#local.clear()
     this.#unsent.clear()
-    const leave = async (povId: string) => { await this.#leaveCommand(povId).catch(() => {}) }
+    // Stops at the first batch Redis did not take: while it is away, the heartbeat dated expired (or left to expire)
+    // makes the others drop what stays.
     const all = [...povIds]
-    for (let i = 0; i < all.length; i += WRITE_BATCH) await Promise.all(all.slice(i, i + WRITE_BATCH).map(leave))
+    for (let i = 0; i < all.length; i += WRITE_BATCH) {
+      const batch = all.slice(i, i + WRITE_BATCH).map((povId) => this.#leaveCommand(povId))
+      if ((await Promise.allSettled(batch)).some((outcome) => outcome.status === 'rejected')) break
+    }
     await this.#leaveCommand().catch(() => {})
   }
 
@@ -203,16 +209,22 @@ export class RedisPresenceRelay implements PresenceRelay {
     } catch {
       if (this.#closed) return
       if (this.#unsent.size >= MAX_UNSENT) {
-        const oldest = this.#unsent.values().next().value!
-        this.#unsent.delete(oldest)
-        this.#link.log.warn('pov-realtime: too many presence changes could not reach Redis; the oldest is forgotten')
+        this.#unsent.delete(this.#unsent.values().next().value!)
+        if (!this.#unsentOverflowed) {
+          this.#unsentOverflowed = true
+          this.#link.log.warn(`pov-realtime: more than ${MAX_UNSENT} presence changes could not reach Redis; the oldest are forgotten`)
+        }
       }
       this.#unsent.add(key)
     }
   }
 
-  /** Sends again every member of this instance and every change that may not have reached Redis, then a heartbeat. */
-  async #announceAll (): Promise<void> {
+  /**
+   * Sends again the changes that may not have reached Redis and, when Redis is back (`everything`), every member of
+   * this instance, then records a heartbeat.
+   */
+  async #announceAll (everything: boolean): Promise<void> {
+    this.#announceEverything ||= everything
     if (this.#announcing) {
       this.#announceAgain = true
       return
@@ -225,8 +237,12 @@ export class RedisPresenceRelay implements PresenceRelay {
           const newline = key.indexOf('\n')
           return [key.slice(0, newline), key.slice(newline + 1)]
         })
-        for (const [povId, members] of this.#local) {
-          for (const userId of members.keys()) writes.push([povId, userId])
+        this.#unsentOverflowed = false
+        if (this.#announceEverything) {
+          this.#announceEverything = false
+          for (const [povId, members] of this.#local) {
+            for (const userId of members.keys()) writes.push([povId, userId])
+          }
         }
         for (let i = 0; i < writes.length && !this.#closed; i += WRITE_BATCH) {
           await Promise.all(writes.slice(i, i + WRITE_BATCH).map(([povId, userId]) => this.#write(povId, userId)))
@@ -362,7 +378,7 @@ export class RedisPresenceRelay implements PresenceRelay {
     this.#ticking = true
     try {
       await this.#heartbeat()
-      if (this.#unsent.size > 0) await this.#announceAll()
+      if (this.#unsent.size > 0) await this.#announceAll(false)
       await this.#checkOrigins()
       if (Date.now() - this.#lastRefresh >= REFRESH_EVERY_MS) await this.#refreshLifetimes()
     } finally {

@@ -19,6 +19,9 @@ const TTL = 1500
 /** The bound the README states: a dead instance's members leave within ttl + ttl / 3 of its last heartbeat. */
 const BOUND = TTL + TTL / 3
 
+/** Room for the scripts, the pub/sub hop and a loaded machine's timers on top of the bound. */
+const SLACK = 400
+
 t.test('an instance killed without a clean shutdown: its members leave on the other instances within the bound', async (t) => {
   const redis = await sharedRedis(t)
   const members = [['p1', 'ana'], ['p1', 'li'], ['p2', 'bo'], ['p3', 'cy']]
@@ -52,7 +55,7 @@ t.test('an instance killed without a clean shutdown: its members leave on the ot
     BOUND * 3, 'the killed instance\'s members to leave')
   const elapsed = Date.now() - killedAt
   t.comment(`members of a killed instance left after ${elapsed} ms (presenceTtl ${TTL} ms, bound ${BOUND} ms)`)
-  t.ok(elapsed <= BOUND + 250, `they left within the bound (${elapsed} ms <= ${BOUND} ms + 250 ms of slack)`)
+  t.ok(elapsed <= BOUND + SLACK, `they left within the bound (${elapsed} ms <= ${BOUND} ms + ${SLACK} ms of slack)`)
   t.ok(elapsed >= TTL - TTL / 3, `not before the ttl could have run out (${elapsed} ms)`)
   t.same(b.presence.events.filter((event) => event.state === null).map((event) => `${event.povId}/${event.userId}`).sort(),
     ['p1/ana', 'p1/li', 'p2/bo'], 'b reported each of them gone, once')
@@ -133,7 +136,7 @@ t.test('an instance cut off for longer than presenceTtl: its members leave, and 
   proxy.cut()
   const cutAt = Date.now()
   await waitFor(() => b.presence.view('p1').length === 0, BOUND * 3, 'ana to leave on b')
-  t.ok(Date.now() - cutAt <= BOUND + 250 + 100, `left within the bound (${Date.now() - cutAt} ms)`)
+  t.ok(Date.now() - cutAt <= BOUND + SLACK, `left within the bound (${Date.now() - cutAt} ms)`)
   proxy.restore()
   await waitFor(() => b.presence.view('p1').join() === 'ana:active', 5000, 'ana back on b')
   await sleep(BOUND)

@@ -6,6 +6,7 @@
  */
 import { Redis } from 'ioredis'
 import t from 'tap'
+import { createRedisBroker } from '../../lib/redis-broker.js'
 import { sharedRedis } from '../helpers/redis-server.js'
 import { active, idle, startBroker } from '../helpers/redis-broker-parts.js'
 import { sleep, waitFor } from '../helpers/server.js'
@@ -83,7 +84,7 @@ t.test('changes racing a new watch: the watcher ends with exactly the announcing
       truth.set(userId, state && `${userId}:${state.status}`)
     }
     // b starts watching while the changes stream in (and its snapshot is read among them)
-    if (round === 10) watched = b.broker.watch('p1')
+    if (round === 10) watched = Promise.resolve(b.broker.watch('p1'))
     if (round % 5 === 0) await sleep(1)
   }
   await watched
@@ -180,4 +181,12 @@ t.test('a clean close: the instance\'s members leave everywhere at once, and Red
     t.same(fields.filter((field) => field.startsWith(a.relay.instanceId)), [], `no field of a left in ${povId}`)
   }
   t.same(await b.relay.members('p3'), [])
+})
+
+t.test('presenceTtl must be an integer of at least 100 ms', async (t) => {
+  for (const presenceTtl of [0, 99, 1500.5, '15000', -1]) {
+    t.throws(() => createRedisBroker({ redis: 'redis://127.0.0.1:6379', presenceTtl: presenceTtl as number }),
+      { code: 'POV_REALTIME_INVALID_OPTION', message: /presenceTtl/ }, `refused: ${JSON.stringify(presenceTtl)}`)
+  }
+  t.doesNotThrow(() => createRedisBroker({ redis: 'redis://127.0.0.1:6379', presenceTtl: 100 }))
 })
