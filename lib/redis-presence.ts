@@ -187,10 +187,11 @@ export class RedisPresenceRelay implements PresenceRelay {
     // makes the others drop what stays.
     const all = [...povIds]
     for (let i = 0; i < all.length; i += WRITE_BATCH) {
-      const batch = all.slice(i, i + WRITE_BATCH).map((povId) => this.#leaveCommand(povId))
+      const batch = all.slice(i, i + WRITE_BATCH).map((povId) =>
+        this.#link.command((redis) => removeOrigin(redis, this.#keys(povId), this.instanceId)))
       if ((await Promise.allSettled(batch)).some((outcome) => outcome.status === 'rejected')) break
     }
-    await this.#leaveCommand().catch(() => {})
+    await this.#link.command((redis) => heartbeat(redis, this.#instancesKey, this.instanceId, this.#ttl, true)).catch(() => {})
   }
 
   // ---- this instance's members ---------------------------------------------------------------
@@ -262,13 +263,6 @@ export class RedisPresenceRelay implements PresenceRelay {
 
   async #heartbeat (): Promise<void> {
     await this.#link.command((redis) => heartbeat(redis, this.#instancesKey, this.instanceId, this.#ttl))
-  }
-
-  /** On close: this instance's members of `povId` leave; without a PoV, its heartbeat is dated expired. */
-  async #leaveCommand (povId?: string): Promise<void> {
-    await this.#link.command((redis) => povId === undefined
-      ? heartbeat(redis, this.#instancesKey, this.instanceId, this.#ttl, true)
-      : removeOrigin(redis, this.#keys(povId), this.instanceId).then(() => {}))
   }
 
   // ---- other instances' members --------------------------------------------------------------
