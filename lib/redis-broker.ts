@@ -16,7 +16,10 @@ import { encodeActivityFrame } from './activity-frame.js'
 import type { Broker, BrokerEntry, BrokerSink, BrokerStartContext, Replay } from './broker.js'
 import { BrokerUnavailableError, InvalidOptionError } from './errors.js'
 import { compareStreamIds, formatCursor, newEpoch, parseCursor, type StreamPosition } from './redis-cursor.js'
+import type { RedisLink } from './redis-link.js'
 import { PovFeed } from './redis-pov-feed.js'
+import { DEFAULT_PRESENCE_TTL, RedisPresenceRelay, newInstanceId } from './redis-presence.js'
+import { RedisReadMarkStore } from './redis-read-marks.js'
 import {
   parseChannelEntry, povIdOfChannel, povKeys, publishEntry, readAfter, type PovKeys, type Window
 } from './redis-scripts.js'
@@ -34,9 +37,15 @@ export interface RedisBrokerOptions {
    * `outcomeUnknown: true`: the activity may still have been published). Default 2000.
    */
   timeout?: number
+  /**
+   * With the plugin's `presence` option: milliseconds after its last heartbeat that an instance counts as dead (its
+   * members then leave on every other instance within `presenceTtl * 4 / 3`). Each instance records a heartbeat every
+   * `presenceTtl / 3` ms. Give every instance the same value. Default 15000.
+   */
+  presenceTtl?: number
 }
 
-export const REDIS_BROKER_DEFAULTS = { keyPrefix: 'pov-realtime:', timeout: 2000 } as const
+export const REDIS_BROKER_DEFAULTS = { keyPrefix: 'pov-realtime:', timeout: 2000, presenceTtl: DEFAULT_PRESENCE_TTL } as const
 
 /** How long a PoV's epoch and newest id outlive its last activity (at least the history's ttl): a quiet PoV's cursors stay valid that long. */
 export const CURSOR_LIFETIME_MS = 24 * 60 * 60_000
@@ -91,6 +100,7 @@ function markNotSent (err: unknown): never {
  * @param options.redis an ioredis client (the app keeps it), or a URL or ioredis options (the broker opens and closes it)
  * @param [options.keyPrefix='pov-realtime:'] prefix of every key and channel
  * @param [options.timeout=2000] milliseconds a Redis call may take before the broker gives up on it
+ * @param [options.presenceTtl=15000] milliseconds after its last heartbeat that an instance's members leave (presence)
  */
 export function createRedisBroker (options: RedisBrokerOptions): Broker {
   return new RedisBroker(options)
@@ -159,8 +169,15 @@ class RedisBroker implements Broker {
   readonly #down = new Set<Redis>()
   #closed = false
   readonly #onCommandsReady = () => this.#retryNow()
+  readonly presence: RedisPresenceRelay
+  readonly readMarks: RedisReadMarkStore
 
-  constructor ({ redis, keyPrefix = REDIS_BROKER_DEFAULTS.keyPrefix, timeout = REDIS_BROKER_DEFAULTS.timeout }: RedisBrokerOptions) {
+  constructor ({
+    redis,
+    keyPrefix = REDIS_BROKER_DEFAULTS.keyPrefix,
+    timeout = REDIS_BROKER_DEFAULTS.timeout,
+    presenceTtl = REDIS_BROKER_DEFAULTS.presenceTtl
+  }: RedisBrokerOptions) {
     if (!(typeof redis === 'string' && redis.length > 0) && !(typeof redis === 'object' && redis !== null)) {
       fail('redis must be an ioredis client, a redis:// URL or ioredis options')
     }
@@ -170,9 +187,15 @@ class RedisBroker implements Broker {
     if (typeof timeout !== 'number' || !Number.isSafeInteger(timeout) || timeout <= 0) {
       fail(`timeout must be a positive integer (ms), got ${JSON.stringify(timeout)}`)
     }
+    if (typeof presenceTtl !== 'number' || !Number.isSafeInteger(presenceTtl) || presenceTtl < 100) {
+      fail(`presenceTtl must be an integer of at least 100 (ms), got ${JSON.stringify(presenceTtl)}`)
+    }
     this.#redis = redis
     this.#keyPrefix = keyPrefix
     this.#timeout = timeout
+    const link = this.#lend()
+    this.presence = new RedisPresenceRelay(link, presenceTtl)
+    this.readMarks = new RedisReadMarkStore(link)
   }
 
   async start ({ sink, history, log }: BrokerStartContext): Promise<void> {
@@ -235,6 +258,7 @@ class RedisBroker implements Broker {
   }
 
   async watch (povId: string): Promise<void> {
+    const parts = Promise.all([this.presence.watch(povId), this.readMarks.watch(povId)])
     let feed = this.#feeds.get(povId)
     if (feed) {
       feed.refs++
@@ -248,12 +272,15 @@ class RedisBroker implements Broker {
     }
     // While Redis is unreachable, delivery begins when it is back (see #restoreSubscriptions and #retryNow).
     if (this.#subscriber.status !== 'ready' || this.#commands.status !== 'ready') return
-    if (!await feed.untilStarted(this.#timeout)) {
+    const [started] = await Promise.all([feed.untilStarted(this.#timeout), parts])
+    if (!started) {
       this.#log.warn({ povId }, 'pov-realtime: Redis did not confirm a subscription in time; delivery begins when it does')
     }
   }
 
   async unwatch (povId: string): Promise<void> {
+    this.presence.unwatch(povId)
+    this.readMarks.unwatch(povId)
     const feed = this.#feeds.get(povId)
     if (!feed || --feed.refs > 0) return
     this.#feeds.delete(povId)
@@ -287,6 +314,9 @@ class RedisBroker implements Broker {
   }
 
   async close (): Promise<void> {
+    // First, while the connections are up: this instance's members leave.
+    await this.presence.close()
+    this.readMarks.close()
     this.#closed = true
     clearTimeout(this.#retryTimer)
     for (const feed of this.#feeds.values()) feed.close()
@@ -296,6 +326,31 @@ class RedisBroker implements Broker {
     this.#commands.off('ready', this.#onCommandsReady)
     await disconnect(this.#subscriber)
     if (this.#commands !== this.#redis) await disconnect(this.#commands)
+  }
+
+  /** What the optional parts (presence, read marks) use of this broker. */
+  #lend (): RedisLink {
+    const instanceId = newInstanceId()
+    const broker = this // the getters below read this broker's state as it is when they are called
+    return {
+      keyPrefix: this.#keyPrefix,
+      timeout: this.#timeout,
+      instanceId,
+      get commands () { return broker.#commands },
+      get subscriber () { return broker.#subscriber },
+      get log () { return broker.#log },
+      get window () { return broker.#window },
+      get history () { return broker.#replays },
+      command: async (send) => {
+        try {
+          return await this.#command(() => send(this.#commands))
+        } catch (err) {
+          throw brokerUnavailable((err as Error).message, !(err instanceof NotSentError) && !(err instanceof ReplyError), err)
+        }
+      },
+      subscribe: async (channels) => { await withTimeout(this.#subscriber.subscribe(...channels), this.#timeout) },
+      unsubscribe: (channel) => { this.#subscriber.unsubscribe(channel).catch(() => {}) }
+    }
   }
 
   // ---- delivery ------------------------------------------------------------------------------

@@ -7,7 +7,14 @@
  * - `<prefix>{<povId>}:m`, a small hash: `epoch` (see `redis-cursor.ts`), `last` (the newest stream id) and `dropped`
  *   (the newest id the window has dropped), kept longer than the history so that a quiet PoV's cursors stay valid;
  * - channel `<prefix>{<povId>}`: every entry as `<cursor>\n<previous stream id>\n<activity JSON>`. The previous id
- *   chains the entries, so a subscriber sees for itself when it missed one and fills the gap from the stream.
+ *   chains the entries, so a subscriber sees for itself when it missed one and fills the gap from the stream;
+ * - with the `presence` option, `<prefix>{<povId>}:p`, a hash of the PoV's members per instance, and channel
+ *   `<prefix>{<povId>}:p` for its changes and typing (see `redis-presence.ts`);
+ * - with the `readReceipts` option, `<prefix>{<povId>}:r`, a hash of the PoV's read marks, and channel
+ *   `<prefix>{<povId>}:r` for the marks that move (see `redis-read-marks.ts`).
+ *
+ * Outside any PoV's slot, the presence option keeps one sorted set, `<prefix>presence:instances`: each instance's last
+ * heartbeat (see `redis-presence.ts`).
  *
  * Requires Redis 6.2 or later (XTRIM MINID, exclusive ranges).
  */
@@ -15,16 +22,35 @@ import { createHash } from 'node:crypto'
 import type { Redis } from 'ioredis'
 import type { StreamPosition } from './redis-cursor.js'
 
-/** The keys and channel of one PoV. */
+/** The keys and channels of one PoV. */
 export interface PovKeys {
   readonly history: string
   readonly meta: string
   readonly channel: string
+  /** The members hash, and the channel of their changes and of typing. */
+  readonly presence: string
+  readonly presenceChannel: string
+  /** The read marks hash, and the channel of the marks that move. */
+  readonly readMarks: string
+  readonly readChannel: string
 }
 
 export function povKeys (keyPrefix: string, povId: string): PovKeys {
   const tagged = `${keyPrefix}{${povId}}`
-  return { history: `${tagged}:h`, meta: `${tagged}:m`, channel: tagged }
+  return {
+    history: `${tagged}:h`,
+    meta: `${tagged}:m`,
+    channel: tagged,
+    presence: `${tagged}:p`,
+    presenceChannel: `${tagged}:p`,
+    readMarks: `${tagged}:r`,
+    readChannel: `${tagged}:r`
+  }
+}
+
+/** The sorted set of instance heartbeats (presence). */
+export function instancesKey (keyPrefix: string): string {
+  return `${keyPrefix}presence:instances`
 }
 
 /** The PoV of a channel named by {@link povKeys}. */
@@ -123,17 +149,33 @@ end
 return reply
 `
 
-interface LuaScript { readonly lua: string, readonly sha: string }
+/**
+ * KEYS: history, meta. ARGV: epoch, since (a stream id; '' = count them all), size, ttl.
+ * Returns how many entries the history window holds after `since`: all of them when `since` is '' or of another epoch.
+ */
+const COUNT = `${TRIM}
+local history, meta = KEYS[1], KEYS[2]
+local epoch = redis.call('HGET', meta, 'epoch')
+if not epoch then return 0 end
+local trimmed = trim(history, tonumber(ARGV[3]), nowMs() - tonumber(ARGV[4]))
+if trimmed then redis.call('HSET', meta, 'dropped', trimmed) end
+if ARGV[1] ~= epoch or ARGV[2] == '' then return redis.call('XLEN', history) end
+return #redis.call('XRANGE', history, '(' .. ARGV[2], '+')
+`
 
-function script (lua: string): LuaScript {
+/** A Lua script and its SHA1, for {@link run}. */
+export interface LuaScript { readonly lua: string, readonly sha: string }
+
+export function script (lua: string): LuaScript {
   return { lua, sha: createHash('sha1').update(lua).digest('hex') }
 }
 
 const publishScript = script(PUBLISH)
 const rangeScript = script(RANGE)
+const countScript = script(COUNT)
 
 /** EVALSHA, falling back to EVAL when Redis does not have the script (a fresh or restarted server). */
-async function run (redis: Redis, { lua, sha }: LuaScript, keys: readonly string[], args: ReadonlyArray<string | number>): Promise<unknown> {
+export async function run (redis: Redis, { lua, sha }: LuaScript, keys: readonly string[], args: ReadonlyArray<string | number>): Promise<unknown> {
   try {
     return await redis.evalsha(sha, keys.length, ...keys, ...args)
   } catch (err) {
@@ -186,6 +228,12 @@ export async function readAfter (
   const entries: StoredEntry[] = []
   for (let i = 3; i < reply.length; i += 2) entries.push({ id: reply[i]!, json: reply[i + 1]! })
   return { intact: reply[0] === 'ok', epoch: reply[1]!, last: reply[2]!, entries }
+}
+
+/** How many entries the history window holds after `since` (all of them for undefined or a position of another epoch). */
+export async function countAfter (redis: Redis, keys: PovKeys, window: Window, since: StreamPosition | undefined): Promise<number> {
+  return await run(redis, countScript, [keys.history, keys.meta],
+    [since?.epoch ?? '', since?.id ?? '', window.size, window.ttl]) as number
 }
 
 /** One entry as it arrives on a PoV's channel. */
