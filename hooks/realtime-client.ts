@@ -300,13 +300,20 @@ export class RealtimeClient {
 
   /**
    * Marks `povId` read up to `cursor`, by default the newest activity the client holds of it. Nothing (false) when that
-   * is known not to be newer than the user's mark. The mark shows at once (`readCursor`, `unread`); while it cannot be
-   * sent (offline, or not subscribed yet) it waits, kept by `persist`, and goes out once the PoV is subscribed again.
+   * is known not to be newer than the user's mark, or the server is known to have read receipts off. The mark shows at
+   * once (`readCursor`, `unread`, and in `reads`); while it cannot be sent (offline, or not subscribed yet) it waits,
+   * kept by `persist`, and goes out once the PoV is subscribed again.
    */
   markRead (povId: string, cursor?: string): boolean {
     const pov = this.#povs.get(povId)
     const target = cursor ?? pov?.activities.latestCursor
-    if (!pov || target === undefined || !pov.reads.advance(target)) return false
+    // Subscribed without `readCursor`: the server has read receipts off, and the mark could never be sent.
+    if (!pov || target === undefined || (pov.subscribed && !pov.readReceipts)) return false
+    if (!pov.reads.advance(target)) return false
+    // Shown in `reads` at once; the server's `read` echo brings its own `readAt`.
+    if (this.#userId !== undefined) {
+      pov.reads.markMoved({ userId: this.#userId, cursor: target, readAt: new Date(this.#options.timers.now()).toISOString() })
+    }
     if (!this.#sendRead(povId, pov, target)) {
       this.#pendingReads.delete(povId)
       this.#pendingReads.set(povId, target)

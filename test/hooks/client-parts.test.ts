@@ -7,34 +7,10 @@ import { ActivityStore } from '../../hooks/activity-store.js'
 import { backoffDelay, DEFAULT_BACKOFF } from '../../hooks/backoff.js'
 import { BoundedQueue } from '../../hooks/bounded-queue.js'
 import { resolveSocketUrl } from '../../hooks/client-options.js'
-import type { Timers } from '../../hooks/timers.js'
 import { AuthError, HttpTokenProvider, TokenFetchError } from '../../hooks/token-source.js'
 import { WatchRegistry } from '../../hooks/watch-registry.js'
 import type { Activity } from '../../types/activity.js'
-
-/** A clock that moves only when told to. */
-function manualClock (start = 1_000_000): Timers & { advance (ms: number): void } {
-  let now = start
-  let timers: Array<{ at: number, callback: () => void, handle: number }> = []
-  let next = 1
-  return {
-    now: () => now,
-    setTimeout (callback, ms) {
-      const handle = next++
-      timers.push({ at: now + ms, callback, handle })
-      return handle
-    },
-    clearTimeout (handle) {
-      timers = timers.filter((timer) => timer.handle !== handle)
-    },
-    advance (ms) {
-      now += ms
-      const due = timers.filter((timer) => timer.at <= now).sort((a, b) => a.at - b.at)
-      timers = timers.filter((timer) => timer.at > now)
-      for (const timer of due) timer.callback()
-    }
-  }
-}
+import { manualClock } from './manual-clock.js'
 
 const act = (id: string, povId = 'p1'): Activity => ({
   id, povId, type: 'note', action: 'created', userId: 'u1', title: id, message: '', createdAt: '2026-01-01T00:00:00.000Z'
