@@ -87,10 +87,14 @@ export class ReadState {
     this.#changed()
   }
 
-  /** A live activity arrived after the subscription. */
-  activityArrived (): void {
-    if (this.#unread === null) return
-    this.#unread++
+  /**
+   * A live activity arrived after the subscription. If it is the one the mark points at (marked before it arrived, say
+   * from the answer to the app's own post), it is the newest held and nothing after it is unread.
+   */
+  activityArrived (cursor: string): void {
+    if (cursor === this.#readCursor) this.#unread = 0
+    else if (this.#unread !== null) this.#unread++
+    else return
     this.#changed()
   }
 

@@ -416,7 +416,7 @@ export class RealtimeClient {
         const pov = this.#povs.get(povId)
         if (pov?.activities.add(activity, message.cursor) !== false) {
           // Replayed activities come before `subscribed`, whose `unread` counts them already.
-          if (pov?.subscribed) pov.reads.activityArrived()
+          if (pov?.subscribed) pov.reads.activityArrived(message.cursor)
           this.#save(povId)
           this.#emit(povId, { type: 'activity', povId, activity, cursor: message.cursor })
         }

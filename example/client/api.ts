@@ -56,7 +56,20 @@ export async function fetchActivities (povId: string): Promise<Activity[]> {
   return (await request<{ activities: Activity[] }>('GET', `/api/povs/${encodeURIComponent(povId)}/activities`)).activities
 }
 
-/** Stores the activity and broadcasts it to the PoV's subscribers (this page included). */
-export async function postActivity (povId: string, activity: NewActivity): Promise<Activity> {
-  return (await request<{ activity: Activity }>('POST', `/api/povs/${encodeURIComponent(povId)}/activities`, activity)).activity
+/** Stores the activity and broadcasts it to the PoV's subscribers (this page included); `cursor` is the broadcast's. */
+export async function postActivity (povId: string, activity: NewActivity): Promise<{ activity: Activity, cursor: string }> {
+  return request<{ activity: Activity, cursor: string }>('POST', `/api/povs/${encodeURIComponent(povId)}/activities`, activity)
+}
+
+/**
+ * The signed-in user's unread count per PoV (`null`: unknown), from the app's route, so that a sidebar of badges is
+ * right without a socket subscription per PoV. `undefined` when the server has no such route (read receipts off).
+ */
+export async function fetchUnreadCounts (): Promise<Record<string, number | null> | undefined> {
+  try {
+    return (await request<{ unread: Record<string, number | null> }>('GET', '/api/povs/unread')).unread
+  } catch (err) {
+    if (err instanceof HttpError && err.status === 404) return undefined
+    throw err
+  }
 }

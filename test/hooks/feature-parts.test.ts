@@ -175,7 +175,7 @@ t.test('read marks are ordered by where their activities stand among those held'
 
   reads.subscribed('c1', 12, false)
   t.same(reads.value.get(), { reads: [], readCursor: 'c1', unread: 12 }, "the server's count at subscription")
-  reads.activityArrived()
+  reads.activityArrived('c5')
   t.equal(reads.value.get().unread, 13, 'one more per live activity')
   t.equal(reads.advance('c3'), true)
   t.same(reads.value.get(), { reads: [], readCursor: 'c3', unread: 1 }, 'counted again among the held: a4 is after c3')

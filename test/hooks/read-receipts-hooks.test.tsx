@@ -88,6 +88,10 @@ t.test("the user's mark moved in another tab: readCursor follows, unread is coun
   t.equal(label('unread'), '1', 'only a3 comes after c2')
   act(() => simulateRead('p1', MOCK_USER_ID, 'c1'))
   t.equal(label('mark'), 'c2', 'a mark never moves back')
+  t.equal(latest.markRead('c4'), true, 'a cursor the client does not hold yet (say from the answer to its own post)')
+  t.equal(label('unread'), '1', 'cannot be placed: the count waits')
+  act(() => simulateWebSocketMessage(activity(4)))
+  t.equal(label('unread'), '0', 'once it arrives, it and all before it are read')
 })
 
 t.test('activities replayed on a resume are not counted twice: the count of the next subscribed includes them', async (t) => {
