@@ -6,8 +6,8 @@
  * Kept in `sessionStorage` by default (it outlives a reload, not the tab: activity text does not stay on a shared
  * computer), `localStorage` on request, or a storage of the app's. One key per user and socket URL, so another user
  * signing in on the same browser reads nothing of the first; `clearPersistedRealtimeState()` removes every key on
- * sign-out. Bounded: at most `MAX_PERSISTED_POVS` PoVs and `maxBytes` per key, the least recently saved PoVs losing
- * their activities first. A storage that is missing, refuses access or is full never breaks the client: it keeps the
+ * sign-out. Bounded: at most `MAX_PERSISTED_POVS` PoVs and `maxBytes` per key; when space runs short, activities go
+ * first (the least recently saved PoVs' first), cursors and marks last. A storage that is missing, refuses access or is full never breaks the client: it keeps the
  * state in memory instead.
  */
 import type { Activity } from '../types/activity.js'
@@ -209,25 +209,35 @@ export class PersistedState {
     for (const [povId, pov] of parsePersisted(text, this.#options.maxActivities)) this.#povs.set(povId, pov)
   }
 
-  /** The JSON for storage, at most `maxBytes`: the most recently saved PoVs first, halving activities to fit. */
+  /**
+   * The JSON for storage, at most `maxBytes`: first every PoV's cursors and marks (they make the next resume gapless and
+   * carry unsent marks), most recently saved first, then activities, most recently saved PoV first, halved to fit.
+   */
   #serialize (withActivities: boolean): string {
-    const budget = Math.floor(this.#options.maxBytes / 2)
     const head = '{"povs":{'
     const tail = '}}'
-    let used = head.length + tail.length
-    const parts: string[] = []
-    for (const [povId, pov] of [...this.#povs].reverse()) {
-      let count = withActivities ? pov.activities.length : 0
-      let part = entryJson(povId, pov, count)
-      while (used + part.length + 1 > budget && count > 0) {
-        count = Math.floor(count / 2)
-        part = entryJson(povId, pov, count)
-      }
+    const budget = Math.floor(this.#options.maxBytes / 2) - head.length - tail.length
+    const newestFirst = [...this.#povs].reverse()
+    const parts = new Map<string, string>()
+    let used = 0
+    for (const [povId, pov] of newestFirst) {
+      const part = entryJson(povId, pov, 0)
       if (used + part.length + 1 > budget) continue
-      parts.unshift(part)
+      parts.set(povId, part)
       used += part.length + 1
     }
-    return head + parts.join(',') + tail
+    for (const [povId, pov] of withActivities ? newestFirst : []) {
+      const bare = parts.get(povId)
+      if (bare === undefined) continue
+      for (let count = pov.activities.length; count > 0; count = Math.floor(count / 2)) {
+        const part = entryJson(povId, pov, count)
+        if (used - bare.length + part.length > budget) continue
+        parts.set(povId, part)
+        used += part.length - bare.length
+        break
+      }
+    }
+    return head + [...this.#povs.keys()].filter((povId) => parts.has(povId)).map((povId) => parts.get(povId)).join(',') + tail
   }
 }
 

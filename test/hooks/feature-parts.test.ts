@@ -233,7 +233,7 @@ t.test("the kept state is written once after a burst, or at once when the page h
   t.equal(again.get('p1'), undefined, 'another user reads nothing of it')
 })
 
-t.test('bounded in bytes: the most recently saved PoVs keep their activities, the oldest lose theirs first', async (t) => {
+t.test('bounded in bytes: the most recently saved PoVs keep their activities, the oldest lose theirs first, cursors and marks stay', async (t) => {
   const storage = new MemoryStorage()
   const maxBytes = 64 * 1024
   const { state } = persisted(storage, { maxBytes })
@@ -251,6 +251,8 @@ t.test('bounded in bytes: the most recently saved PoVs keep their activities, th
   t.equal(reloaded.get('p19')!.activities.at(-1)!.cursor, 'c49', 'its newest ones')
   t.same(reloaded.get('p0'), { cursor: 'c49', readCursor: 'c3', pendingRead: undefined, activities: [] },
     'the oldest PoV keeps its cursor and mark, not its activities')
+  const kept = Array.from({ length: 20 }, (_, p) => reloaded.get(`p${p}`)?.readCursor)
+  t.same(kept, Array(20).fill('c3'), 'every PoV keeps its cursor and mark: they go last')
 })
 
 t.test(`at most ${MAX_PERSISTED_POVS} PoVs and the configured number of activities per PoV are kept`, async (t) => {
