@@ -87,6 +87,11 @@ export class RealtimeClient {
   #wasOpen = false
   /** The server has sent a presence message in this session: it has presence on. */
   #presenceOn = false
+  /**
+   * A `subscribed` of this session carried `readCursor`: read receipts are on (a later one without it means the
+   * server's mark store is unreachable for now, and marks wait rather than being refused).
+   */
+  #readReceiptsOn = false
   #statusReporters = 0
   #monitor: ActivityMonitor | undefined
   /** The status the server has for this connection (`active` at connect). */
@@ -205,6 +210,7 @@ export class RealtimeClient {
     this.#pendingReads.clear()
     this.#userId = undefined
     this.#presenceOn = false
+    this.#readReceiptsOn = false
     for (const [povId, pov] of this.#povs) {
       // A mounted component still reads this state: empty it rather than orphan it.
       pov.clear()
@@ -307,8 +313,8 @@ export class RealtimeClient {
   markRead (povId: string, cursor?: string): boolean {
     const pov = this.#povs.get(povId)
     const target = cursor ?? pov?.activities.latestCursor
-    // Subscribed without `readCursor`: the server has read receipts off, and the mark could never be sent.
-    if (!pov || target === undefined || (pov.subscribed && !pov.readReceipts)) return false
+    // Subscribed without `readCursor`, never with: the server has read receipts off, and the mark could never be sent.
+    if (!pov || target === undefined || (pov.subscribed && !pov.readReceipts && !this.#readReceiptsOn)) return false
     if (!pov.reads.advance(target)) return false
     // Shown in `reads` at once; the server's `read` echo brings its own `readAt`.
     if (this.#userId !== undefined) {
@@ -385,6 +391,7 @@ export class RealtimeClient {
     this.#watches.forgetCursors()
     this.#pendingReads.clear()
     this.#presenceOn = false
+    this.#readReceiptsOn = false
     for (const pov of this.#povs.values()) pov.clear()
   }
 
@@ -462,6 +469,7 @@ export class RealtimeClient {
     pov.subscribed = true
     if (!('readCursor' in message)) return
     pov.readReceipts = true
+    this.#readReceiptsOn = true
     const pending = this.#pendingReads.get(povId)
     pov.reads.subscribed(message.readCursor ?? null, message.unread ?? null, pending !== undefined)
     if (pending !== undefined && this.#sendRead(povId, pov, pending)) this.#pendingReads.delete(povId)

@@ -1,6 +1,7 @@
 import { useCallback, useEffect, useMemo, useState } from 'react'
 import { useActivityEffect, usePovActivities, type Activity, type ReadReceipts } from 'fastify-pov-realtime/hooks'
 import { fetchActivities } from './api.js'
+import { badge } from './unread-badge.js'
 
 interface FeedItem {
   activity: Activity
@@ -64,7 +65,7 @@ export function ActivityFeed ({ povId, userId, confirmed, receipts }: {
         Activity
         {unread !== null && unread > 0 && (
           <>
-            {' '}<span className='badge' data-testid='unread-count'>{unread} new</span>
+            {' '}<span className='badge' data-testid='unread-count' data-unread={unread}>{badge(unread)} new</span>
             {' '}<button className='secondary small' data-testid='mark-read-button' onClick={() => markRead()}>Mark all read</button>
           </>
         )}

@@ -8,6 +8,7 @@ import { ConnectionBadge } from './ConnectionBadge.js'
 import { PostActivityForm } from './PostActivityForm.js'
 import { PresenceList } from './PresenceList.js'
 import { SignInForm } from './SignInForm.js'
+import { badge } from './unread-badge.js'
 import { useUnreadCounts } from './use-unread-counts.js'
 
 type Session = { state: 'loading' } | { state: 'signed-out' } | { state: 'signed-in', userId: string }
@@ -35,12 +36,13 @@ export function App () {
 
 function SignedIn ({ userId, onSignedOut }: { userId: string, onSignedOut: () => void }) {
   const client = useRealtimeClient()
-  const { authError } = useConnectionStatus()
+  const { authError, connectionStatus } = useConnectionStatus()
   const [povs, setPovs] = useState<Pov[]>([])
   const [povId, setPovId] = useState<string>()
-  // The open PoV's count is live (from the socket); the others' come from the app's route, refreshed on each switch.
+  // The open PoV's count is live (from the socket); the others' come from the app's route, fetched again on each
+  // switch and after a reconnect.
   const receipts = useReadReceipts(povId)
-  const unreadCounts = useUnreadCounts(povId)
+  const unreadCounts = useUnreadCounts(`${povId}:${connectionStatus}`)
 
   useEffect(() => {
     fetchPovs().then((list) => {
@@ -81,7 +83,7 @@ function SignedIn ({ userId, onSignedOut }: { userId: string, onSignedOut: () =>
                 const unread = unreadOf(pov.id)
                 return (
                   <option key={pov.id} value={pov.id} data-unread={unread ?? ''}>
-                    {pov.name}{unread ? ` (${unread} new)` : ''}
+                    {pov.name}{unread ? ` (${badge(unread)} new)` : ''}
                   </option>
                 )
               })}

@@ -61,13 +61,17 @@ export async function postActivity (povId: string, activity: NewActivity): Promi
   return request<{ activity: Activity, cursor: string }>('POST', `/api/povs/${encodeURIComponent(povId)}/activities`, activity)
 }
 
+/** A PoV's unread count as `fastify.povRealtime.unreadCounts` gives it. */
+export interface UnreadCount { readCursor: string | null, unread: number | null }
+
 /**
- * The signed-in user's unread count per PoV (`null`: unknown), from the app's route, so that a sidebar of badges is
- * right without a socket subscription per PoV. `undefined` when the server has no such route (read receipts off).
+ * The signed-in user's unread count per PoV, from the app's route around `fastify.povRealtime.unreadCounts`, so that
+ * the badges are right without a socket subscription per PoV. `undefined` when the server has no such route (read
+ * receipts off).
  */
-export async function fetchUnreadCounts (): Promise<Record<string, number | null> | undefined> {
+export async function fetchUnreadCounts (): Promise<Record<string, UnreadCount> | undefined> {
   try {
-    return (await request<{ unread: Record<string, number | null> }>('GET', '/api/povs/unread')).unread
+    return await request<Record<string, UnreadCount>>('GET', '/api/unread')
   } catch (err) {
     if (err instanceof HttpError && err.status === 404) return undefined
     throw err

@@ -139,6 +139,23 @@ t.test('a markRead made offline shows at once and is sent once, when the PoV is 
   t.equal(sent('read').length, 1, 'and only once')
 })
 
+t.test('a subscription without readCursor after one with it (the mark store unreachable): marks wait, nothing is lost', async (t) => {
+  render(<MockWebSocketProvider><Receipts povId='p1' /></MockWebSocketProvider>)
+  act(() => simulateSubscribed('p1', { readCursor: null, unread: 0 }))
+  act(() => simulateWebSocketMessage(activity(1)))
+  act(() => simulateConnectionStatus('disconnected'))
+  act(() => simulateConnectionStatus('reconnected'))
+  act(() => simulateSubscribed('p1', { recovered: true }))
+  t.equal(label('unread'), '1', 'the client keeps what it had')
+  markAllRead()
+  t.equal(label('unread'), '0', 'the mark still shows at once')
+  t.same(sent('read'), [], 'but waits')
+  act(() => simulateConnectionStatus('disconnected'))
+  act(() => simulateConnectionStatus('reconnected'))
+  act(() => simulateSubscribed('p1', { recovered: true, readCursor: null, unread: 1 }))
+  t.same(sent('read'), [{ type: 'read', povId: 'p1', cursor: 'c1' }], 'and goes out once the marks are back')
+})
+
 t.test('a refused read or typing on a subscribed PoV does not show the feed as failed; a refused subscription does', async (t) => {
   render(<MockWebSocketProvider><Receipts povId='p1' /><Receipts povId='p2' /></MockWebSocketProvider>)
   act(() => simulateSubscribed('p1', { readCursor: null, unread: 0 }))
