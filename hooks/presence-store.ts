@@ -15,8 +15,10 @@ export interface PresenceStoreOptions {
   schedule: (flush: () => void) => void
 }
 
-const NO_MEMBERS: readonly Member[] = Object.freeze([])
-const NOBODY: readonly string[] = Object.freeze([])
+/** The members of a PoV nobody has reported on. */
+export const NO_MEMBERS: readonly Member[] = Object.freeze([])
+/** Nobody typing. */
+export const NOBODY_TYPING: readonly string[] = Object.freeze([])
 
 /** Code-unit order, so that every client (whatever its locale) lists members the same way. */
 const byUserId = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0)
@@ -34,7 +36,7 @@ export class PresenceStore {
   constructor (options: PresenceStoreOptions) {
     this.#options = options
     this.members = new PublishedValue(NO_MEMBERS, options.schedule)
-    this.typing = new PublishedValue(NOBODY, options.schedule)
+    this.typing = new PublishedValue(NOBODY_TYPING, options.schedule)
   }
 
   /** Replaces the members with a snapshot (each (re)subscription sends one). */
@@ -116,6 +118,6 @@ export class PresenceStore {
 
   #typingChanged (): void {
     const sorted = [...this.#typing.keys()].sort(byUserId)
-    this.typing.set(sorted.length === 0 ? NOBODY : Object.freeze(sorted))
+    this.typing.set(sorted.length === 0 ? NOBODY_TYPING : Object.freeze(sorted))
   }
 }

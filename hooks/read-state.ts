@@ -27,7 +27,8 @@ export interface CursorPositions {
   countAfter (cursor: string): number | undefined
 }
 
-const NOTHING_READ: ReadReceiptsSnapshot = Object.freeze({ reads: Object.freeze([]), readCursor: null, unread: null })
+/** The read receipts of a PoV the client knows nothing about. */
+export const NOTHING_READ: ReadReceiptsSnapshot = Object.freeze({ reads: Object.freeze([]), readCursor: null, unread: null })
 
 const byUserId = (a: ReadMark, b: ReadMark): number => (a.userId < b.userId ? -1 : a.userId > b.userId ? 1 : 0)
 

@@ -24,8 +24,9 @@ import {
 import { ConnectionMachine, type ConnectionState, type ConnectionStatus } from './connection-machine.js'
 import { MAX_PERSISTED_POVS, PersistedState } from './persisted-state.js'
 import { PovState } from './pov-state.js'
+import { NOBODY_TYPING, NO_MEMBERS } from './presence-store.js'
 import { PublishedValue } from './published-value.js'
-import type { ReadReceiptsSnapshot } from './read-state.js'
+import { NOTHING_READ, type ReadReceiptsSnapshot } from './read-state.js'
 import { userIdOfToken } from './token-claims.js'
 import { HttpTokenProvider, type AuthError, type SocketToken, type TokenProvider } from './token-source.js'
 import { webSocketTransport } from './transport.js'
@@ -58,10 +59,6 @@ export const DISCONNECTED: ConnectionSnapshot = Object.freeze({
   authError: null,
   state: 'idle'
 })
-
-const NO_MEMBERS: readonly Member[] = Object.freeze([])
-const NOBODY_TYPING: readonly string[] = Object.freeze([])
-const NOTHING_READ: ReadReceiptsSnapshot = Object.freeze({ reads: Object.freeze([]), readCursor: null, unread: null })
 
 export class RealtimeClient {
   readonly #options: ResolvedClientOptions

@@ -3,11 +3,11 @@
  */
 import { useCallback, useEffect, useSyncExternalStore } from 'react'
 import type { Member } from '../types/messages.js'
+import { NO_MEMBERS } from './presence-store.js'
 import { useRealtimeClient, type ConnectionTarget } from './provider.js'
 import type { RealtimeClient } from './realtime-client.js'
 import { useRetainedClient } from './use-web-socket.js'
 
-const NO_MEMBERS: readonly Member[] = Object.freeze([])
 const noChanges = (): (() => void) => () => {}
 const nobody = (): readonly Member[] => NO_MEMBERS
 

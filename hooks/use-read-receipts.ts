@@ -3,7 +3,7 @@
  */
 import { useCallback, useEffect, useMemo, useSyncExternalStore } from 'react'
 import { useRealtimeClient, type ConnectionTarget } from './provider.js'
-import type { ReadReceiptsSnapshot } from './read-state.js'
+import { NOTHING_READ, type ReadReceiptsSnapshot } from './read-state.js'
 import { useRetainedClient } from './use-web-socket.js'
 
 export interface ReadReceipts extends ReadReceiptsSnapshot {
@@ -17,7 +17,6 @@ export interface ReadReceipts extends ReadReceiptsSnapshot {
   readonly readersOf: (activityId: string) => string[]
 }
 
-const NOTHING_READ: ReadReceiptsSnapshot = Object.freeze({ reads: Object.freeze([]), readCursor: null, unread: null })
 const noChanges = (): (() => void) => () => {}
 const nothingRead = (): ReadReceiptsSnapshot => NOTHING_READ
 

@@ -2,6 +2,7 @@
  * `useTyping(povId)`: who else is typing on the PoV, and the function that says the user is.
  */
 import { useCallback, useEffect, useMemo, useRef, useSyncExternalStore } from 'react'
+import { NOBODY_TYPING } from './presence-store.js'
 import { useRealtimeClient, type ConnectionTarget } from './provider.js'
 import { usePresenceSession } from './use-presence.js'
 
@@ -16,9 +17,8 @@ export interface Typing {
   readonly setTyping: (typing: boolean) => void
 }
 
-const NOBODY: readonly string[] = Object.freeze([])
 const noChanges = (): (() => void) => () => {}
-const nobody = (): readonly string[] => NOBODY
+const nobody = (): readonly string[] => NOBODY_TYPING
 
 /**
  * Typing indicators on `povId`. Others' indicators go away when their `typing: false` arrives, when they leave, on a
@@ -34,7 +34,7 @@ export function useTyping (povId: string | null | undefined, target?: Connection
   const subscribe = useCallback(
     (listener: () => void) => (povId ? client.subscribeTyping(povId, listener) : noChanges()),
     [client, povId])
-  const getSnapshot = useCallback(() => (povId ? client.getTyping(povId) : NOBODY), [client, povId])
+  const getSnapshot = useCallback(() => (povId ? client.getTyping(povId) : NOBODY_TYPING), [client, povId])
   const typingUserIds = useSyncExternalStore(subscribe, getSnapshot, nobody)
 
   // Whether this component said the user is typing, so that unmounting it stops that (and only that).

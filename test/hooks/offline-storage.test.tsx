@@ -8,7 +8,8 @@ import 'global-jsdom/register'
 import { act, cleanup, render, screen } from '@testing-library/react'
 import t from 'tap'
 import {
-  PERSIST_KEY_PREFIX, clearPersistedRealtimeState, usePovActivities, useReadReceipts, type PersistOption, type StorageLike
+  PERSIST_KEY_PREFIX, RealtimeClient, clearPersistedRealtimeState, usePovActivities, useReadReceipts, type PersistOption,
+  type StorageLike
 } from '../../hooks/index.js'
 import {
   MockWebSocketProvider, getSentMessages, resetWebSocketMock, simulateConnectionStatus, simulateSubscribed,
@@ -199,6 +200,56 @@ t.test('without a usable storage, the client keeps the state in memory: a remoun
   unwatch = client.watch('p1')
   t.same(client.getActivities('p1').activities.map((a) => a.id), ['a1', 'a2'], 'the feed comes back from memory')
   t.same(getSentMessages().slice(sentBefore), [{ type: 'subscribe', povId: 'p1', since: 'c2' }])
+  unwatch()
+  release()
+  client.close()
+})
+
+t.test("a token of another user on a live client: nothing the first user's session held stays in view", async (t) => {
+  // The app's own transport and token provider (both are client options): an in-memory server, and a session whose
+  // user changes (signed out and in as someone else in another tab, say).
+  const token = (userId: string) => `e30.${btoa(JSON.stringify({ userId }))}.x`
+  let user = 'ana'
+  const frames: Array<Record<string, unknown>> = []
+  let deliver: (message: object) => void = () => {}
+  const client = new RealtimeClient({
+    socketUrl: 'ws://switch.example/ws',
+    persist: new MemoryStorage(),
+    timers: clock,
+    document: page,
+    batchWindow: 0,
+    pingInterval: false,
+    network: null,
+    tokens: {
+      usable: () => ({ token: token(user), expiresAt: Number.POSITIVE_INFINITY }),
+      fetch: async () => ({ token: token(user), expiresAt: Number.POSITIVE_INFINITY }),
+      refreshAt: () => Number.POSITIVE_INFINITY,
+      invalidate: () => {}
+    },
+    transport: {
+      connect: () => ({
+        listen (events) {
+          deliver = (message) => events.message(JSON.stringify(message))
+          events.open()
+        },
+        send: (data) => { frames.push(JSON.parse(data)) },
+        close: () => {}
+      })
+    }
+  })
+  const release = client.retain()
+  const unwatch = client.watch('p1')
+  deliver({ type: 'subscribed', povId: 'p1', readCursor: null, unread: 0 })
+  deliver(activity(1))
+  t.equal(client.userId, 'ana')
+  t.same(client.getActivities('p1').activities.map((a) => a.id), ['a1'])
+
+  user = 'li'
+  client.reconnect()
+  t.equal(client.userId, 'li')
+  t.same(client.getActivities('p1').activities, [], "ana's activities are gone")
+  t.same(client.getReadReceipts('p1'), { reads: [], readCursor: null, unread: null }, 'and her read state')
+  t.same(frames.at(-1), { type: 'subscribe', povId: 'p1' }, 'li does not resume from her cursor')
   unwatch()
   release()
   client.close()
