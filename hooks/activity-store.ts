@@ -2,6 +2,9 @@
  * One PoV's activities as the components see them: the server's, deduplicated by `id`, oldest first, at most
  * `capacity` of them, followed by the app's optimistic entries that the server has not confirmed yet.
  *
+ * Cursors are opaque, so the only order the client knows between two of them is the order their activities arrived
+ * in: the store keeps each server activity's cursor, and read marks are placed by their position here.
+ *
  * Readers get an immutable snapshot (for `useSyncExternalStore`); changes are announced through the batch scheduler,
  * so a burst of activities produces one new snapshot per batch window, not one per activity.
  */
@@ -38,9 +41,15 @@ interface Optimistic {
   timer: unknown
 }
 
+/** A server activity with the cursor it came with. */
+export interface HeldActivity {
+  readonly cursor: string
+  readonly activity: Activity
+}
+
 export class ActivityStore {
   readonly #options: ActivityStoreOptions
-  #confirmed: Activity[] = []
+  #confirmed: HeldActivity[] = []
   readonly #confirmedIds = new Set<string>()
   readonly #optimistic = new Map<string, Optimistic>()
   #error: ErrorMessage | null = null
@@ -52,12 +61,12 @@ export class ActivityStore {
     this.#options = options
   }
 
-  /** Adds an activity from the server; false (and nothing changes) when its `id` is already held. */
-  add (activity: Activity): boolean {
+  /** Adds an activity from the server, with its cursor; false (and nothing changes) when its `id` is already held. */
+  add (activity: Activity, cursor: string): boolean {
     if (this.#confirmedIds.has(activity.id)) return false
-    this.#confirmed.push(activity)
+    this.#confirmed.push({ cursor, activity })
     this.#confirmedIds.add(activity.id)
-    if (this.#confirmed.length > this.#options.capacity) this.#confirmedIds.delete(this.#confirmed.shift()!.id)
+    if (this.#confirmed.length > this.#options.capacity) this.#confirmedIds.delete(this.#confirmed.shift()!.activity.id)
     // The server's copy replaces the optimistic one: same id, shown once.
     this.#forgetOptimistic(activity.id)
     this.#changed()
@@ -80,6 +89,32 @@ export class ActivityStore {
     this.#optimistic.set(input.id, { activity, timer })
     if (this.#optimistic.size > this.#options.capacity) this.#forgetOptimistic(this.#optimistic.keys().next().value!)
     this.#changed()
+  }
+
+  /** The newest server activity's cursor, if any is held. */
+  get latestCursor (): string | undefined {
+    return this.#confirmed.at(-1)?.cursor
+  }
+
+  /** Where the activity with `cursor` stands among the held server activities (0 = oldest), or -1 if not held. */
+  positionOf (cursor: string): number {
+    return this.#confirmed.findLastIndex((held) => held.cursor === cursor)
+  }
+
+  /** Where the activity with `id` stands among the held server activities, or -1 if not held. */
+  positionOfId (id: string): number {
+    return this.#confirmedIds.has(id) ? this.#confirmed.findLastIndex((held) => held.activity.id === id) : -1
+  }
+
+  /** How many held server activities came after the one with `cursor`; `undefined` when it is not held. */
+  countAfter (cursor: string): number | undefined {
+    const position = this.positionOf(cursor)
+    return position === -1 ? undefined : this.#confirmed.length - 1 - position
+  }
+
+  /** The newest `limit` server activities with their cursors, oldest first. */
+  held (limit: number): HeldActivity[] {
+    return limit > 0 ? this.#confirmed.slice(-limit) : []
   }
 
   /** Drops an unconfirmed optimistic entry (the app's post failed); false when there is none with that id. */
@@ -143,7 +178,7 @@ export class ActivityStore {
     this.#dirty = false
     const optimistic = [...this.#optimistic.values()].map((entry) => entry.activity)
     this.#snapshot = Object.freeze({
-      activities: Object.freeze([...this.#confirmed, ...optimistic]),
+      activities: Object.freeze([...this.#confirmed.map((held) => held.activity), ...optimistic]),
       pendingIds: new Set(this.#optimistic.keys()),
       error: this.#error
     })

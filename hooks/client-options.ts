@@ -1,8 +1,10 @@
 /**
  * The client's options, their defaults, and the same-origin URLs (worked out when connecting, never at import).
  */
+import type { PageDocument } from './activity-monitor.js'
 import { DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js'
 import { browserNetwork, type NetworkSignals } from './network-signals.js'
+import type { PersistOption } from './persisted-state.js'
 import { defaultTimers, type Timers } from './timers.js'
 import type { TokenProvider } from './token-source.js'
 import type { Transport, WebSocketConstructor } from './transport.js'
@@ -34,6 +36,33 @@ export interface RealtimeClientOptions {
   linger?: number
   /** ms during which changes gather into one re-render; 0 re-renders on each. Default 16. */
   batchWindow?: number
+  /**
+   * Where each PoV's last cursor, this user's read mark, an unsent `markRead` and the newest activities are kept, so
+   * that a reload shows the feed at once and resumes without a gap: `'session'` (default: survives a reload, not the
+   * tab), `'local'` (survives closing the browser: activity text stays on the disk), a storage object of the app's, or
+   * `false` (nothing kept). Namespaced per user (read from the WebSocket token); clear it on sign-out with
+   * `clearPersistedRealtimeState()`.
+   */
+  persist?: PersistOption
+  /** The most the kept state of one user may take, in bytes (2 per UTF-16 code unit, as browsers count). Default 262144. */
+  persistMaxBytes?: number
+  /** Activities kept per PoV for the next reload (the newest). Default 50. */
+  persistActivities?: number
+  /**
+   * ms without input (pointer, keys, touch, wheel, scroll) after which the client reports `idle` (it also does while
+   * the page is hidden), or `false` never to report a status. Only while a presence hook (`usePresence`, `useTyping`)
+   * is mounted, and only once the server has shown that presence is on. Default 60000.
+   */
+  idleTimeout?: number | false
+  /**
+   * ms between two `typing: true` while the user keeps typing, and the pause after which `typing: false` is sent.
+   * Keep it below the server's `typingTimeout` (5000 by default). Default 3000.
+   */
+  typingInterval?: number
+  /** ms after which another member's typing indicator goes away if their `typing: false` never arrives. Default 30000. */
+  typingExpiry?: number
+  /** The page: its input and visibility events drive the idle status and the saving of `persist`. Default: the global `document`; `null` for none. */
+  document?: PageDocument | null
   /** Replaces the WebSocket transport altogether (the test doubles do). */
   transport?: Transport
   /** Replaces the token route (the test doubles do). */
@@ -56,12 +85,20 @@ export const CLIENT_DEFAULTS = Object.freeze({
   activityLimit: 200,
   optimisticTimeout: 30_000,
   linger: 1000,
-  batchWindow: 16
-})
+  batchWindow: 16,
+  persist: 'session',
+  persistMaxBytes: 256 * 1024,
+  persistActivities: 50,
+  idleTimeout: 60_000,
+  typingInterval: 3000,
+  typingExpiry: 30_000
+} as const)
 
 /** The options with every default filled in (the transport and token provider are the client's to build). */
-export interface ResolvedClientOptions extends Required<Omit<RealtimeClientOptions, 'WebSocket' | 'fetch' | 'transport' | 'tokens' | 'reconnect'>> {
+export interface ResolvedClientOptions extends Required<Omit<RealtimeClientOptions, 'WebSocket' | 'fetch' | 'transport' | 'tokens' | 'reconnect' | 'document'>> {
   readonly reconnect: BackoffOptions
+  /** The page as given; `undefined` means the global `document`, looked up when needed (never at import). */
+  readonly document: PageDocument | null | undefined
   readonly WebSocket: WebSocketConstructor | undefined
   readonly fetch: typeof globalThis.fetch | undefined
   readonly transport: Transport | undefined
@@ -80,6 +117,12 @@ export function resolveClientOptions (options: RealtimeClientOptions): ResolvedC
     optimisticTimeout = CLIENT_DEFAULTS.optimisticTimeout,
     linger = CLIENT_DEFAULTS.linger,
     batchWindow = CLIENT_DEFAULTS.batchWindow,
+    persist = CLIENT_DEFAULTS.persist,
+    persistMaxBytes = CLIENT_DEFAULTS.persistMaxBytes,
+    persistActivities = CLIENT_DEFAULTS.persistActivities,
+    idleTimeout = CLIENT_DEFAULTS.idleTimeout,
+    typingInterval = CLIENT_DEFAULTS.typingInterval,
+    typingExpiry = CLIENT_DEFAULTS.typingExpiry,
     timers = defaultTimers,
     network = browserNetwork,
     random = Math.random
@@ -95,6 +138,13 @@ export function resolveClientOptions (options: RealtimeClientOptions): ResolvedC
     optimisticTimeout,
     linger,
     batchWindow,
+    persist,
+    persistMaxBytes,
+    persistActivities,
+    idleTimeout,
+    typingInterval,
+    typingExpiry,
+    document: options.document,
     timers,
     network,
     random,
@@ -104,6 +154,12 @@ export function resolveClientOptions (options: RealtimeClientOptions): ResolvedC
     transport: options.transport,
     tokens: options.tokens
   }
+}
+
+/** The page's document: the option if given (`null`: none), else the global one if there is one. */
+export function resolveDocument (option: PageDocument | null | undefined): PageDocument | null {
+  if (option !== undefined) return option
+  return typeof document === 'undefined' ? null : document
 }
 
 /** The part of `location` the URLs depend on. */

@@ -68,6 +68,8 @@ export interface ConnectionMachineOptions {
 
 /** What the machine tells its owner. */
 export interface ConnectionListener {
+  /** A connection is about to be made with `token` (so the owner may learn whose session it is before it opens). */
+  connecting (token: SocketToken): void
   /** A connection opened; `reconnect` is true after the first of this session. */
   opened (reconnect: boolean): void
   /** A server message, parsed; never `pong`, nor the answers to the machine's own `auth`. */
@@ -196,6 +198,7 @@ export class ConnectionMachine {
 
   #open (token: SocketToken): void {
     this.#enter('connecting')
+    this.#listener.connecting(token)
     const link = new Link(token)
     let connection: Connection
     try {

@@ -12,6 +12,9 @@
  * }
  * ```
  *
+ * With `presence` and `readReceipts` on at the server: `usePresence(povId)`, `useTyping(povId)` and
+ * `useReadReceipts(povId)`; the client keeps each PoV's feed for the next reload (`persist`, `'session'` by default).
+ *
  * Same-origin by default (token from `/api/auth/ws-token` with the page's cookies, socket at `ws(s)://<host>/ws`);
  * `<PovRealtimeProvider tokenUrl socketUrl options>` or a hook's own URLs override it. Every component using the same
  * socket URL shares one connection, which closes `linger` ms (default 1000) after the last of them unmounts.
@@ -27,6 +30,11 @@ export type { UseWebSocketResult, UseConnectionStatusResult } from './use-web-so
 export { usePovActivities } from './use-pov-activities.js'
 export type { UsePovActivitiesOptions, PovActivities } from './use-pov-activities.js'
 export { useActivityEffect } from './use-activity-effect.js'
+export { usePresence } from './use-presence.js'
+export { useTyping } from './use-typing.js'
+export type { Typing } from './use-typing.js'
+export { useReadReceipts } from './use-read-receipts.js'
+export type { ReadReceipts } from './use-read-receipts.js'
 
 // The framework-free core
 export { RealtimeClient, DISCONNECTED } from './realtime-client.js'
@@ -44,7 +52,14 @@ export type { BackoffOptions } from './backoff.js'
 export type { Timers } from './timers.js'
 export type { NetworkSignals } from './network-signals.js'
 export type { ActivitiesSnapshot } from './activity-store.js'
+export type { ReadReceiptsSnapshot } from './read-state.js'
+export { clearPersistedRealtimeState, PERSIST_KEY_PREFIX } from './persisted-state.js'
+export type { PersistOption, StorageLike } from './persisted-state.js'
+export type { PageDocument } from './activity-monitor.js'
 
 // The wire protocol's types, for typing what the hooks return
 export type { Activity, ActivityInput } from '../types/activity.js'
-export type { ClientMessage, ServerMessage, ActivityMessage, ErrorMessage, SubscribedMessage } from '../types/messages.js'
+export type {
+  ClientMessage, ServerMessage, ActivityMessage, ErrorMessage, SubscribedMessage, Member, MemberStatus, ReadMark,
+  PresenceMessage, PresenceDiffMessage, TypingEvent, ReadEvent, ReadsMessage
+} from '../types/messages.js'

@@ -35,6 +35,10 @@ export class PublishedValue<T> {
     return () => { this.#listeners.delete(listener) }
   }
 
+  get listenerCount (): number {
+    return this.#listeners.size
+  }
+
   readonly #publish = (): void => {
     this.#dirty = false
     if (Object.is(this.#latest, this.#published)) return

@@ -1,18 +1,36 @@
 /**
  * The framework-free client: one connection (see `connection-machine.ts`) and what the app does over it, namely
- * which PoVs are watched and by how many, their activities, the last message, and what to send once connected again.
+ * which PoVs are watched and by how many, their activities, presence and read receipts, the last message, what to
+ * send once connected again, and what to keep for the next reload (`persisted-state.ts`).
  * The React hooks are thin views of it; it works just as well without React.
+ *
+ * Feature messages go out only once the server has shown the feature is on, so that an app whose server has
+ * `presence` or `readReceipts` off never draws a `NOT_ENABLED`: `status` after a first `presence` snapshot, `typing`
+ * on a PoV whose snapshot came on this connection, `read` and `reads` on a PoV whose `subscribed` carried `readCursor`.
  */
 import type { Activity, ActivityInput } from '../types/activity.js'
-import type { ClientMessage, ServerMessage } from '../types/messages.js'
-import { ActivityStore, EMPTY_ACTIVITIES, type ActivitiesSnapshot } from './activity-store.js'
+import type {
+  ClientMessage, Member, MemberStatus, PresenceDiffMessage, PresenceMessage, ReadEvent, ReadMark, ReadsMessage, ServerMessage,
+  SubscribedMessage, TypingEvent
+} from '../types/messages.js'
+import { ErrorCode } from '../types/wire-constants.js'
+import { ActivityMonitor } from './activity-monitor.js'
+import { EMPTY_ACTIVITIES, type ActivitiesSnapshot } from './activity-store.js'
 import { BatchScheduler } from './batch-scheduler.js'
 import { BoundedQueue } from './bounded-queue.js'
-import { resolveClientOptions, resolveSocketUrl, type RealtimeClientOptions, type ResolvedClientOptions } from './client-options.js'
+import {
+  resolveClientOptions, resolveDocument, resolveSocketUrl, type RealtimeClientOptions, type ResolvedClientOptions
+} from './client-options.js'
 import { ConnectionMachine, type ConnectionState, type ConnectionStatus } from './connection-machine.js'
+import { MAX_PERSISTED_POVS, PersistedState } from './persisted-state.js'
+import { PovState } from './pov-state.js'
+import { NOBODY_TYPING, NO_MEMBERS } from './presence-store.js'
 import { PublishedValue } from './published-value.js'
-import { HttpTokenProvider, type AuthError, type TokenProvider } from './token-source.js'
+import { NOTHING_READ, type ReadReceiptsSnapshot } from './read-state.js'
+import { userIdOfToken } from './token-claims.js'
+import { HttpTokenProvider, type AuthError, type SocketToken, type TokenProvider } from './token-source.js'
 import { webSocketTransport } from './transport.js'
+import { TypingSender } from './typing-sender.js'
 import { WatchRegistry } from './watch-registry.js'
 
 /** What `sendMessage` accepts: a protocol message, or another `{ type, … }` object for features added later. */
@@ -48,14 +66,33 @@ export class RealtimeClient {
   readonly #tokens: TokenProvider
   readonly #watches = new WatchRegistry()
   readonly #queue: BoundedQueue<string>
-  readonly #stores = new Map<string, ActivityStore>()
+  readonly #povs = new Map<string, PovState>()
   readonly #scheduler: BatchScheduler
   readonly #connection: PublishedValue<ConnectionSnapshot>
   readonly #lastMessage: PublishedValue<ServerMessage | null>
   readonly #messageListeners = new Set<(message: ServerMessage) => void>()
   readonly #activityListeners = new Map<string, Set<(event: ActivityEvent) => void>>()
+  readonly #persisted: PersistedState | undefined
+  /** Marks made while they could not be sent, by PoV: sent once the PoV is subscribed again. */
+  readonly #pendingReads = new Map<string, string>()
+  /** Components that read everyone's marks, by PoV: `reads` is asked for on each subscription. */
+  readonly #readFollowers = new Map<string, number>()
   #consumers = 0
   #lingerTimer: unknown
+  /** The session's user, from the token; `undefined` until a token is known (or when it is not a readable JWT). */
+  #userId: string | undefined
+  #wasOpen = false
+  /** The server has sent a presence message in this session: it has presence on. */
+  #presenceOn = false
+  /**
+   * A `subscribed` of this session carried `readCursor`: read receipts are on (a later one without it means the
+   * server's mark store is unreachable for now, and marks wait rather than being refused).
+   */
+  #readReceiptsOn = false
+  #statusReporters = 0
+  #monitor: ActivityMonitor | undefined
+  /** The status the server has for this connection (`active` at connect). */
+  #sentStatus: MemberStatus = 'active'
 
   /** See {@link RealtimeClientOptions} for the options and their defaults. */
   constructor (options: RealtimeClientOptions = {}) {
@@ -67,6 +104,16 @@ export class RealtimeClient {
     this.#connection = new PublishedValue(DISCONNECTED, schedule)
     this.#lastMessage = new PublishedValue<ServerMessage | null>(null, schedule)
     this.#tokens = resolved.tokens ?? new HttpTokenProvider({ url: resolved.tokenUrl, fetch: resolved.fetch, timers })
+    this.#persisted = resolved.persist === false
+      ? undefined
+      : new PersistedState({
+        persist: resolved.persist,
+        scope: resolved.socketUrl,
+        maxBytes: resolved.persistMaxBytes,
+        maxActivities: Math.min(resolved.persistActivities, resolved.activityLimit),
+        timers,
+        document: () => resolveDocument(resolved.document)
+      })
     this.#machine = new ConnectionMachine({
       resolveUrl: () => resolveSocketUrl(resolved.socketUrl),
       transport: resolved.transport ?? webSocketTransport(resolved.WebSocket),
@@ -79,9 +126,10 @@ export class RealtimeClient {
       pongTimeout: resolved.pongTimeout,
       connectTimeout: resolved.connectTimeout
     }, {
+      connecting: (token) => this.#onConnecting(token),
       opened: () => this.#onOpened(),
       message: (message) => this.#onMessage(message),
-      changed: () => this.#connection.set(this.#snapshot())
+      changed: () => this.#onStateChanged()
     })
   }
 
@@ -113,11 +161,13 @@ export class RealtimeClient {
 
   /**
    * Closes the socket now and forgets the watched PoVs, their activities, the queued messages and the token
-   * (the next session may be another user's). A later `retain()` starts afresh.
+   * (the next session may be another user's). What `persist` keeps is written first, under the user's name: on
+   * sign-out, call `clearPersistedRealtimeState()` as well. A later `retain()` starts afresh.
    */
   close (): void {
     this.#machine.stop()
     this.#tokens.invalidate()
+    this.#persisted?.close()
     this.#forget()
   }
 
@@ -154,10 +204,14 @@ export class RealtimeClient {
   #forget (): void {
     this.#watches.clear()
     this.#queue.clear()
-    for (const [povId, store] of this.#stores) {
-      // A mounted component still reads this store: empty it rather than orphan it.
-      store.clear()
-      if (store.listenerCount === 0) this.#releaseStore(povId)
+    this.#pendingReads.clear()
+    this.#userId = undefined
+    this.#presenceOn = false
+    this.#readReceiptsOn = false
+    for (const [povId, pov] of this.#povs) {
+      // A mounted component still reads this state: empty it rather than orphan it.
+      pov.clear()
+      if (pov.listenerCount === 0) this.#release(povId)
     }
   }
 
@@ -193,11 +247,13 @@ export class RealtimeClient {
   }
 
   #addWatcher (povId: string, since: string | undefined): void {
-    this.#storeFor(povId)
+    this.#povFor(povId)
     if (!this.#watches.add(povId)) return
     if (since !== undefined) this.#watches.advance(povId, since)
+    else this.#restore(povId)
+    const cursor = this.#watches.cursorOf(povId)
     // If the socket is down, the subscription goes out with all the others once it opens.
-    this.#machine.send(JSON.stringify(since === undefined ? { type: 'subscribe', povId } : { type: 'subscribe', povId, since }))
+    this.#machine.send(JSON.stringify(cursor === undefined ? { type: 'subscribe', povId } : { type: 'subscribe', povId, since: cursor }))
   }
 
   #removeWatcher (povId: string): void {
@@ -206,15 +262,152 @@ export class RealtimeClient {
     queueMicrotask(() => {
       if (!this.#watches.settle(povId)) return
       this.#machine.send(JSON.stringify({ type: 'unsubscribe', povId }))
-      if (this.#stores.get(povId)?.listenerCount === 0) this.#releaseStore(povId)
+      if (this.#povs.get(povId)?.listenerCount === 0) this.#release(povId)
     })
+  }
+
+  // ---- presence, typing and read receipts ----------------------------------------------------
+
+  /**
+   * Reports this page's activity status to the server (`idle` after `idleTimeout` ms without input or while the page
+   * is hidden, `active` again on return; changes only) until the returned function is called. The presence hooks call
+   * it, so that an app without presence never sends a status. Nothing with `idleTimeout: false` or without a document.
+   */
+  reportActivityStatus (): () => void {
+    if (++this.#statusReporters === 1) this.#startMonitor()
+    let released = false
+    return () => {
+      if (released) return
+      released = true
+      if (--this.#statusReporters === 0) this.#stopMonitor()
+    }
+  }
+
+  /**
+   * The user is typing on `povId` (`true`, as often as on every keystroke) or stopped (`false`). The server hears
+   * `typing: true` at most once per `typingInterval`, and `typing: false` once: when told, or after a pause of
+   * `typingInterval`. Not queued while disconnected: typing is ephemeral, and the next keystroke sends it again.
+   */
+  setTyping (povId: string, typing: boolean): void {
+    const pov = this.#povs.get(povId)
+    if (!pov) return
+    if (!typing) return pov.typing?.stop()
+    pov.typing ??= new TypingSender({
+      interval: this.#options.typingInterval,
+      timers: this.#options.timers,
+      send: (value) => pov.presenceOn && this.#machine.send(JSON.stringify({ type: 'typing', povId, typing: value })),
+      stopped: () => { pov.typing = undefined }
+    })
+    pov.typing.start()
+  }
+
+  /**
+   * Marks `povId` read up to `cursor`, by default the newest activity the client holds of it. Nothing (false) when that
+   * is known not to be newer than the user's mark, or the server is known to have read receipts off. The mark shows at
+   * once (`readCursor`, `unread`, and in `reads`); while it cannot be sent (offline, or not subscribed yet) it waits,
+   * kept by `persist`, and goes out once the PoV is subscribed again.
+   */
+  markRead (povId: string, cursor?: string): boolean {
+    const pov = this.#povs.get(povId)
+    const target = cursor ?? pov?.activities.latestCursor
+    // Subscribed without `readCursor`, never with: the server has read receipts off, and the mark could never be sent.
+    if (!pov || target === undefined || (pov.subscribed && !pov.readReceipts && !this.#readReceiptsOn)) return false
+    if (!pov.reads.advance(target)) return false
+    // Shown in `reads` at once; the server's `read` echo brings its own `readAt`.
+    if (this.#userId !== undefined) {
+      pov.reads.markMoved({ userId: this.#userId, cursor: target, readAt: new Date(this.#options.timers.now()).toISOString() })
+    }
+    if (!this.#sendRead(povId, pov, target)) {
+      this.#pendingReads.delete(povId)
+      this.#pendingReads.set(povId, target)
+      if (this.#pendingReads.size > MAX_PERSISTED_POVS) this.#pendingReads.delete(this.#pendingReads.keys().next().value!)
+    }
+    this.#save(povId)
+    this.#persisted?.flush()
+    return true
+  }
+
+  /**
+   * Keeps everyone's marks on `povId` up to date until the returned function is called: asks for them now if the PoV is
+   * subscribed with read receipts on, and again after each subscription (`read` events update them in between).
+   */
+  followReads (povId: string): () => void {
+    this.#readFollowers.set(povId, (this.#readFollowers.get(povId) ?? 0) + 1)
+    const pov = this.#povs.get(povId)
+    if (pov?.subscribed && pov.readReceipts) this.#machine.send(JSON.stringify({ type: 'reads', povId }))
+    let released = false
+    return () => {
+      if (released) return
+      released = true
+      const count = (this.#readFollowers.get(povId) ?? 1) - 1
+      if (count > 0) this.#readFollowers.set(povId, count)
+      else this.#readFollowers.delete(povId)
+    }
+  }
+
+  #startMonitor (): void {
+    const { idleTimeout, timers } = this.#options
+    const document = idleTimeout === false ? null : resolveDocument(this.#options.document)
+    if (idleTimeout === false || !document) return
+    this.#monitor = new ActivityMonitor({ document, timers, idleTimeout, changed: () => this.#reportStatus() })
+    this.#reportStatus()
+  }
+
+  #stopMonitor (): void {
+    this.#monitor?.stop()
+    this.#monitor = undefined
+    // Nobody shows presence any more: the server goes back to its default.
+    this.#reportStatus()
+  }
+
+  /** Tells the server the current status if it differs from what it has, and presence is known to be on. */
+  #reportStatus (): void {
+    const status = this.#monitor?.status ?? 'active'
+    if (status === this.#sentStatus || !this.#presenceOn) return
+    if (this.#machine.send(JSON.stringify({ type: 'status', status }))) this.#sentStatus = status
+  }
+
+  /** Sends a `read` if the PoV is subscribed with read receipts on; true when it went out. */
+  #sendRead (povId: string, pov: PovState, cursor: string): boolean {
+    return pov.subscribed && pov.readReceipts && this.#machine.send(JSON.stringify({ type: 'read', povId, cursor }))
   }
 
   // ---- what arrives --------------------------------------------------------------------------
 
+  /** Whose session this is: another user's than before sees nothing of the first one's. */
+  #onConnecting (token: SocketToken): void {
+    const userId = userIdOfToken(token.token)
+    if (userId !== this.#userId && this.#userId !== undefined) this.#forgetUser()
+    this.#userId = userId
+    if (userId === undefined || !this.#persisted) return
+    this.#persisted.open(userId)
+    for (const povId of this.#povs.keys()) if (this.#watches.isWatched(povId)) this.#restore(povId)
+  }
+
+  #forgetUser (): void {
+    this.#watches.forgetCursors()
+    this.#pendingReads.clear()
+    this.#presenceOn = false
+    this.#readReceiptsOn = false
+    for (const pov of this.#povs.values()) pov.clear()
+  }
+
   #onOpened (): void {
+    // The status first, so that the subscriptions below join as idle rather than flicker through active.
+    this.#reportStatus()
     for (const subscribe of this.#watches.subscriptions()) this.#machine.send(JSON.stringify(subscribe))
     for (const text of this.#queue.drain()) this.#machine.send(text)
+  }
+
+  #onStateChanged (): void {
+    this.#connection.set(this.#snapshot())
+    const open = this.#machine.state === 'open'
+    if (this.#wasOpen && !open) {
+      // A new connection starts `active` at the server, and subscribes afresh.
+      this.#sentStatus = 'active'
+      for (const pov of this.#povs.values()) pov.connectionLost()
+    }
+    this.#wasOpen = open
   }
 
   #onMessage (message: ServerMessage): void {
@@ -224,23 +417,144 @@ export class RealtimeClient {
         const povId = activity?.povId
         if (typeof povId !== 'string' || typeof activity?.id !== 'string' || !this.#watches.has(povId)) break
         this.#watches.advance(povId, message.cursor)
-        if (this.#stores.get(povId)?.add(activity) !== false) {
+        const pov = this.#povs.get(povId)
+        if (pov?.activities.add(activity, message.cursor) !== false) {
+          // Replayed activities come before `subscribed`, whose `unread` counts them already.
+          if (pov?.subscribed) pov.reads.activityArrived(message.cursor)
+          this.#save(povId)
           this.#emit(povId, { type: 'activity', povId, activity, cursor: message.cursor })
         }
         break
       }
       case 'subscribed': {
-        this.#stores.get(message.povId)?.setError(null)
+        const pov = this.#povs.get(message.povId)
+        pov?.activities.setError(null)
         const missedUnknown = this.#watches.confirm(message.povId)
+        if (pov && this.#watches.has(message.povId)) this.#onSubscribed(message, pov)
         if (message.recovered === false || missedUnknown) this.#emit(message.povId, { type: 'resync', povId: message.povId })
         break
       }
-      case 'error':
-        if (message.povId !== undefined) this.#stores.get(message.povId)?.setError(message)
+      case 'error': {
+        const pov = message.povId === undefined ? undefined : this.#povs.get(message.povId)
+        // A refused subscription shows on the PoV; a refused typing or read on a subscribed PoV (or a feature that is
+        // off) is no reason to show the feed as failed.
+        if (pov && !pov.subscribed && message.code !== ErrorCode.NOT_ENABLED) pov.activities.setError(message)
+        break
+      }
+      case 'presence':
+        this.#onPresence(message)
+        break
+      case 'presence_diff':
+        this.#onPresenceDiff(message)
+        break
+      case 'typing':
+        this.#onTyping(message)
+        break
+      case 'read':
+        this.#onRead(message)
+        break
+      case 'reads':
+        this.#onReads(message)
         break
     }
     this.#lastMessage.set(message)
     for (const listener of [...this.#messageListeners]) listener(message)
+  }
+
+  #onSubscribed (message: SubscribedMessage, pov: PovState): void {
+    const { povId } = message
+    pov.subscribed = true
+    if (!('readCursor' in message)) return
+    pov.readReceipts = true
+    this.#readReceiptsOn = true
+    const pending = this.#pendingReads.get(povId)
+    pov.reads.subscribed(message.readCursor ?? null, message.unread ?? null, pending !== undefined)
+    if (pending !== undefined && this.#sendRead(povId, pov, pending)) this.#pendingReads.delete(povId)
+    if (this.#readFollowers.has(povId)) this.#machine.send(JSON.stringify({ type: 'reads', povId }))
+    this.#save(povId)
+    if (pending !== undefined) this.#persisted?.flush()
+  }
+
+  /** The PoV's state if it is watched and the message names it; the server's messages are trusted but checked for shape. */
+  #watchedPov (povId: unknown): PovState | undefined {
+    return typeof povId === 'string' && this.#watches.has(povId) ? this.#povs.get(povId) : undefined
+  }
+
+  #onPresence (message: PresenceMessage): void {
+    const pov = this.#watchedPov(message.povId)
+    if (!pov || !Array.isArray(message.members)) return
+    pov.presenceOn = true
+    pov.presence.replace(message.members.filter(isMember))
+    this.#learnPresenceOn()
+  }
+
+  #onPresenceDiff (message: PresenceDiffMessage): void {
+    const pov = this.#watchedPov(message.povId)
+    if (!pov) return
+    const joins = Array.isArray(message.joins) ? message.joins.filter(isMember) : []
+    const leaves = Array.isArray(message.leaves) ? message.leaves.filter((userId) => typeof userId === 'string') : []
+    pov.presence.apply(joins, leaves)
+    this.#learnPresenceOn()
+  }
+
+  #learnPresenceOn (): void {
+    if (this.#presenceOn) return
+    this.#presenceOn = true
+    this.#reportStatus()
+  }
+
+  #onTyping (message: TypingEvent): void {
+    const pov = this.#watchedPov(message.povId)
+    // The server never echoes the typist; another tab of the same user is no one to show either.
+    if (!pov || typeof message.userId !== 'string' || message.userId === this.#userId) return
+    pov.presence.setTyping(message.userId, message.typing === true)
+  }
+
+  #onRead (message: ReadEvent): void {
+    const pov = this.#watchedPov(message.povId)
+    if (!pov || !isReadMark(message)) return
+    pov.reads.markMoved({ userId: message.userId, cursor: message.cursor, readAt: message.readAt })
+    if (message.userId === this.#userId) this.#ownMarkMoved(message.povId, pov, message.cursor)
+  }
+
+  #onReads (message: ReadsMessage): void {
+    const pov = this.#watchedPov(message.povId)
+    if (!pov || !Array.isArray(message.reads)) return
+    const marks = message.reads.filter(isReadMark)
+    pov.reads.replaceMarks(marks)
+    const own = marks.find((mark) => mark.userId === this.#userId)
+    if (own) this.#ownMarkMoved(message.povId, pov, own.cursor)
+  }
+
+  /** The server has this user's mark at `cursor` (another tab read, or this one's `read` came back). */
+  #ownMarkMoved (povId: string, pov: PovState, cursor: string): void {
+    if (this.#pendingReads.get(povId) === cursor) this.#pendingReads.delete(povId)
+    pov.reads.advance(cursor)
+    this.#save(povId)
+  }
+
+  /** Shows what `persist` kept of `povId` (a reload's feed, at once) and resumes after its cursor. */
+  #restore (povId: string): void {
+    const pov = this.#povs.get(povId)
+    const saved = this.#persisted?.get(povId)
+    // What the client holds in memory is newer than anything kept.
+    if (!pov || !saved || pov.activities.latestCursor !== undefined || this.#watches.cursorOf(povId) !== undefined) return
+    for (const { activity, cursor } of saved.activities) pov.activities.add(activity, cursor)
+    if (saved.cursor !== undefined) this.#watches.advance(povId, saved.cursor)
+    pov.reads.restore(saved.readCursor)
+    if (saved.pendingRead !== undefined && !this.#pendingReads.has(povId)) this.#pendingReads.set(povId, saved.pendingRead)
+  }
+
+  /** Records `povId`'s state for the next reload (written a little later, in one go). */
+  #save (povId: string): void {
+    const pov = this.#povs.get(povId)
+    if (!this.#persisted || !pov || this.#userId === undefined) return
+    this.#persisted.set(povId, {
+      cursor: this.#watches.cursorOf(povId),
+      readCursor: pov.reads.readCursor,
+      pendingRead: this.#pendingReads.get(povId),
+      activities: pov.activities.held(this.#options.persistActivities)
+    })
   }
 
   #emit (povId: string, event: ActivityEvent): void {
@@ -289,19 +603,56 @@ export class RealtimeClient {
 
   /** The activities of `povId` as published. */
   getActivities (povId: string): ActivitiesSnapshot {
-    return this.#stores.get(povId)?.getSnapshot() ?? EMPTY_ACTIVITIES
+    return this.#povs.get(povId)?.activities.getSnapshot() ?? EMPTY_ACTIVITIES
   }
 
   /** Calls `listener` after each published change of `povId`'s activities. */
   subscribeActivities (povId: string, listener: () => void): () => void {
-    const store = this.#storeFor(povId)
-    const unsubscribe = store.subscribe(listener)
-    return () => {
-      unsubscribe()
-      if (store.listenerCount === 0 && !this.#watches.has(povId) && this.#stores.get(povId) === store) {
-        this.#releaseStore(povId)
-      }
-    }
+    return this.#listen(povId, (pov) => pov.activities.subscribe(listener))
+  }
+
+  /** The members of `povId` (from the server's presence messages), sorted by `userId`, as published. */
+  getMembers (povId: string): readonly Member[] {
+    return this.#povs.get(povId)?.presence.members.get() ?? NO_MEMBERS
+  }
+
+  /** Calls `listener` after each published change of `povId`'s members. */
+  subscribeMembers (povId: string, listener: () => void): () => void {
+    return this.#listen(povId, (pov) => pov.presence.members.subscribe(listener))
+  }
+
+  /** The other members typing on `povId`, sorted, as published. */
+  getTyping (povId: string): readonly string[] {
+    return this.#povs.get(povId)?.presence.typing.get() ?? NOBODY_TYPING
+  }
+
+  /** Calls `listener` after each published change of who types on `povId`. */
+  subscribeTyping (povId: string, listener: () => void): () => void {
+    return this.#listen(povId, (pov) => pov.presence.typing.subscribe(listener))
+  }
+
+  /** `povId`'s read receipts (everyone's marks, this user's, the unread count), as published. */
+  getReadReceipts (povId: string): ReadReceiptsSnapshot {
+    return this.#povs.get(povId)?.reads.value.get() ?? NOTHING_READ
+  }
+
+  /** Calls `listener` after each published change of `povId`'s read receipts. */
+  subscribeReadReceipts (povId: string, listener: () => void): () => void {
+    return this.#listen(povId, (pov) => pov.reads.value.subscribe(listener))
+  }
+
+  /**
+   * The users whose read mark on `povId` is at or after the activity `activityId`, sorted (this user included). Only
+   * activities and marks the client holds can be placed: for others the answer is `[]`.
+   */
+  readersOf (povId: string, activityId: string): string[] {
+    const pov = this.#povs.get(povId)
+    return pov ? pov.reads.readersAt(pov.activities.positionOfId(activityId)) : []
+  }
+
+  /** The user of this session as the token names it, once a token is known. */
+  get userId (): string | undefined {
+    return this.#userId
   }
 
   /**
@@ -310,12 +661,12 @@ export class RealtimeClient {
    * @param [timeout=options.optimisticTimeout] ms it may stay unconfirmed
    */
   addOptimistic (povId: string, activity: ActivityInput, timeout = this.#options.optimisticTimeout): void {
-    this.#stores.get(povId)?.addOptimistic(activity, timeout)
+    this.#povs.get(povId)?.activities.addOptimistic(activity, timeout)
   }
 
   /** Drops an unconfirmed optimistic activity (the app's post failed); false if there was none with that id. */
   removeOptimistic (povId: string, id: string): boolean {
-    return this.#stores.get(povId)?.removeOptimistic(id) ?? false
+    return this.#povs.get(povId)?.activities.removeOptimistic(id) ?? false
   }
 
   // ---- internals -----------------------------------------------------------------------------
@@ -330,21 +681,43 @@ export class RealtimeClient {
     })
   }
 
-  #storeFor (povId: string): ActivityStore {
-    let store = this.#stores.get(povId)
-    if (!store) {
-      store = new ActivityStore({
+  #povFor (povId: string): PovState {
+    let pov = this.#povs.get(povId)
+    if (!pov) {
+      pov = new PovState({
         capacity: this.#options.activityLimit,
         timers: this.#options.timers,
+        typingExpiry: this.#options.typingExpiry,
         schedule: (flush) => this.#scheduler.schedule(flush)
       })
-      this.#stores.set(povId, store)
+      this.#povs.set(povId, pov)
     }
-    return store
+    return pov
   }
 
-  #releaseStore (povId: string): void {
-    this.#stores.get(povId)?.dispose()
-    this.#stores.delete(povId)
+  /** Subscribes to a part of `povId`'s state; the state goes once nobody reads it and the PoV is not watched. */
+  #listen (povId: string, subscribe: (pov: PovState) => () => void): () => void {
+    const pov = this.#povFor(povId)
+    const unsubscribe = subscribe(pov)
+    return () => {
+      unsubscribe()
+      if (pov.listenerCount === 0 && !this.#watches.has(povId) && this.#povs.get(povId) === pov) this.#release(povId)
+    }
   }
+
+  #release (povId: string): void {
+    this.#povs.get(povId)?.dispose()
+    this.#povs.delete(povId)
+  }
+}
+
+function isMember (value: unknown): value is Member {
+  const member = value as Member | null
+  return typeof member?.userId === 'string' && (member.status === 'active' || member.status === 'idle') &&
+    typeof member.info === 'object' && member.info !== null
+}
+
+function isReadMark (value: unknown): value is ReadMark {
+  const mark = value as ReadMark | null
+  return typeof mark?.userId === 'string' && typeof mark.cursor === 'string' && typeof mark.readAt === 'string'
 }

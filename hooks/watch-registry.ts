@@ -64,6 +64,16 @@ export class WatchRegistry {
     if (watch) watch.cursor = cursor
   }
 
+  /** The last cursor seen for `povId`. */
+  cursorOf (povId: string): string | undefined {
+    return this.#watches.get(povId)?.cursor
+  }
+
+  /** Forgets every cursor (another user signed in: what the last one saw is no place to resume from). */
+  forgetCursors (): void {
+    for (const watch of this.#watches.values()) watch.cursor = undefined
+  }
+
   /** The `subscribe` messages that restore every watched PoV, each resuming after its last cursor. */
   subscriptions (): SubscribeMessage[] {
     const messages: SubscribeMessage[] = []

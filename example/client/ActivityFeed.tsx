@@ -1,6 +1,7 @@
 import { useCallback, useEffect, useMemo, useState } from 'react'
-import { useActivityEffect, usePovActivities, type Activity } from 'fastify-pov-realtime/hooks'
+import { useActivityEffect, usePovActivities, type Activity, type ReadReceipts } from 'fastify-pov-realtime/hooks'
 import { fetchActivities } from './api.js'
+import { badge } from './unread-badge.js'
 
 interface FeedItem {
   activity: Activity
@@ -10,12 +11,16 @@ interface FeedItem {
 
 /**
  * A PoV's feed, newest first: what the app's API returned when the feed was (re)loaded, merged by `id` with what
- * arrived live. The feed is reloaded when a reconnect's resume could not fill the gap (`resync`).
+ * arrived live (and, after a reload, what the client kept: it shows before the API answers). The feed is reloaded when
+ * a reconnect's resume could not fill the gap (`resync`). With read receipts on, it shows how many are new, a button to
+ * mark them read, and who has seen each activity.
  */
-export function ActivityFeed ({ povId, confirmed }: {
+export function ActivityFeed ({ povId, userId, confirmed, receipts }: {
   povId: string
+  userId: string
   /** The server's copies of what this page posted (the POST's answers). */
   confirmed: readonly Activity[]
+  receipts: ReadReceipts
 }) {
   const live = usePovActivities(povId)
   const [loaded, setLoaded] = useState<{ povId: string, activities: readonly Activity[] }>()
@@ -53,9 +58,18 @@ export function ActivityFeed ({ povId, confirmed }: {
     return [...byId.values()].sort((a, b) => b.activity.createdAt.localeCompare(a.activity.createdAt))
   }, [loaded, live.activities, live.pendingIds, confirmed, povId])
 
+  const { unread, markRead, readersOf } = receipts
   return (
     <section>
-      <h2>Activity</h2>
+      <h2>
+        Activity
+        {unread !== null && unread > 0 && (
+          <>
+            {' '}<span className='badge' data-testid='unread-count' data-unread={unread}>{badge(unread)} new</span>
+            {' '}<button className='secondary small' data-testid='mark-read-button' onClick={() => markRead()}>Mark all read</button>
+          </>
+        )}
+      </h2>
       {live.error && <p className='notice' data-testid='feed-error'>{live.error.message}</p>}
       {loadError && <p className='notice' data-testid='feed-load-error'>Could not load the feed: {loadError}</p>}
       {items.length === 0 && <p className='empty' data-testid='feed-empty'>Nothing yet: post the first activity.</p>}
@@ -70,9 +84,15 @@ export function ActivityFeed ({ povId, confirmed }: {
             <div className='meta'>
               <span data-testid='activity-author'>{activity.userId}</span> · {new Date(activity.createdAt).toLocaleTimeString()}{pending && ' · sending…'}
             </div>
+            <SeenBy readers={readersOf(activity.id).filter((reader) => reader !== userId)} />
           </li>
         ))}
       </ul>
     </section>
   )
+}
+
+function SeenBy ({ readers }: { readers: readonly string[] }) {
+  if (readers.length === 0) return null
+  return <div className='seen-by' data-testid='seen-by'>Seen by {readers.join(', ')}</div>
 }

@@ -1,10 +1,15 @@
 import { useCallback, useEffect, useState } from 'react'
-import { useConnectionStatus, useRealtimeClient, type Activity } from 'fastify-pov-realtime/hooks'
+import {
+  clearPersistedRealtimeState, useConnectionStatus, useReadReceipts, useRealtimeClient, type Activity, type ReadReceipts
+} from 'fastify-pov-realtime/hooks'
 import { fetchMe, fetchPovs, signOut, type Pov } from './api.js'
 import { ActivityFeed } from './ActivityFeed.js'
 import { ConnectionBadge } from './ConnectionBadge.js'
 import { PostActivityForm } from './PostActivityForm.js'
+import { PresenceList } from './PresenceList.js'
 import { SignInForm } from './SignInForm.js'
+import { badge } from './unread-badge.js'
+import { useUnreadCounts } from './use-unread-counts.js'
 
 type Session = { state: 'loading' } | { state: 'signed-out' } | { state: 'signed-in', userId: string }
 
@@ -31,9 +36,13 @@ export function App () {
 
 function SignedIn ({ userId, onSignedOut }: { userId: string, onSignedOut: () => void }) {
   const client = useRealtimeClient()
-  const { authError } = useConnectionStatus()
+  const { authError, connectionStatus } = useConnectionStatus()
   const [povs, setPovs] = useState<Pov[]>([])
   const [povId, setPovId] = useState<string>()
+  // The open PoV's count is live (from the socket); the others' come from the app's route, fetched again on each
+  // switch and after a reconnect.
+  const receipts = useReadReceipts(povId)
+  const unreadCounts = useUnreadCounts(`${povId}:${connectionStatus}`)
 
   useEffect(() => {
     fetchPovs().then((list) => {
@@ -46,15 +55,20 @@ function SignedIn ({ userId, onSignedOut }: { userId: string, onSignedOut: () =>
   useEffect(() => {
     if (!authError) return
     client.close()
+    clearPersistedRealtimeState()
     onSignedOut()
   }, [authError, client, onSignedOut])
 
   async function signOutNow () {
     await signOut()
-    // Close the socket now rather than after the hooks' linger, so that the next sign-in starts a fresh session.
+    // Close the socket now rather than after the hooks' linger, so that the next sign-in starts a fresh session, and
+    // forget the feed kept for reloads: the next user of this browser must not see it.
     client.close()
+    clearPersistedRealtimeState()
     onSignedOut()
   }
+
+  const unreadOf = (id: string) => (id === povId ? receipts.unread : unreadCounts[id] ?? null)
 
   return (
     <>
@@ -65,25 +79,38 @@ function SignedIn ({ userId, onSignedOut }: { userId: string, onSignedOut: () =>
           <label>
             PoV{' '}
             <select data-testid='pov-picker' value={povId ?? ''} onChange={(event) => setPovId(event.target.value)}>
-              {povs.map((pov) => <option key={pov.id} value={pov.id}>{pov.name}</option>)}
+              {povs.map((pov) => {
+                const unread = unreadOf(pov.id)
+                return (
+                  <option key={pov.id} value={pov.id} data-unread={unread ?? ''}>
+                    {pov.name}{unread ? ` (${badge(unread)} new)` : ''}
+                  </option>
+                )
+              })}
             </select>
           </label>
           <button className='secondary' data-testid='sign-out-button' onClick={signOutNow}>Sign out</button>
         </header>
       </section>
-      {povId && <PovView key={povId} povId={povId} userId={userId} />}
+      {povId && <PovView key={povId} povId={povId} userId={userId} receipts={receipts} />}
     </>
   )
 }
 
-/** One PoV: the post form and the feed. Keyed by PoV, so switching starts with a fresh state. */
-function PovView ({ povId, userId }: { povId: string, userId: string }) {
+/** One PoV: who is here, the post form and the feed. Keyed by PoV, so switching starts with a fresh state. */
+function PovView ({ povId, userId, receipts }: { povId: string, userId: string, receipts: ReadReceipts }) {
   const [confirmed, setConfirmed] = useState<Activity[]>([])
-  const posted = useCallback((activity: Activity) => setConfirmed((list) => [...list, activity]), [])
+  const { markRead } = receipts
+  const posted = useCallback((activity: Activity, cursor: string) => {
+    setConfirmed((list) => [...list, activity])
+    // The user has seen their own note: it does not count as new for them.
+    markRead(cursor)
+  }, [markRead])
   return (
     <>
+      <PresenceList povId={povId} userId={userId} />
       <PostActivityForm povId={povId} userId={userId} onPosted={posted} />
-      <ActivityFeed povId={povId} confirmed={confirmed} />
+      <ActivityFeed povId={povId} userId={userId} confirmed={confirmed} receipts={receipts} />
     </>
   )
 }

@@ -56,7 +56,24 @@ export async function fetchActivities (povId: string): Promise<Activity[]> {
   return (await request<{ activities: Activity[] }>('GET', `/api/povs/${encodeURIComponent(povId)}/activities`)).activities
 }
 
-/** Stores the activity and broadcasts it to the PoV's subscribers (this page included). */
-export async function postActivity (povId: string, activity: NewActivity): Promise<Activity> {
-  return (await request<{ activity: Activity }>('POST', `/api/povs/${encodeURIComponent(povId)}/activities`, activity)).activity
+/** Stores the activity and broadcasts it to the PoV's subscribers (this page included); `cursor` is the broadcast's. */
+export async function postActivity (povId: string, activity: NewActivity): Promise<{ activity: Activity, cursor: string }> {
+  return request<{ activity: Activity, cursor: string }>('POST', `/api/povs/${encodeURIComponent(povId)}/activities`, activity)
+}
+
+/** A PoV's unread count as `fastify.povRealtime.unreadCounts` gives it. */
+export interface UnreadCount { readCursor: string | null, unread: number | null }
+
+/**
+ * The signed-in user's unread count per PoV, from the app's route around `fastify.povRealtime.unreadCounts`, so that
+ * the badges are right without a socket subscription per PoV. `undefined` when the server has no such route (read
+ * receipts off).
+ */
+export async function fetchUnreadCounts (): Promise<Record<string, UnreadCount> | undefined> {
+  try {
+    return await request<Record<string, UnreadCount>>('GET', '/api/unread')
+  } catch (err) {
+    if (err instanceof HttpError && err.status === 404) return undefined
+    throw err
+  }
 }

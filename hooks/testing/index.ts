@@ -9,8 +9,11 @@
  * getSentMessages()     // [{ type: 'subscribe', povId: 'p1' }, …]
  * resetWebSocketMock()  // between tests
  * ```
+ *
+ * Presence, typing and read receipts: `simulatePresence`, `simulateJoin`, `simulateLeave`, `simulateStatus`,
+ * `simulateTyping`, `simulateSubscribed`, `simulateRead`, `simulateReads` (each a server message, as the server sends it).
  */
-import type { ServerMessage } from '../../types/messages.js'
+import type { Member, MemberStatus, ReadMark, ServerMessage } from '../../types/messages.js'
 import type { ConnectionStatus } from '../connection-machine.js'
 import type { OutgoingMessage } from '../realtime-client.js'
 import { useClientWebSocket, type UseWebSocketResult } from '../use-web-socket.js'
@@ -19,6 +22,7 @@ import { mockServer } from './mock-server.js'
 export { MockWebSocketProvider } from './mock-provider.js'
 export type { MockWebSocketProviderProps } from './mock-provider.js'
 export type { MockClientOptions } from './mock-server.js'
+export { MOCK_USER_ID } from './mock-server.js'
 
 /**
  * Sets the connection status of every mounted mock at once (shown after a synchronous `act()`):
@@ -63,4 +67,63 @@ export function resetWebSocketMock (): void {
  */
 export function mockUseWebSocket (): UseWebSocketResult {
   return useClientWebSocket(mockServer.defaultClient)
+}
+
+// ---- presence, typing and read receipts ----------------------------------------------------------
+
+/** A member for the simulate* calls: a `userId`, or part of a member (`status` defaults to `'active'`, `info` to `{}`). */
+export type SimulatedMember = string | { userId: string, status?: MemberStatus, info?: Record<string, unknown> }
+
+function toMember (member: SimulatedMember): Member {
+  return typeof member === 'string'
+    ? { userId: member, status: 'active', info: {} }
+    : { userId: member.userId, status: member.status ?? 'active', info: member.info ?? {} }
+}
+
+/**
+ * The server's `presence` snapshot of `povId`: these are its members now (the server sends one after each
+ * `subscribed`). Also what tells the client that presence is on: until a snapshot has arrived it sends no `status`,
+ * and no `typing` on that PoV.
+ */
+export function simulatePresence (povId: string, members: readonly SimulatedMember[]): void {
+  mockServer.deliver({ type: 'presence', povId, members: members.map(toMember) })
+}
+
+/** Members join `povId` (a `presence_diff` with `joins`). */
+export function simulateJoin (povId: string, ...members: SimulatedMember[]): void {
+  mockServer.deliver({ type: 'presence_diff', povId, joins: members.map(toMember), leaves: [] })
+}
+
+/** Members leave `povId` (a `presence_diff` with `leaves`). */
+export function simulateLeave (povId: string, ...userIds: string[]): void {
+  mockServer.deliver({ type: 'presence_diff', povId, joins: [], leaves: userIds })
+}
+
+/** A member's status changed: the server sends them again in `joins` (with `info`, default `{}`). */
+export function simulateStatus (povId: string, userId: string, status: MemberStatus, info: Record<string, unknown> = {}): void {
+  simulateJoin(povId, { userId, status, info })
+}
+
+/** Another member started (`true`, the default) or stopped typing on `povId`. */
+export function simulateTyping (povId: string, userId: string, typing = true): void {
+  mockServer.deliver({ type: 'typing', povId, userId, typing })
+}
+
+/**
+ * The server confirms the subscription of `povId`. With `readCursor` (a cursor, or `null`) it is a server with read
+ * receipts on: `useReadReceipts` shows `readCursor` and `unread`, asks for `reads`, and may send `read` from then on.
+ */
+export function simulateSubscribed (povId: string, fields: { recovered?: boolean, readCursor?: string | null, unread?: number | null } = {}): void {
+  mockServer.deliver({ type: 'subscribed', povId, ...fields })
+}
+
+/** A user's read mark on `povId` moved to `cursor` (the `read` event; for the mock's own user it sets `readCursor`). */
+export function simulateRead (povId: string, userId: string, cursor: string, readAt = new Date().toISOString()): void {
+  mockServer.deliver({ type: 'read', povId, userId, cursor, readAt })
+}
+
+/** The answer to a `reads` request: every user's mark on `povId` (`readAt` defaults to now). */
+export function simulateReads (povId: string, marks: ReadonlyArray<Omit<ReadMark, 'readAt'> & { readAt?: string }>): void {
+  const readAt = new Date().toISOString()
+  mockServer.deliver({ type: 'reads', povId, reads: marks.map((mark) => ({ readAt, ...mark })) })
 }

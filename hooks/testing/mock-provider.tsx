@@ -7,13 +7,17 @@ import { mockServer, type MockClientOptions } from './mock-server.js'
 
 export interface MockWebSocketProviderProps {
   children?: ReactNode
-  /** Limits and timeouts for the mock client (`activityLimit`, `optimisticTimeout`, `maxQueuedMessages`, `linger`). */
+  /**
+   * The mock client's options: limits and timeouts (`activityLimit`, `optimisticTimeout`, `maxQueuedMessages`,
+   * `linger`, `idleTimeout`, `typingInterval`, `typingExpiry`), `persist` (default `false`), `timers`, `document`, and
+   * `userId` (default `'test-user'`).
+   */
   options?: MockClientOptions
 }
 
 /**
- * Renders `children` with a mock connection: `useWebSocket`, `usePovActivities` and the other hooks run unchanged,
- * with no socket and no fetch. It starts `connected`; drive it with `simulateConnectionStatus` and
+ * Renders `children` with a mock connection: `useWebSocket`, `usePovActivities`, `usePresence`, `useTyping`,
+ * `useReadReceipts` and the other hooks run unchanged, with no socket and no fetch. It starts `connected`; drive it with `simulateConnectionStatus` and
  * `simulateWebSocketMessage`, and read what the components sent with `getSentMessages`.
  */
 export function MockWebSocketProvider ({ children, options }: MockWebSocketProviderProps) {

@@ -6,19 +6,33 @@
 import type { ServerMessage } from '../../types/messages.js'
 import type { RealtimeClientOptions } from '../client-options.js'
 import type { ConnectionStatus } from '../connection-machine.js'
+import { clearPersistedRealtimeState } from '../persisted-state.js'
 import { RealtimeClient, type OutgoingMessage } from '../realtime-client.js'
 import type { Timers } from '../timers.js'
 import type { SocketToken, TokenProvider } from '../token-source.js'
 import type { Connection, ConnectionEvents, Transport } from '../transport.js'
 
-const MOCK_TOKEN: SocketToken = Object.freeze({ token: 'mock-token', expiresAt: Number.POSITIVE_INFINITY })
+/** The user of a mock client unless its options name another. */
+export const MOCK_USER_ID = 'test-user'
 
-/** A token that never expires: nothing is fetched. */
-const mockTokens: TokenProvider = {
-  usable: () => MOCK_TOKEN,
-  fetch: async () => MOCK_TOKEN,
-  refreshAt: () => Number.POSITIVE_INFINITY,
-  invalidate: () => {}
+function base64url (text: string): string {
+  const binary = String.fromCharCode(...new TextEncoder().encode(text))
+  return btoa(binary).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '')
+}
+
+/**
+ * A token that never expires (nothing is fetched), shaped like the plugin's so that the client reads the user from it
+ * as it does in production. Unsigned: it never reaches a server.
+ */
+function mockTokens (userId: string): TokenProvider {
+  const payload = base64url(JSON.stringify({ userId, sub: userId, aud: 'pov-realtime' }))
+  const token: SocketToken = Object.freeze({ token: `${base64url('{"alg":"none","typ":"JWT"}')}.${payload}.mock`, expiresAt: Number.POSITIVE_INFINITY })
+  return {
+    usable: () => token,
+    fetch: async () => token,
+    refreshAt: () => Number.POSITIVE_INFINITY,
+    invalidate: () => {}
+  }
 }
 
 /** The real timers, except that under Node a pending one never keeps the test process alive. */
@@ -80,8 +94,14 @@ class MockConnection implements Connection {
   }
 }
 
-/** Client options the tests may set on a `MockWebSocketProvider`. */
-export type MockClientOptions = Pick<RealtimeClientOptions, 'activityLimit' | 'optimisticTimeout' | 'maxQueuedMessages' | 'linger'>
+/**
+ * Client options the tests may set on a `MockWebSocketProvider`, and `userId`: the user the mock session belongs to
+ * (default `'test-user'`), whose own `read` events set `readCursor` and whose typing is never listed. `persist` is
+ * `false` unless set (each test starts clean); `timers` and `document` let a test drive time and the page.
+ */
+export type MockClientOptions = Pick<RealtimeClientOptions,
+  'activityLimit' | 'optimisticTimeout' | 'maxQueuedMessages' | 'linger' | 'persist' | 'persistMaxBytes' |
+  'persistActivities' | 'idleTimeout' | 'typingInterval' | 'typingExpiry' | 'document' | 'timers'> & { userId?: string }
 
 class MockServer {
   connected = true
@@ -92,13 +112,14 @@ class MockServer {
   readonly #transport: Transport = { connect: () => new MockConnection(this) }
 
   /** A client wired to this mock: no socket, no fetch, no ping, changes shown synchronously. */
-  createClient (options: MockClientOptions = {}): RealtimeClient {
+  createClient ({ userId = MOCK_USER_ID, ...options }: MockClientOptions = {}): RealtimeClient {
     return new RealtimeClient({
       socketUrl: 'ws://pov-realtime.mock/ws',
+      persist: false,
+      timers: unrefTimers,
       ...options,
       transport: this.#transport,
-      tokens: mockTokens,
-      timers: unrefTimers,
+      tokens: mockTokens(userId),
       network: null,
       pingInterval: false,
       batchWindow: 0
@@ -149,6 +170,7 @@ class MockServer {
   }
 
   reset (): void {
+    clearPersistedRealtimeState()
     this.connected = true
     for (const client of this.clients) {
       client.reset()

@@ -7,34 +7,10 @@ import { ActivityStore } from '../../hooks/activity-store.js'
 import { backoffDelay, DEFAULT_BACKOFF } from '../../hooks/backoff.js'
 import { BoundedQueue } from '../../hooks/bounded-queue.js'
 import { resolveSocketUrl } from '../../hooks/client-options.js'
-import type { Timers } from '../../hooks/timers.js'
 import { AuthError, HttpTokenProvider, TokenFetchError } from '../../hooks/token-source.js'
 import { WatchRegistry } from '../../hooks/watch-registry.js'
 import type { Activity } from '../../types/activity.js'
-
-/** A clock that moves only when told to. */
-function manualClock (start = 1_000_000): Timers & { advance (ms: number): void } {
-  let now = start
-  let timers: Array<{ at: number, callback: () => void, handle: number }> = []
-  let next = 1
-  return {
-    now: () => now,
-    setTimeout (callback, ms) {
-      const handle = next++
-      timers.push({ at: now + ms, callback, handle })
-      return handle
-    },
-    clearTimeout (handle) {
-      timers = timers.filter((timer) => timer.handle !== handle)
-    },
-    advance (ms) {
-      now += ms
-      const due = timers.filter((timer) => timer.at <= now).sort((a, b) => a.at - b.at)
-      timers = timers.filter((timer) => timer.at > now)
-      for (const timer of due) timer.callback()
-    }
-  }
-}
+import { manualClock } from './manual-clock.js'
 
 const act = (id: string, povId = 'p1'): Activity => ({
   id, povId, type: 'note', action: 'created', userId: 'u1', title: id, message: '', createdAt: '2026-01-01T00:00:00.000Z'
@@ -64,29 +40,29 @@ t.test('the activity store: deduplicated by id, oldest first, bounded, published
   const flushes: Array<() => void> = []
   const store = new ActivityStore({ capacity: 3, timers: manualClock(), schedule: (flush) => flushes.push(flush) })
   const before = store.getSnapshot()
-  for (const id of ['a1', 'a2', 'a2', 'a3', 'a4']) store.add(act(id))
+  for (const id of ['a1', 'a2', 'a2', 'a3', 'a4']) store.add(act(id), `c-${id}`)
   t.equal(store.getSnapshot(), before, 'nothing published until the batch ends')
   t.equal(flushes.length, 1, 'one flush scheduled for the whole burst')
   flushes.shift()!()
   t.same(store.getSnapshot().activities.map((a) => a.id), ['a2', 'a3', 'a4'], 'the newest 3, oldest first, a2 once')
-  t.equal(store.add(act('a3')), false, 'a duplicate is refused')
-  t.equal(store.add(act('a1')), true, 'an id that fell out of the window is new again')
+  t.equal(store.add(act('a3'), 'c-a3'), false, 'a duplicate is refused')
+  t.equal(store.add(act('a1'), 'c-a1'), true, 'an id that fell out of the window is new again')
   t.ok(Object.isFrozen(store.getSnapshot().activities), 'snapshots are immutable')
 })
 
 t.test('optimistic entries: shown pending, replaced by the server copy, dropped on timeout or on request', async (t) => {
   const clock = manualClock()
   const store = new ActivityStore({ capacity: 10, timers: clock, schedule: (flush) => flush() })
-  store.add(act('a1'))
+  store.add(act('a1'), 'c-a1')
   const { createdAt: _omitted, ...input } = act('mine')
   store.addOptimistic(input, 1000)
   let snapshot = store.getSnapshot()
   t.same(snapshot.activities.map((a) => a.id), ['a1', 'mine'])
   t.ok(snapshot.pendingIds.has('mine'))
   t.equal(snapshot.activities[1]!.createdAt, new Date(clock.now()).toISOString(), 'createdAt defaults to now')
-  store.add(act('a2'))
+  store.add(act('a2'), 'c-a2')
   t.same(store.getSnapshot().activities.map((a) => a.id), ['a1', 'a2', 'mine'], 'pending ones stay last')
-  store.add(act('mine'))
+  store.add(act('mine'), 'c-mine')
   snapshot = store.getSnapshot()
   t.same(snapshot.activities.map((a) => a.id), ['a1', 'a2', 'mine'], 'the server copy, once')
   t.equal(snapshot.pendingIds.size, 0)

@@ -4,15 +4,22 @@
  * No runner globals are involved: tap here, and the same code runs under node:test, vitest or jest.
  */
 import 'global-jsdom/register'
-import { act, cleanup, render, screen } from '@testing-library/react'
+import { act, cleanup, fireEvent, render, screen } from '@testing-library/react'
 import t from 'tap'
-import { useWebSocket, usePovActivities, useActivityEffect } from 'fastify-pov-realtime/hooks'
+import { useWebSocket, usePovActivities, useActivityEffect, usePresence, useTyping, useReadReceipts } from 'fastify-pov-realtime/hooks'
 import {
   MockWebSocketProvider,
   getSentMessages,
   mockUseWebSocket,
   resetWebSocketMock,
   simulateConnectionStatus,
+  simulateJoin,
+  simulateLeave,
+  simulatePresence,
+  simulateRead,
+  simulateStatus,
+  simulateSubscribed,
+  simulateTyping,
   simulateWebSocketMessage
 } from 'fastify-pov-realtime/testing'
 
@@ -32,6 +39,23 @@ function PovFeed ({ povId }: { povId: string }) {
       <ul>{activities.map((a) => <li key={a.id}>{a.title}</li>)}</ul>
       <button onClick={() => sendMessage({ type: 'status', status: 'idle' })}>Away</button>
     </section>
+  )
+}
+
+function PovHeader ({ povId }: { povId: string }) {
+  const members = usePresence(povId)
+  const { typingUserIds, setTyping } = useTyping(povId)
+  const { unread, markRead, readersOf } = useReadReceipts(povId)
+  const { activities } = usePovActivities(povId)
+  return (
+    <header>
+      <p aria-label='here'>{members.map((m) => `${m.userId} (${m.status})`).join(', ')}</p>
+      <p aria-label='typing'>{typingUserIds.map((id) => `${id} is typing…`).join(' ')}</p>
+      <p aria-label='unread'>{unread ?? '?'} new</p>
+      <p aria-label='seen'>{activities.map((a) => `${a.title}: ${readersOf(a.id).join(', ')}`).join('; ')}</p>
+      <input aria-label='note' onChange={() => setTyping(true)} onBlur={() => setTyping(false)} />
+      <button onClick={() => markRead()}>Seen it</button>
+    </header>
   )
 }
 
@@ -126,4 +150,49 @@ t.test('mockUseWebSocket has useWebSocket\'s shape and follows the same simulate
   act(() => seen!.sendMessage({ type: 'subscribe', povId: 'p3' }))
   act(() => simulateConnectionStatus('reconnected'))
   t.same(getSentMessages(), [{ type: 'subscribe', povId: 'p3' }], 'the queued subscription goes out on reconnect')
+})
+
+t.test('presence, typing and read receipts: the simulate helpers drive the hooks, and what they send is recorded', async (t) => {
+  render(<MockWebSocketProvider options={{ userId: 'me' }}><PovHeader povId='p1' /></MockWebSocketProvider>)
+  const label = (name: string) => screen.getByLabelText(name).textContent
+  act(() => {
+    simulateSubscribed('p1', { readCursor: null, unread: 0 }) // a server with read receipts on
+    simulatePresence('p1', ['me', 'li'])                       // … and presence on
+  })
+  t.equal(label('here'), 'li (active), me (active)')
+  act(() => simulateJoin('p1', { userId: 'ana', info: { name: 'Ana' } }))
+  act(() => simulateStatus('p1', 'li', 'idle'))
+  t.equal(label('here'), 'ana (active), li (idle), me (active)')
+  act(() => simulateLeave('p1', 'ana'))
+  act(() => simulateTyping('p1', 'li'))
+  t.equal(label('here'), 'li (idle), me (active)')
+  t.equal(label('typing'), 'li is typing…')
+  act(() => simulateTyping('p1', 'li', false))
+  t.equal(label('typing'), '')
+
+  act(() => simulateWebSocketMessage(activityMessage('a1', 'p1', 'Note added', 'c1')))
+  t.equal(label('unread'), '1 new')
+  fireEvent.change(screen.getByLabelText('note'), { target: { value: 'h' } })
+  fireEvent.blur(screen.getByLabelText('note'))
+  act(() => screen.getByRole('button', { name: 'Seen it' }).click())
+  t.equal(label('unread'), '0 new')
+  act(() => simulateRead('p1', 'li', 'c1'))
+  t.equal(label('seen'), 'Note added: li, me')
+  t.same(getSentMessages().filter((m) => ['typing', 'read', 'reads'].includes(m.type)), [
+    { type: 'reads', povId: 'p1' },
+    { type: 'typing', povId: 'p1', typing: true },
+    { type: 'typing', povId: 'p1', typing: false },
+    { type: 'read', povId: 'p1', cursor: 'c1' }
+  ])
+})
+
+t.test('the idle status a component reports is recorded too', async (t) => {
+  let visibility = 'visible'
+  Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => visibility })
+  t.teardown(() => { delete (document as { visibilityState?: unknown }).visibilityState })
+  render(<MockWebSocketProvider><PovHeader povId='p1' /></MockWebSocketProvider>)
+  act(() => simulatePresence('p1', ['test-user']))
+  visibility = 'hidden'
+  act(() => { document.dispatchEvent(new window.Event('visibilitychange')) })
+  t.same(getSentMessages().filter((m) => m.type === 'status'), [{ type: 'status', status: 'idle' }])
 })
