@@ -312,7 +312,8 @@ export class SocketSession implements ActivityReceiver, PresenceReceiver {
   /**
    * Answers a subscription whose live entries are held: the activities the client missed after `since` (when it
    * resumes), then `subscribed` (with the read state when read receipts are on), then the presence snapshot (which
-   * the protocol puts right after `subscribed`), then the live entries that arrived meanwhile, each once.
+   * the protocol puts right after `subscribed`), then what arrived meanwhile in arrival order: live entries (each
+   * once) and other messages of the PoV (`read` events).
    */
   async #answerHeld (subscription: Subscription, since: string | undefined): Promise<void> {
     const { povId } = subscription
@@ -328,8 +329,9 @@ export class SocketSession implements ActivityReceiver, PresenceReceiver {
     this.#joinPresence(povId)
     const pending = subscription.pending ?? []
     subscription.pending = null
-    for (const entry of pending) {
-      if (!sent.has(entry.cursor) && !replay?.held?.(entry.cursor)) this.sendActivity(entry.frame)
+    for (const held of pending) {
+      if (Buffer.isBuffer(held)) this.sendMessage(held)
+      else if (!sent.has(held.cursor) && !replay?.held?.(held.cursor)) this.sendActivity(held.frame)
     }
   }
 
