@@ -196,6 +196,31 @@ t.test('typing stops by itself across instances: typingTimeout after the last ty
   t.same(typingSeen(reader), [['u1', true], ['u1', false], ['u1', true], ['u1', false]], 'then it stops by itself')
 })
 
+t.test('a member who subscribes on B while a user on A keeps typing is told at the typist\'s next refresh', async (t) => {
+  const timeout = 400
+  const redis = await sharedRedis(t)
+  const [a, b] = await startRedisInstances(t, redis, 2, { presence: { typingTimeout: timeout } })
+  const typist = await memberOn(a!, 'u1')
+  const state = { typing: true }
+  const typing = (async () => {
+    while (state.typing) {
+      typist.send({ type: 'typing', povId: 'p1', typing: true })
+      await sleep(timeout / 4)
+    }
+  })()
+  await sleep(timeout)
+  const subscribing = Date.now()
+  const late = await memberOn(b!, 'u2')
+  t.same(typingSeen(late), [], 'typing is not stored: B, which did not watch p1, cannot know of it yet')
+  await late.next(typingEvent('u1', true), timeout * 3)
+  const toldAfter = Date.now() - subscribing
+  state.typing = false
+  await typing
+  t.comment(`a late subscriber on another instance learnt of ongoing typing ${toldAfter} ms after subscribing (typingTimeout ${timeout} ms)`)
+  t.ok(toldAfter <= timeout + 200, `within half the timeout plus a keystroke or so (${toldAfter} ms)`)
+  await late.next(typingEvent('u1', false), timeout * 3)
+})
+
 t.test('presence(povId) on an instance that does not watch the PoV lists the members of the others, one entry per user', async (t) => {
   const redis = await sharedRedis(t)
   const [a, b, c] = await startRedisInstances(t, redis, 3, { presence: { info: (user) => ({ name: user.userId.toUpperCase() }) } })
