@@ -6,7 +6,10 @@ export const INVALID_MESSAGE_STREAK_LIMIT = 20
 /** How long `fastify.close()` waits for clients to answer the 1001 close before cutting their connections. */
 export const SHUTDOWN_GRACE_MS = 1000
 
-/** Live activities held for one resuming subscription while its replay is read; more means a too-slow resume. */
+/**
+ * Messages (live activities, `read` events) held for one subscription while its subscribe is answered (a replay read,
+ * the read state fetched); more means a too-slow answer, and the socket is closed as a slow consumer.
+ */
 export const MAX_PENDING_DURING_REPLAY = 10_000
 
 /**

@@ -290,7 +290,6 @@ export class SocketSession implements ActivityReceiver, PresenceReceiver {
       return
     }
     await this.#answerHeld(subscription, since)
-    if (this.#subscriptions.get(povId) === subscription) this.#joinPresence(povId)
   }
 
   /** `presence` on, right after `subscribed` (and the replay): the member joins, if new, and gets the snapshot. */
@@ -312,8 +311,9 @@ export class SocketSession implements ActivityReceiver, PresenceReceiver {
 
   /**
    * Answers a subscription whose live entries are held: the activities the client missed after `since` (when it
-   * resumes), then `subscribed` (with the read state when read receipts are on), then the live entries that arrived
-   * meanwhile, each once.
+   * resumes), then `subscribed` (with the read state when read receipts are on), then the presence snapshot (which
+   * the protocol puts right after `subscribed`), then what arrived meanwhile in arrival order: live entries (each
+   * once) and other messages of the PoV (`read` events).
    */
   async #answerHeld (subscription: Subscription, since: string | undefined): Promise<void> {
     const { povId } = subscription
@@ -326,10 +326,12 @@ export class SocketSession implements ActivityReceiver, PresenceReceiver {
       sent.add(entry.cursor)
     }
     this.#send({ type: 'subscribed', povId, ...(replay && { recovered: replay.recovered }), ...readState })
+    this.#joinPresence(povId)
     const pending = subscription.pending ?? []
     subscription.pending = null
-    for (const entry of pending) {
-      if (!sent.has(entry.cursor) && !replay?.held?.(entry.cursor)) this.sendActivity(entry.frame)
+    for (const held of pending) {
+      if (Buffer.isBuffer(held)) this.sendMessage(held)
+      else if (!sent.has(held.cursor) && !replay?.held?.(held.cursor)) this.sendActivity(held.frame)
     }
   }
 

@@ -18,23 +18,37 @@ export interface ActivityReceiver {
   sendMessage (payload: Buffer): void
 }
 
+/** What a subscription holds until its subscribe is answered: a live activity, or another message of the PoV. */
+export type HeldMessage = BrokerEntry | Buffer
+
 /** One socket watching one PoV. */
 export class Subscription {
   /**
-   * While a resume is being replayed, live entries wait here (then go out after the replay, minus any the replay
-   * already sent); `null` once the subscription is live.
+   * While the subscribe is being answered (a resume replayed, the read state fetched), what arrives for the PoV waits
+   * here, in arrival order, so that nothing reaches the client before `subscribed`; `null` once the subscription is
+   * live.
    */
-  pending: BrokerEntry[] | null = null
+  pending: HeldMessage[] | null = null
 
   constructor (readonly receiver: ActivityReceiver, readonly povId: string) {}
 
   deliver (entry: BrokerEntry, wire: Buffer): boolean {
     if (this.pending) {
-      if (this.pending.length >= MAX_PENDING_DURING_REPLAY) this.receiver.closeSlowConsumer()
-      else this.pending.push(entry)
+      this.#hold(entry)
       return false
     }
     return this.receiver.sendActivity(entry.frame, wire)
+  }
+
+  /** Writes one serialized server message of the PoV, or holds it until the subscribe is answered. */
+  send (payload: Buffer): void {
+    if (this.pending) this.#hold(payload)
+    else this.receiver.sendMessage(payload)
+  }
+
+  #hold (message: HeldMessage): void {
+    if (this.pending!.length >= MAX_PENDING_DURING_REPLAY) this.receiver.closeSlowConsumer()
+    else this.pending!.push(message)
   }
 }
 
@@ -79,9 +93,9 @@ export class SubscriptionIndex {
     return written
   }
 
-  /** Writes one serialized server message to every subscriber of `povId` (resuming ones included). */
+  /** Writes one serialized server message to every subscriber of `povId` (held for those not answered yet). */
   sendToAll (povId: string, payload: Buffer): void {
-    for (const subscription of this.#byPov.get(povId) ?? []) subscription.receiver.sendMessage(payload)
+    for (const subscription of this.#byPov.get(povId) ?? []) subscription.send(payload)
   }
 
   /** The feed of `povId` has a gap: every subscriber's socket is closed, so that each resumes and is told. */

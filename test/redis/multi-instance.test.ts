@@ -1,19 +1,10 @@
 import { Redis } from 'ioredis'
 import t from 'tap'
-import type { PovRealtimeOptions } from '../../index.js'
 import { createRedisBroker } from '../../lib/redis-broker.js'
 import type { TestClient } from '../helpers/client.js'
-import { sharedRedis, type SharedRedis } from '../helpers/redis-server.js'
-import { activity, sleep, startServer, waitFor, type Teardown, type TestServer } from '../helpers/server.js'
-
-/** `count` plugin instances sharing one Redis under the test's key prefix. */
-async function startInstances (t: Teardown, redis: SharedRedis, count: number, options: Partial<PovRealtimeOptions> = {}): Promise<TestServer[]> {
-  const servers: TestServer[] = []
-  for (let i = 0; i < count; i++) {
-    servers.push(await startServer(t, { ...options, broker: createRedisBroker({ redis: redis.url, keyPrefix: redis.keyPrefix }) }))
-  }
-  return servers
-}
+import { startRedisInstances as startInstances } from '../helpers/redis-instances.js'
+import { sharedRedis } from '../helpers/redis-server.js'
+import { activity, sleep, startServer, waitFor } from '../helpers/server.js'
 
 const activityFrames = (client: TestClient, povId: string) =>
   client.messages.filter((m) => m.type === 'activity' && (m.data as { povId: string }).povId === povId)
