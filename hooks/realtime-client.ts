@@ -23,10 +23,12 @@ import {
 } from './client-options.js'
 import { ConnectionMachine, type ConnectionState, type ConnectionStatus } from './connection-machine.js'
 import { MAX_PERSISTED_POVS, PersistedState } from './persisted-state.js'
-import { PovState } from './pov-state.js'
+import { PovRegistry } from './pov-registry.js'
+import type { PovState } from './pov-state.js'
 import { NOBODY_TYPING, NO_MEMBERS } from './presence-store.js'
 import { PublishedValue } from './published-value.js'
 import { NOTHING_READ, type ReadReceiptsSnapshot } from './read-state.js'
+import { releaseOnce } from './release-once.js'
 import { userIdOfToken } from './token-claims.js'
 import { HttpTokenProvider, type AuthError, type SocketToken, type TokenProvider } from './token-source.js'
 import { webSocketTransport } from './transport.js'
@@ -66,7 +68,7 @@ export class RealtimeClient {
   readonly #tokens: TokenProvider
   readonly #watches = new WatchRegistry()
   readonly #queue: BoundedQueue<string>
-  readonly #povs = new Map<string, PovState>()
+  readonly #povs: PovRegistry
   readonly #scheduler: BatchScheduler
   readonly #connection: PublishedValue<ConnectionSnapshot>
   readonly #lastMessage: PublishedValue<ServerMessage | null>
@@ -103,6 +105,12 @@ export class RealtimeClient {
     const schedule = (flush: () => void) => this.#scheduler.schedule(flush)
     this.#connection = new PublishedValue(DISCONNECTED, schedule)
     this.#lastMessage = new PublishedValue<ServerMessage | null>(null, schedule)
+    this.#povs = new PovRegistry({
+      capacity: resolved.activityLimit,
+      timers,
+      typingExpiry: resolved.typingExpiry,
+      schedule
+    }, this.#watches)
     this.#tokens = resolved.tokens ?? new HttpTokenProvider({ url: resolved.tokenUrl, fetch: resolved.fetch, timers })
     this.#persisted = resolved.persist === false
       ? undefined
@@ -147,16 +155,13 @@ export class RealtimeClient {
       this.#lingerTimer = undefined
     }
     this.#machine.start()
-    let released = false
-    return () => {
-      if (released) return
-      released = true
+    return releaseOnce(() => {
       if (--this.#consumers > 0) return
       this.#lingerTimer = this.#options.timers.setTimeout(() => {
         this.#lingerTimer = undefined
         if (this.#consumers === 0) this.close()
       }, this.#options.linger)
-    }
+    })
   }
 
   /**
@@ -208,11 +213,7 @@ export class RealtimeClient {
     this.#userId = undefined
     this.#presenceOn = false
     this.#readReceiptsOn = false
-    for (const [povId, pov] of this.#povs) {
-      // A mounted component still reads this state: empty it rather than orphan it.
-      pov.clear()
-      if (pov.listenerCount === 0) this.#release(povId)
-    }
+    this.#povs.forget()
   }
 
   // ---- sending and watching ------------------------------------------------------------------
@@ -238,16 +239,11 @@ export class RealtimeClient {
   /** Watches `povId` until the returned function is called: one `subscribe` however many watch it. */
   watch (povId: string): () => void {
     this.#addWatcher(povId, undefined)
-    let released = false
-    return () => {
-      if (released) return
-      released = true
-      this.#removeWatcher(povId)
-    }
+    return releaseOnce(() => this.#removeWatcher(povId))
   }
 
   #addWatcher (povId: string, since: string | undefined): void {
-    this.#povFor(povId)
+    this.#povs.obtain(povId)
     if (!this.#watches.add(povId)) return
     if (since !== undefined) this.#watches.advance(povId, since)
     else this.#restore(povId)
@@ -262,7 +258,7 @@ export class RealtimeClient {
     queueMicrotask(() => {
       if (!this.#watches.settle(povId)) return
       this.#machine.send(JSON.stringify({ type: 'unsubscribe', povId }))
-      if (this.#povs.get(povId)?.listenerCount === 0) this.#release(povId)
+      this.#povs.releaseUnread(povId)
     })
   }
 
@@ -275,12 +271,9 @@ export class RealtimeClient {
    */
   reportActivityStatus (): () => void {
     if (++this.#statusReporters === 1) this.#startMonitor()
-    let released = false
-    return () => {
-      if (released) return
-      released = true
+    return releaseOnce(() => {
       if (--this.#statusReporters === 0) this.#stopMonitor()
-    }
+    })
   }
 
   /**
@@ -335,14 +328,11 @@ export class RealtimeClient {
     this.#readFollowers.set(povId, (this.#readFollowers.get(povId) ?? 0) + 1)
     const pov = this.#povs.get(povId)
     if (pov?.subscribed && pov.readReceipts) this.#machine.send(JSON.stringify({ type: 'reads', povId }))
-    let released = false
-    return () => {
-      if (released) return
-      released = true
+    return releaseOnce(() => {
       const count = (this.#readFollowers.get(povId) ?? 1) - 1
       if (count > 0) this.#readFollowers.set(povId, count)
       else this.#readFollowers.delete(povId)
-    }
+    })
   }
 
   #startMonitor (): void {
@@ -381,7 +371,7 @@ export class RealtimeClient {
     this.#userId = userId
     if (userId === undefined || !this.#persisted) return
     this.#persisted.open(userId)
-    for (const povId of this.#povs.keys()) if (this.#watches.isWatched(povId)) this.#restore(povId)
+    for (const povId of this.#povs.ids()) if (this.#watches.isWatched(povId)) this.#restore(povId)
   }
 
   #forgetUser (): void {
@@ -389,7 +379,7 @@ export class RealtimeClient {
     this.#pendingReads.clear()
     this.#presenceOn = false
     this.#readReceiptsOn = false
-    for (const pov of this.#povs.values()) pov.clear()
+    this.#povs.clear()
   }
 
   #onOpened (): void {
@@ -405,7 +395,7 @@ export class RealtimeClient {
     if (this.#wasOpen && !open) {
       // A new connection starts `active` at the server, and subscribes afresh.
       this.#sentStatus = 'active'
-      for (const pov of this.#povs.values()) pov.connectionLost()
+      this.#povs.connectionLost()
     }
     this.#wasOpen = open
   }
@@ -475,13 +465,8 @@ export class RealtimeClient {
     if (pending !== undefined) this.#persisted?.flush()
   }
 
-  /** The PoV's state if it is watched and the message names it; the server's messages are trusted but checked for shape. */
-  #watchedPov (povId: unknown): PovState | undefined {
-    return typeof povId === 'string' && this.#watches.has(povId) ? this.#povs.get(povId) : undefined
-  }
-
   #onPresence (message: PresenceMessage): void {
-    const pov = this.#watchedPov(message.povId)
+    const pov = this.#povs.subscribed(message.povId)
     if (!pov || !Array.isArray(message.members)) return
     pov.presenceOn = true
     pov.presence.replace(message.members.filter(isMember))
@@ -489,7 +474,7 @@ export class RealtimeClient {
   }
 
   #onPresenceDiff (message: PresenceDiffMessage): void {
-    const pov = this.#watchedPov(message.povId)
+    const pov = this.#povs.subscribed(message.povId)
     if (!pov) return
     const joins = Array.isArray(message.joins) ? message.joins.filter(isMember) : []
     const leaves = Array.isArray(message.leaves) ? message.leaves.filter((userId) => typeof userId === 'string') : []
@@ -504,21 +489,21 @@ export class RealtimeClient {
   }
 
   #onTyping (message: TypingEvent): void {
-    const pov = this.#watchedPov(message.povId)
+    const pov = this.#povs.subscribed(message.povId)
     // The server never echoes the typist; another tab of the same user is no one to show either.
     if (!pov || typeof message.userId !== 'string' || message.userId === this.#userId) return
     pov.presence.setTyping(message.userId, message.typing === true)
   }
 
   #onRead (message: ReadEvent): void {
-    const pov = this.#watchedPov(message.povId)
+    const pov = this.#povs.subscribed(message.povId)
     if (!pov || !isReadMark(message)) return
     pov.reads.markMoved({ userId: message.userId, cursor: message.cursor, readAt: message.readAt })
     if (message.userId === this.#userId) this.#ownMarkMoved(message.povId, pov, message.cursor)
   }
 
   #onReads (message: ReadsMessage): void {
-    const pov = this.#watchedPov(message.povId)
+    const pov = this.#povs.subscribed(message.povId)
     if (!pov || !Array.isArray(message.reads)) return
     const marks = message.reads.filter(isReadMark)
     pov.reads.replaceMarks(marks)
@@ -608,7 +593,7 @@ export class RealtimeClient {
 
   /** Calls `listener` after each published change of `povId`'s activities. */
   subscribeActivities (povId: string, listener: () => void): () => void {
-    return this.#listen(povId, (pov) => pov.activities.subscribe(listener))
+    return this.#povs.listen(povId, (pov) => pov.activities.subscribe(listener))
   }
 
   /** The members of `povId` (from the server's presence messages), sorted by `userId`, as published. */
@@ -618,7 +603,7 @@ export class RealtimeClient {
 
   /** Calls `listener` after each published change of `povId`'s members. */
   subscribeMembers (povId: string, listener: () => void): () => void {
-    return this.#listen(povId, (pov) => pov.presence.members.subscribe(listener))
+    return this.#povs.listen(povId, (pov) => pov.presence.members.subscribe(listener))
   }
 
   /** The other members typing on `povId`, sorted, as published. */
@@ -628,7 +613,7 @@ export class RealtimeClient {
 
   /** Calls `listener` after each published change of who types on `povId`. */
   subscribeTyping (povId: string, listener: () => void): () => void {
-    return this.#listen(povId, (pov) => pov.presence.typing.subscribe(listener))
+    return this.#povs.listen(povId, (pov) => pov.presence.typing.subscribe(listener))
   }
 
   /** `povId`'s read receipts (everyone's marks, this user's, the unread count), as published. */
@@ -638,7 +623,7 @@ export class RealtimeClient {
 
   /** Calls `listener` after each published change of `povId`'s read receipts. */
   subscribeReadReceipts (povId: string, listener: () => void): () => void {
-    return this.#listen(povId, (pov) => pov.reads.value.subscribe(listener))
+    return this.#povs.listen(povId, (pov) => pov.reads.value.subscribe(listener))
   }
 
   /**
@@ -679,35 +664,6 @@ export class RealtimeClient {
       authError: machine.authError,
       state: machine.state
     })
-  }
-
-  #povFor (povId: string): PovState {
-    let pov = this.#povs.get(povId)
-    if (!pov) {
-      pov = new PovState({
-        capacity: this.#options.activityLimit,
-        timers: this.#options.timers,
-        typingExpiry: this.#options.typingExpiry,
-        schedule: (flush) => this.#scheduler.schedule(flush)
-      })
-      this.#povs.set(povId, pov)
-    }
-    return pov
-  }
-
-  /** Subscribes to a part of `povId`'s state; the state goes once nobody reads it and the PoV is not watched. */
-  #listen (povId: string, subscribe: (pov: PovState) => () => void): () => void {
-    const pov = this.#povFor(povId)
-    const unsubscribe = subscribe(pov)
-    return () => {
-      unsubscribe()
-      if (pov.listenerCount === 0 && !this.#watches.has(povId) && this.#povs.get(povId) === pov) this.#release(povId)
-    }
-  }
-
-  #release (povId: string): void {
-    this.#povs.get(povId)?.dispose()
-    this.#povs.delete(povId)
   }
 }
 
