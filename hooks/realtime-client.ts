@@ -10,11 +10,10 @@
  */
 import type { Activity, ActivityInput } from '../types/activity.js'
 import type {
-  ClientMessage, Member, MemberStatus, PresenceDiffMessage, PresenceMessage, ReadEvent, ReadMark, ReadsMessage, ServerMessage,
+  ClientMessage, Member, PresenceDiffMessage, PresenceMessage, ReadEvent, ReadMark, ReadsMessage, ServerMessage,
   SubscribedMessage, TypingEvent
 } from '../types/messages.js'
 import { ErrorCode } from '../types/wire-constants.js'
-import { ActivityMonitor } from './activity-monitor.js'
 import { EMPTY_ACTIVITIES, type ActivitiesSnapshot } from './activity-store.js'
 import { BatchScheduler } from './batch-scheduler.js'
 import { BoundedQueue } from './bounded-queue.js'
@@ -29,6 +28,7 @@ import { NOBODY_TYPING, NO_MEMBERS } from './presence-store.js'
 import { PublishedValue } from './published-value.js'
 import { NOTHING_READ, type ReadReceiptsSnapshot } from './read-state.js'
 import { releaseOnce } from './release-once.js'
+import { StatusReporter } from './status-reporter.js'
 import { userIdOfToken } from './token-claims.js'
 import { HttpTokenProvider, type AuthError, type SocketToken, type TokenProvider } from './token-source.js'
 import { webSocketTransport } from './transport.js'
@@ -75,6 +75,7 @@ export class RealtimeClient {
   readonly #messageListeners = new Set<(message: ServerMessage) => void>()
   readonly #activityListeners = new Map<string, Set<(event: ActivityEvent) => void>>()
   readonly #persisted: PersistedState | undefined
+  readonly #status: StatusReporter
   /** Marks made while they could not be sent, by PoV: sent once the PoV is subscribed again. */
   readonly #pendingReads = new Map<string, string>()
   /** Components that read everyone's marks, by PoV: `reads` is asked for on each subscription. */
@@ -84,17 +85,11 @@ export class RealtimeClient {
   /** The session's user, from the token; `undefined` until a token is known (or when it is not a readable JWT). */
   #userId: string | undefined
   #wasOpen = false
-  /** The server has sent a presence message in this session: it has presence on. */
-  #presenceOn = false
   /**
    * A `subscribed` of this session carried `readCursor`: read receipts are on (a later one without it means the
    * server's mark store is unreachable for now, and marks wait rather than being refused).
    */
   #readReceiptsOn = false
-  #statusReporters = 0
-  #monitor: ActivityMonitor | undefined
-  /** The status the server has for this connection (`active` at connect). */
-  #sentStatus: MemberStatus = 'active'
 
   /** See {@link RealtimeClientOptions} for the options and their defaults. */
   constructor (options: RealtimeClientOptions = {}) {
@@ -122,6 +117,12 @@ export class RealtimeClient {
         timers,
         document: () => resolveDocument(resolved.document)
       })
+    this.#status = new StatusReporter({
+      idleTimeout: resolved.idleTimeout,
+      timers,
+      document: () => resolveDocument(resolved.document),
+      send: (status) => this.#sendNow({ type: 'status', status })
+    })
     this.#machine = new ConnectionMachine({
       resolveUrl: () => resolveSocketUrl(resolved.socketUrl),
       transport: resolved.transport ?? webSocketTransport(resolved.WebSocket),
@@ -211,7 +212,7 @@ export class RealtimeClient {
     this.#queue.clear()
     this.#pendingReads.clear()
     this.#userId = undefined
-    this.#presenceOn = false
+    this.#status.forget()
     this.#readReceiptsOn = false
     this.#povs.forget()
   }
@@ -270,10 +271,7 @@ export class RealtimeClient {
    * it, so that an app without presence never sends a status. Nothing with `idleTimeout: false` or without a document.
    */
   reportActivityStatus (): () => void {
-    if (++this.#statusReporters === 1) this.#startMonitor()
-    return releaseOnce(() => {
-      if (--this.#statusReporters === 0) this.#stopMonitor()
-    })
+    return this.#status.retain()
   }
 
   /**
@@ -335,28 +333,6 @@ export class RealtimeClient {
     })
   }
 
-  #startMonitor (): void {
-    const { idleTimeout, timers } = this.#options
-    const document = idleTimeout === false ? null : resolveDocument(this.#options.document)
-    if (idleTimeout === false || !document) return
-    this.#monitor = new ActivityMonitor({ document, timers, idleTimeout, changed: () => this.#reportStatus() })
-    this.#reportStatus()
-  }
-
-  #stopMonitor (): void {
-    this.#monitor?.stop()
-    this.#monitor = undefined
-    // Nobody shows presence any more: the server goes back to its default.
-    this.#reportStatus()
-  }
-
-  /** Tells the server the current status if it differs from what it has, and presence is known to be on. */
-  #reportStatus (): void {
-    const status = this.#monitor?.status ?? 'active'
-    if (status === this.#sentStatus || !this.#presenceOn) return
-    if (this.#machine.send(JSON.stringify({ type: 'status', status }))) this.#sentStatus = status
-  }
-
   /** Sends a `read` if the PoV is subscribed with read receipts on; true when it went out. */
   #sendRead (povId: string, pov: PovState, cursor: string): boolean {
     return pov.subscribed && pov.readReceipts && this.#machine.send(JSON.stringify({ type: 'read', povId, cursor }))
@@ -377,14 +353,14 @@ export class RealtimeClient {
   #forgetUser (): void {
     this.#watches.forgetCursors()
     this.#pendingReads.clear()
-    this.#presenceOn = false
+    this.#status.forget()
     this.#readReceiptsOn = false
     this.#povs.clear()
   }
 
   #onOpened (): void {
     // The status first, so that the subscriptions below join as idle rather than flicker through active.
-    this.#reportStatus()
+    this.#status.report()
     for (const subscribe of this.#watches.subscriptions()) this.#machine.send(JSON.stringify(subscribe))
     for (const text of this.#queue.drain()) this.#machine.send(text)
   }
@@ -394,7 +370,7 @@ export class RealtimeClient {
     const open = this.#machine.state === 'open'
     if (this.#wasOpen && !open) {
       // A new connection starts `active` at the server, and subscribes afresh.
-      this.#sentStatus = 'active'
+      this.#status.connectionLost()
       this.#povs.connectionLost()
     }
     this.#wasOpen = open
@@ -470,7 +446,7 @@ export class RealtimeClient {
     if (!pov || !Array.isArray(message.members)) return
     pov.presenceOn = true
     pov.presence.replace(message.members.filter(isMember))
-    this.#learnPresenceOn()
+    this.#status.presenceSeen()
   }
 
   #onPresenceDiff (message: PresenceDiffMessage): void {
@@ -479,13 +455,7 @@ export class RealtimeClient {
     const joins = Array.isArray(message.joins) ? message.joins.filter(isMember) : []
     const leaves = Array.isArray(message.leaves) ? message.leaves.filter((userId) => typeof userId === 'string') : []
     pov.presence.apply(joins, leaves)
-    this.#learnPresenceOn()
-  }
-
-  #learnPresenceOn (): void {
-    if (this.#presenceOn) return
-    this.#presenceOn = true
-    this.#reportStatus()
+    this.#status.presenceSeen()
   }
 
   #onTyping (message: TypingEvent): void {
@@ -655,6 +625,11 @@ export class RealtimeClient {
   }
 
   // ---- internals -----------------------------------------------------------------------------
+
+  /** Sends `message` if a connection is open; false otherwise (the features decide what waits and what is dropped). */
+  #sendNow (message: ClientMessage): boolean {
+    return this.#machine.send(JSON.stringify(message))
+  }
 
   #snapshot (): ConnectionSnapshot {
     const machine = this.#machine
