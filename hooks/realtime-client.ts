@@ -9,10 +9,7 @@
  * on a PoV whose snapshot came on this connection, `read` and `reads` on a PoV whose `subscribed` carried `readCursor`.
  */
 import type { Activity, ActivityInput } from '../types/activity.js'
-import type {
-  ClientMessage, Member, PresenceDiffMessage, PresenceMessage, ReadEvent, ReadMark, ReadsMessage, ServerMessage,
-  SubscribedMessage, TypingEvent
-} from '../types/messages.js'
+import type { ClientMessage, Member, ReadEvent, ReadMark, ReadsMessage, ServerMessage, SubscribedMessage } from '../types/messages.js'
 import { ErrorCode } from '../types/wire-constants.js'
 import { EMPTY_ACTIVITIES, type ActivitiesSnapshot } from './activity-store.js'
 import { BatchScheduler } from './batch-scheduler.js'
@@ -23,6 +20,7 @@ import {
 import { ConnectionMachine, type ConnectionState, type ConnectionStatus } from './connection-machine.js'
 import { MAX_PERSISTED_POVS, PersistedState } from './persisted-state.js'
 import { PovRegistry } from './pov-registry.js'
+import { PresenceFeature } from './presence-feature.js'
 import type { PovState } from './pov-state.js'
 import { NOBODY_TYPING, NO_MEMBERS } from './presence-store.js'
 import { PublishedValue } from './published-value.js'
@@ -32,7 +30,6 @@ import { StatusReporter } from './status-reporter.js'
 import { userIdOfToken } from './token-claims.js'
 import { HttpTokenProvider, type AuthError, type SocketToken, type TokenProvider } from './token-source.js'
 import { webSocketTransport } from './transport.js'
-import { TypingSender } from './typing-sender.js'
 import { WatchRegistry } from './watch-registry.js'
 
 /** What `sendMessage` accepts: a protocol message, or another `{ type, … }` object for features added later. */
@@ -76,6 +73,7 @@ export class RealtimeClient {
   readonly #activityListeners = new Map<string, Set<(event: ActivityEvent) => void>>()
   readonly #persisted: PersistedState | undefined
   readonly #status: StatusReporter
+  readonly #presence: PresenceFeature
   /** Marks made while they could not be sent, by PoV: sent once the PoV is subscribed again. */
   readonly #pendingReads = new Map<string, string>()
   /** Components that read everyone's marks, by PoV: `reads` is asked for on each subscription. */
@@ -122,6 +120,14 @@ export class RealtimeClient {
       timers,
       document: () => resolveDocument(resolved.document),
       send: (status) => this.#sendNow({ type: 'status', status })
+    })
+    this.#presence = new PresenceFeature({
+      povs: this.#povs,
+      status: this.#status,
+      send: (message) => this.#sendNow(message),
+      userId: () => this.#userId,
+      typingInterval: resolved.typingInterval,
+      timers
     })
     this.#machine = new ConnectionMachine({
       resolveUrl: () => resolveSocketUrl(resolved.socketUrl),
@@ -280,16 +286,7 @@ export class RealtimeClient {
    * `typingInterval`. Not queued while disconnected: typing is ephemeral, and the next keystroke sends it again.
    */
   setTyping (povId: string, typing: boolean): void {
-    const pov = this.#povs.get(povId)
-    if (!pov) return
-    if (!typing) return pov.typing?.stop()
-    pov.typing ??= new TypingSender({
-      interval: this.#options.typingInterval,
-      timers: this.#options.timers,
-      send: (value) => pov.presenceOn && this.#machine.send(JSON.stringify({ type: 'typing', povId, typing: value })),
-      stopped: () => { pov.typing = undefined }
-    })
-    pov.typing.start()
+    this.#presence.setTyping(povId, typing)
   }
 
   /**
@@ -408,13 +405,9 @@ export class RealtimeClient {
         break
       }
       case 'presence':
-        this.#onPresence(message)
-        break
       case 'presence_diff':
-        this.#onPresenceDiff(message)
-        break
       case 'typing':
-        this.#onTyping(message)
+        this.#presence.received(message)
         break
       case 'read':
         this.#onRead(message)
@@ -439,30 +432,6 @@ export class RealtimeClient {
     if (this.#readFollowers.has(povId)) this.#machine.send(JSON.stringify({ type: 'reads', povId }))
     this.#save(povId)
     if (pending !== undefined) this.#persisted?.flush()
-  }
-
-  #onPresence (message: PresenceMessage): void {
-    const pov = this.#povs.subscribed(message.povId)
-    if (!pov || !Array.isArray(message.members)) return
-    pov.presenceOn = true
-    pov.presence.replace(message.members.filter(isMember))
-    this.#status.presenceSeen()
-  }
-
-  #onPresenceDiff (message: PresenceDiffMessage): void {
-    const pov = this.#povs.subscribed(message.povId)
-    if (!pov) return
-    const joins = Array.isArray(message.joins) ? message.joins.filter(isMember) : []
-    const leaves = Array.isArray(message.leaves) ? message.leaves.filter((userId) => typeof userId === 'string') : []
-    pov.presence.apply(joins, leaves)
-    this.#status.presenceSeen()
-  }
-
-  #onTyping (message: TypingEvent): void {
-    const pov = this.#povs.subscribed(message.povId)
-    // The server never echoes the typist; another tab of the same user is no one to show either.
-    if (!pov || typeof message.userId !== 'string' || message.userId === this.#userId) return
-    pov.presence.setTyping(message.userId, message.typing === true)
   }
 
   #onRead (message: ReadEvent): void {
@@ -640,12 +609,6 @@ export class RealtimeClient {
       state: machine.state
     })
   }
-}
-
-function isMember (value: unknown): value is Member {
-  const member = value as Member | null
-  return typeof member?.userId === 'string' && (member.status === 'active' || member.status === 'idle') &&
-    typeof member.info === 'object' && member.info !== null
 }
 
 function isReadMark (value: unknown): value is ReadMark {
