@@ -18,7 +18,8 @@ import {
   resolveClientOptions, resolveDocument, resolveSocketUrl, type RealtimeClientOptions, type ResolvedClientOptions
 } from './client-options.js'
 import { ConnectionMachine, type ConnectionState, type ConnectionStatus } from './connection-machine.js'
-import { MAX_PERSISTED_POVS, PersistedState } from './persisted-state.js'
+import { OfflineSync } from './offline-sync.js'
+import { PendingReads } from './pending-reads.js'
 import { PovRegistry } from './pov-registry.js'
 import { PresenceFeature } from './presence-feature.js'
 import type { PovState } from './pov-state.js'
@@ -71,11 +72,10 @@ export class RealtimeClient {
   readonly #lastMessage: PublishedValue<ServerMessage | null>
   readonly #messageListeners = new Set<(message: ServerMessage) => void>()
   readonly #activityListeners = new Map<string, Set<(event: ActivityEvent) => void>>()
-  readonly #persisted: PersistedState | undefined
+  readonly #offline: OfflineSync
   readonly #status: StatusReporter
   readonly #presence: PresenceFeature
-  /** Marks made while they could not be sent, by PoV: sent once the PoV is subscribed again. */
-  readonly #pendingReads = new Map<string, string>()
+  readonly #pendingReads = new PendingReads()
   /** Components that read everyone's marks, by PoV: `reads` is asked for on each subscription. */
   readonly #readFollowers = new Map<string, number>()
   #consumers = 0
@@ -104,17 +104,13 @@ export class RealtimeClient {
       typingExpiry: resolved.typingExpiry,
       schedule
     }, this.#watches)
+    this.#offline = new OfflineSync(resolved, {
+      povs: this.#povs,
+      watches: this.#watches,
+      pendingReads: this.#pendingReads,
+      userId: () => this.#userId
+    })
     this.#tokens = resolved.tokens ?? new HttpTokenProvider({ url: resolved.tokenUrl, fetch: resolved.fetch, timers })
-    this.#persisted = resolved.persist === false
-      ? undefined
-      : new PersistedState({
-        persist: resolved.persist,
-        scope: resolved.socketUrl,
-        maxBytes: resolved.persistMaxBytes,
-        maxActivities: Math.min(resolved.persistActivities, resolved.activityLimit),
-        timers,
-        document: () => resolveDocument(resolved.document)
-      })
     this.#status = new StatusReporter({
       idleTimeout: resolved.idleTimeout,
       timers,
@@ -179,7 +175,7 @@ export class RealtimeClient {
   close (): void {
     this.#machine.stop()
     this.#tokens.invalidate()
-    this.#persisted?.close()
+    this.#offline.close()
     this.#forget()
   }
 
@@ -253,7 +249,7 @@ export class RealtimeClient {
     this.#povs.obtain(povId)
     if (!this.#watches.add(povId)) return
     if (since !== undefined) this.#watches.advance(povId, since)
-    else this.#restore(povId)
+    else this.#offline.restore(povId)
     const cursor = this.#watches.cursorOf(povId)
     // If the socket is down, the subscription goes out with all the others once it opens.
     this.#machine.send(JSON.stringify(cursor === undefined ? { type: 'subscribe', povId } : { type: 'subscribe', povId, since: cursor }))
@@ -306,12 +302,10 @@ export class RealtimeClient {
       pov.reads.markMoved({ userId: this.#userId, cursor: target, readAt: new Date(this.#options.timers.now()).toISOString() })
     }
     if (!this.#sendRead(povId, pov, target)) {
-      this.#pendingReads.delete(povId)
-      this.#pendingReads.set(povId, target)
-      if (this.#pendingReads.size > MAX_PERSISTED_POVS) this.#pendingReads.delete(this.#pendingReads.keys().next().value!)
+      this.#pendingReads.queue(povId, target)
     }
-    this.#save(povId)
-    this.#persisted?.flush()
+    this.#offline.save(povId)
+    this.#offline.flush()
     return true
   }
 
@@ -342,9 +336,7 @@ export class RealtimeClient {
     const userId = userIdOfToken(token.token)
     if (userId !== this.#userId && this.#userId !== undefined) this.#forgetUser()
     this.#userId = userId
-    if (userId === undefined || !this.#persisted) return
-    this.#persisted.open(userId)
-    for (const povId of this.#povs.ids()) if (this.#watches.isWatched(povId)) this.#restore(povId)
+    if (userId !== undefined) this.#offline.open(userId)
   }
 
   #forgetUser (): void {
@@ -384,7 +376,7 @@ export class RealtimeClient {
         if (pov?.activities.add(activity, message.cursor) !== false) {
           // Replayed activities come before `subscribed`, whose `unread` counts them already.
           if (pov?.subscribed) pov.reads.activityArrived(message.cursor)
-          this.#save(povId)
+          this.#offline.save(povId)
           this.#emit(povId, { type: 'activity', povId, activity, cursor: message.cursor })
         }
         break
@@ -428,10 +420,10 @@ export class RealtimeClient {
     this.#readReceiptsOn = true
     const pending = this.#pendingReads.get(povId)
     pov.reads.subscribed(message.readCursor ?? null, message.unread ?? null, pending !== undefined)
-    if (pending !== undefined && this.#sendRead(povId, pov, pending)) this.#pendingReads.delete(povId)
+    if (pending !== undefined && this.#sendRead(povId, pov, pending)) this.#pendingReads.sent(povId)
     if (this.#readFollowers.has(povId)) this.#machine.send(JSON.stringify({ type: 'reads', povId }))
-    this.#save(povId)
-    if (pending !== undefined) this.#persisted?.flush()
+    this.#offline.save(povId)
+    if (pending !== undefined) this.#offline.flush()
   }
 
   #onRead (message: ReadEvent): void {
@@ -452,33 +444,9 @@ export class RealtimeClient {
 
   /** The server has this user's mark at `cursor` (another tab read, or this one's `read` came back). */
   #ownMarkMoved (povId: string, pov: PovState, cursor: string): void {
-    if (this.#pendingReads.get(povId) === cursor) this.#pendingReads.delete(povId)
+    this.#pendingReads.confirmed(povId, cursor)
     pov.reads.advance(cursor)
-    this.#save(povId)
-  }
-
-  /** Shows what `persist` kept of `povId` (a reload's feed, at once) and resumes after its cursor. */
-  #restore (povId: string): void {
-    const pov = this.#povs.get(povId)
-    const saved = this.#persisted?.get(povId)
-    // What the client holds in memory is newer than anything kept.
-    if (!pov || !saved || pov.activities.latestCursor !== undefined || this.#watches.cursorOf(povId) !== undefined) return
-    for (const { activity, cursor } of saved.activities) pov.activities.add(activity, cursor)
-    if (saved.cursor !== undefined) this.#watches.advance(povId, saved.cursor)
-    pov.reads.restore(saved.readCursor)
-    if (saved.pendingRead !== undefined && !this.#pendingReads.has(povId)) this.#pendingReads.set(povId, saved.pendingRead)
-  }
-
-  /** Records `povId`'s state for the next reload (written a little later, in one go). */
-  #save (povId: string): void {
-    const pov = this.#povs.get(povId)
-    if (!this.#persisted || !pov || this.#userId === undefined) return
-    this.#persisted.set(povId, {
-      cursor: this.#watches.cursorOf(povId),
-      readCursor: pov.reads.readCursor,
-      pendingRead: this.#pendingReads.get(povId),
-      activities: pov.activities.held(this.#options.persistActivities)
-    })
+    this.#offline.save(povId)
   }
 
   #emit (povId: string, event: ActivityEvent): void {
