@@ -9,7 +9,7 @@
  * on a PoV whose snapshot came on this connection, `read` and `reads` on a PoV whose `subscribed` carried `readCursor`.
  */
 import type { Activity, ActivityInput } from '../types/activity.js'
-import type { ClientMessage, Member, ReadEvent, ReadMark, ReadsMessage, ServerMessage, SubscribedMessage } from '../types/messages.js'
+import type { ClientMessage, Member, ServerMessage } from '../types/messages.js'
 import { ErrorCode } from '../types/wire-constants.js'
 import { EMPTY_ACTIVITIES, type ActivitiesSnapshot } from './activity-store.js'
 import { BatchScheduler } from './batch-scheduler.js'
@@ -22,9 +22,9 @@ import { OfflineSync } from './offline-sync.js'
 import { PendingReads } from './pending-reads.js'
 import { PovRegistry } from './pov-registry.js'
 import { PresenceFeature } from './presence-feature.js'
-import type { PovState } from './pov-state.js'
 import { NOBODY_TYPING, NO_MEMBERS } from './presence-store.js'
 import { PublishedValue } from './published-value.js'
+import { ReadReceiptsFeature } from './read-receipts-feature.js'
 import { NOTHING_READ, type ReadReceiptsSnapshot } from './read-state.js'
 import { releaseOnce } from './release-once.js'
 import { StatusReporter } from './status-reporter.js'
@@ -75,19 +75,13 @@ export class RealtimeClient {
   readonly #offline: OfflineSync
   readonly #status: StatusReporter
   readonly #presence: PresenceFeature
+  readonly #reads: ReadReceiptsFeature
   readonly #pendingReads = new PendingReads()
-  /** Components that read everyone's marks, by PoV: `reads` is asked for on each subscription. */
-  readonly #readFollowers = new Map<string, number>()
   #consumers = 0
   #lingerTimer: unknown
   /** The session's user, from the token; `undefined` until a token is known (or when it is not a readable JWT). */
   #userId: string | undefined
   #wasOpen = false
-  /**
-   * A `subscribed` of this session carried `readCursor`: read receipts are on (a later one without it means the
-   * server's mark store is unreachable for now, and marks wait rather than being refused).
-   */
-  #readReceiptsOn = false
 
   /** See {@link RealtimeClientOptions} for the options and their defaults. */
   constructor (options: RealtimeClientOptions = {}) {
@@ -123,6 +117,14 @@ export class RealtimeClient {
       send: (message) => this.#sendNow(message),
       userId: () => this.#userId,
       typingInterval: resolved.typingInterval,
+      timers
+    })
+    this.#reads = new ReadReceiptsFeature({
+      povs: this.#povs,
+      pendingReads: this.#pendingReads,
+      offline: this.#offline,
+      send: (message) => this.#sendNow(message),
+      userId: () => this.#userId,
       timers
     })
     this.#machine = new ConnectionMachine({
@@ -212,10 +214,9 @@ export class RealtimeClient {
   #forget (): void {
     this.#watches.clear()
     this.#queue.clear()
-    this.#pendingReads.clear()
+    this.#reads.forget()
     this.#userId = undefined
     this.#status.forget()
-    this.#readReceiptsOn = false
     this.#povs.forget()
   }
 
@@ -292,21 +293,7 @@ export class RealtimeClient {
    * kept by `persist`, and goes out once the PoV is subscribed again.
    */
   markRead (povId: string, cursor?: string): boolean {
-    const pov = this.#povs.get(povId)
-    const target = cursor ?? pov?.activities.latestCursor
-    // Subscribed without `readCursor`, never with: the server has read receipts off, and the mark could never be sent.
-    if (!pov || target === undefined || (pov.subscribed && !pov.readReceipts && !this.#readReceiptsOn)) return false
-    if (!pov.reads.advance(target)) return false
-    // Shown in `reads` at once; the server's `read` echo brings its own `readAt`.
-    if (this.#userId !== undefined) {
-      pov.reads.markMoved({ userId: this.#userId, cursor: target, readAt: new Date(this.#options.timers.now()).toISOString() })
-    }
-    if (!this.#sendRead(povId, pov, target)) {
-      this.#pendingReads.queue(povId, target)
-    }
-    this.#offline.save(povId)
-    this.#offline.flush()
-    return true
+    return this.#reads.markRead(povId, cursor)
   }
 
   /**
@@ -314,19 +301,7 @@ export class RealtimeClient {
    * subscribed with read receipts on, and again after each subscription (`read` events update them in between).
    */
   followReads (povId: string): () => void {
-    this.#readFollowers.set(povId, (this.#readFollowers.get(povId) ?? 0) + 1)
-    const pov = this.#povs.get(povId)
-    if (pov?.subscribed && pov.readReceipts) this.#machine.send(JSON.stringify({ type: 'reads', povId }))
-    return releaseOnce(() => {
-      const count = (this.#readFollowers.get(povId) ?? 1) - 1
-      if (count > 0) this.#readFollowers.set(povId, count)
-      else this.#readFollowers.delete(povId)
-    })
-  }
-
-  /** Sends a `read` if the PoV is subscribed with read receipts on; true when it went out. */
-  #sendRead (povId: string, pov: PovState, cursor: string): boolean {
-    return pov.subscribed && pov.readReceipts && this.#machine.send(JSON.stringify({ type: 'read', povId, cursor }))
+    return this.#reads.followReads(povId)
   }
 
   // ---- what arrives --------------------------------------------------------------------------
@@ -341,9 +316,8 @@ export class RealtimeClient {
 
   #forgetUser (): void {
     this.#watches.forgetCursors()
-    this.#pendingReads.clear()
+    this.#reads.forget()
     this.#status.forget()
-    this.#readReceiptsOn = false
     this.#povs.clear()
   }
 
@@ -374,8 +348,7 @@ export class RealtimeClient {
         this.#watches.advance(povId, message.cursor)
         const pov = this.#povs.get(povId)
         if (pov?.activities.add(activity, message.cursor) !== false) {
-          // Replayed activities come before `subscribed`, whose `unread` counts them already.
-          if (pov?.subscribed) pov.reads.activityArrived(message.cursor)
+          if (pov) this.#reads.activityArrived(pov, message.cursor)
           this.#offline.save(povId)
           this.#emit(povId, { type: 'activity', povId, activity, cursor: message.cursor })
         }
@@ -385,7 +358,10 @@ export class RealtimeClient {
         const pov = this.#povs.get(message.povId)
         pov?.activities.setError(null)
         const missedUnknown = this.#watches.confirm(message.povId)
-        if (pov && this.#watches.has(message.povId)) this.#onSubscribed(message, pov)
+        if (pov && this.#watches.has(message.povId)) {
+          pov.subscribed = true
+          this.#reads.subscribed(message, pov)
+        }
         if (message.recovered === false || missedUnknown) this.#emit(message.povId, { type: 'resync', povId: message.povId })
         break
       }
@@ -402,51 +378,12 @@ export class RealtimeClient {
         this.#presence.received(message)
         break
       case 'read':
-        this.#onRead(message)
-        break
       case 'reads':
-        this.#onReads(message)
+        this.#reads.received(message)
         break
     }
     this.#lastMessage.set(message)
     for (const listener of [...this.#messageListeners]) listener(message)
-  }
-
-  #onSubscribed (message: SubscribedMessage, pov: PovState): void {
-    const { povId } = message
-    pov.subscribed = true
-    if (!('readCursor' in message)) return
-    pov.readReceipts = true
-    this.#readReceiptsOn = true
-    const pending = this.#pendingReads.get(povId)
-    pov.reads.subscribed(message.readCursor ?? null, message.unread ?? null, pending !== undefined)
-    if (pending !== undefined && this.#sendRead(povId, pov, pending)) this.#pendingReads.sent(povId)
-    if (this.#readFollowers.has(povId)) this.#machine.send(JSON.stringify({ type: 'reads', povId }))
-    this.#offline.save(povId)
-    if (pending !== undefined) this.#offline.flush()
-  }
-
-  #onRead (message: ReadEvent): void {
-    const pov = this.#povs.subscribed(message.povId)
-    if (!pov || !isReadMark(message)) return
-    pov.reads.markMoved({ userId: message.userId, cursor: message.cursor, readAt: message.readAt })
-    if (message.userId === this.#userId) this.#ownMarkMoved(message.povId, pov, message.cursor)
-  }
-
-  #onReads (message: ReadsMessage): void {
-    const pov = this.#povs.subscribed(message.povId)
-    if (!pov || !Array.isArray(message.reads)) return
-    const marks = message.reads.filter(isReadMark)
-    pov.reads.replaceMarks(marks)
-    const own = marks.find((mark) => mark.userId === this.#userId)
-    if (own) this.#ownMarkMoved(message.povId, pov, own.cursor)
-  }
-
-  /** The server has this user's mark at `cursor` (another tab read, or this one's `read` came back). */
-  #ownMarkMoved (povId: string, pov: PovState, cursor: string): void {
-    this.#pendingReads.confirmed(povId, cursor)
-    pov.reads.advance(cursor)
-    this.#offline.save(povId)
   }
 
   #emit (povId: string, event: ActivityEvent): void {
@@ -577,9 +514,4 @@ export class RealtimeClient {
       state: machine.state
     })
   }
-}
-
-function isReadMark (value: unknown): value is ReadMark {
-  const mark = value as ReadMark | null
-  return typeof mark?.userId === 'string' && typeof mark.cursor === 'string' && typeof mark.readAt === 'string'
 }
