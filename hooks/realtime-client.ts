@@ -1,16 +1,20 @@
 /**
- * The framework-free client: one connection (see `connection-machine.ts`) and what the app does over it, namely
- * which PoVs are watched and by how many, their activities, presence and read receipts, the last message, what to
- * send once connected again, and what to keep for the next reload (`persisted-state.ts`).
- * The React hooks are thin views of it; it works just as well without React.
+ * The framework-free client: one connection (`connection-machine.ts`), the public API the React hooks are thin views
+ * of (it works just as well without React), and the dispatch of each server message to the part that owns it:
+ *
+ * - `activity-feed.ts`: which PoVs are watched, their subscriptions, activities and activity listeners;
+ * - `presence-feature.ts`: members and typing; `status-reporter.ts`: this page's own status;
+ * - `read-receipts-feature.ts`: marks, unread counts and marks waiting to be sent (`pending-reads.ts`);
+ * - `offline-sync.ts`: what is kept for the next reload, and restored from it;
+ * - `pov-registry.ts`: the state held per PoV, which they share.
  *
  * Feature messages go out only once the server has shown the feature is on, so that an app whose server has
  * `presence` or `readReceipts` off never draws a `NOT_ENABLED`: `status` after a first `presence` snapshot, `typing`
  * on a PoV whose snapshot came on this connection, `read` and `reads` on a PoV whose `subscribed` carried `readCursor`.
  */
-import type { Activity, ActivityInput } from '../types/activity.js'
-import type { ClientMessage, Member, ServerMessage } from '../types/messages.js'
-import { ErrorCode } from '../types/wire-constants.js'
+import type { ActivityInput } from '../types/activity.js'
+import type { ActivityMessage, ClientMessage, Member, ServerMessage, SubscribedMessage } from '../types/messages.js'
+import { ActivityFeed, type ActivityEvent } from './activity-feed.js'
 import { EMPTY_ACTIVITIES, type ActivitiesSnapshot } from './activity-store.js'
 import { BatchScheduler } from './batch-scheduler.js'
 import { BoundedQueue } from './bounded-queue.js'
@@ -47,11 +51,6 @@ export interface ConnectionSnapshot {
   readonly state: ConnectionState
 }
 
-/** What a per-PoV listener hears: each new activity, and `resync` when a resume could not fill the gap. */
-export type ActivityEvent =
-  | { readonly type: 'activity', readonly povId: string, readonly activity: Activity, readonly cursor: string }
-  | { readonly type: 'resync', readonly povId: string }
-
 /** The snapshot of a client that has never connected (also what server-side rendering shows). */
 export const DISCONNECTED: ConnectionSnapshot = Object.freeze({
   status: 'disconnected',
@@ -71,8 +70,8 @@ export class RealtimeClient {
   readonly #connection: PublishedValue<ConnectionSnapshot>
   readonly #lastMessage: PublishedValue<ServerMessage | null>
   readonly #messageListeners = new Set<(message: ServerMessage) => void>()
-  readonly #activityListeners = new Map<string, Set<(event: ActivityEvent) => void>>()
   readonly #offline: OfflineSync
+  readonly #feed: ActivityFeed
   readonly #status: StatusReporter
   readonly #presence: PresenceFeature
   readonly #reads: ReadReceiptsFeature
@@ -105,6 +104,12 @@ export class RealtimeClient {
       userId: () => this.#userId
     })
     this.#tokens = resolved.tokens ?? new HttpTokenProvider({ url: resolved.tokenUrl, fetch: resolved.fetch, timers })
+    this.#feed = new ActivityFeed({
+      povs: this.#povs,
+      watches: this.#watches,
+      offline: this.#offline,
+      send: (message) => this.#sendNow(message)
+    })
     this.#status = new StatusReporter({
       idleTimeout: resolved.idleTimeout,
       timers,
@@ -212,7 +217,7 @@ export class RealtimeClient {
   }
 
   #forget (): void {
-    this.#watches.clear()
+    this.#feed.forget()
     this.#queue.clear()
     this.#reads.forget()
     this.#userId = undefined
@@ -231,10 +236,10 @@ export class RealtimeClient {
     const { type, povId } = message as { type: unknown, povId?: unknown }
     if (type === 'subscribe' && typeof povId === 'string') {
       const { since } = message as { since?: unknown }
-      return this.#addWatcher(povId, typeof since === 'string' ? since : undefined)
+      return this.#feed.watch(povId, typeof since === 'string' ? since : undefined)
     }
-    if (type === 'unsubscribe' && typeof povId === 'string' && this.#watches.isWatched(povId)) {
-      return this.#removeWatcher(povId)
+    if (type === 'unsubscribe' && typeof povId === 'string' && this.#feed.isWatched(povId)) {
+      return this.#feed.unwatch(povId)
     }
     const text = JSON.stringify(message)
     if (!this.#machine.send(text)) this.#queue.push(text)
@@ -242,28 +247,8 @@ export class RealtimeClient {
 
   /** Watches `povId` until the returned function is called: one `subscribe` however many watch it. */
   watch (povId: string): () => void {
-    this.#addWatcher(povId, undefined)
-    return releaseOnce(() => this.#removeWatcher(povId))
-  }
-
-  #addWatcher (povId: string, since: string | undefined): void {
-    this.#povs.obtain(povId)
-    if (!this.#watches.add(povId)) return
-    if (since !== undefined) this.#watches.advance(povId, since)
-    else this.#offline.restore(povId)
-    const cursor = this.#watches.cursorOf(povId)
-    // If the socket is down, the subscription goes out with all the others once it opens.
-    this.#machine.send(JSON.stringify(cursor === undefined ? { type: 'subscribe', povId } : { type: 'subscribe', povId, since: cursor }))
-  }
-
-  #removeWatcher (povId: string): void {
-    if (!this.#watches.remove(povId)) return
-    // On the next microtask, so that an unmount followed by a remount in the same commit changes nothing.
-    queueMicrotask(() => {
-      if (!this.#watches.settle(povId)) return
-      this.#machine.send(JSON.stringify({ type: 'unsubscribe', povId }))
-      this.#povs.releaseUnread(povId)
-    })
+    this.#feed.watch(povId, undefined)
+    return releaseOnce(() => this.#feed.unwatch(povId))
   }
 
   // ---- presence, typing and read receipts ----------------------------------------------------
@@ -315,7 +300,7 @@ export class RealtimeClient {
   }
 
   #forgetUser (): void {
-    this.#watches.forgetCursors()
+    this.#feed.forgetCursors()
     this.#reads.forget()
     this.#status.forget()
     this.#povs.clear()
@@ -324,7 +309,7 @@ export class RealtimeClient {
   #onOpened (): void {
     // The status first, so that the subscriptions below join as idle rather than flicker through active.
     this.#status.report()
-    for (const subscribe of this.#watches.subscriptions()) this.#machine.send(JSON.stringify(subscribe))
+    this.#feed.resubscribe()
     for (const text of this.#queue.drain()) this.#machine.send(text)
   }
 
@@ -341,37 +326,15 @@ export class RealtimeClient {
 
   #onMessage (message: ServerMessage): void {
     switch (message.type) {
-      case 'activity': {
-        const activity = message.data as Activity | undefined
-        const povId = activity?.povId
-        if (typeof povId !== 'string' || typeof activity?.id !== 'string' || !this.#watches.has(povId)) break
-        this.#watches.advance(povId, message.cursor)
-        const pov = this.#povs.get(povId)
-        if (pov?.activities.add(activity, message.cursor) !== false) {
-          if (pov) this.#reads.activityArrived(pov, message.cursor)
-          this.#offline.save(povId)
-          this.#emit(povId, { type: 'activity', povId, activity, cursor: message.cursor })
-        }
+      case 'activity':
+        this.#onActivity(message)
         break
-      }
-      case 'subscribed': {
-        const pov = this.#povs.get(message.povId)
-        pov?.activities.setError(null)
-        const missedUnknown = this.#watches.confirm(message.povId)
-        if (pov && this.#watches.has(message.povId)) {
-          pov.subscribed = true
-          this.#reads.subscribed(message, pov)
-        }
-        if (message.recovered === false || missedUnknown) this.#emit(message.povId, { type: 'resync', povId: message.povId })
+      case 'subscribed':
+        this.#onSubscribed(message)
         break
-      }
-      case 'error': {
-        const pov = message.povId === undefined ? undefined : this.#povs.get(message.povId)
-        // A refused subscription shows on the PoV; a refused typing or read on a subscribed PoV (or a feature that is
-        // off) is no reason to show the feed as failed.
-        if (pov && !pov.subscribed && message.code !== ErrorCode.NOT_ENABLED) pov.activities.setError(message)
+      case 'error':
+        this.#feed.refused(message)
         break
-      }
       case 'presence':
       case 'presence_diff':
       case 'typing':
@@ -386,17 +349,21 @@ export class RealtimeClient {
     for (const listener of [...this.#messageListeners]) listener(message)
   }
 
-  #emit (povId: string, event: ActivityEvent): void {
-    const listeners = this.#activityListeners.get(povId)
-    if (!listeners) return
-    for (const listener of [...listeners]) {
-      try {
-        listener(event)
-      } catch (err) {
-        // The app's callback failing must not stop the others, nor the client: report it without catching it.
-        queueMicrotask(() => { throw err })
-      }
-    }
+  /** A new activity counts as unread, is kept for the next reload, and is told to the PoV's listeners. */
+  #onActivity (message: ActivityMessage): void {
+    const arrival = this.#feed.receive(message)
+    if (!arrival) return
+    const { povId, pov, activity } = arrival
+    this.#reads.activityArrived(pov, message.cursor)
+    this.#offline.save(povId)
+    this.#feed.emit(povId, { type: 'activity', povId, activity, cursor: message.cursor })
+  }
+
+  /** A subscription confirmed: read receipts learn whether they are on, then the listeners hear of any gap. */
+  #onSubscribed (message: SubscribedMessage): void {
+    const { pov, resync } = this.#feed.confirm(message)
+    if (pov) this.#reads.subscribed(message, pov)
+    if (resync) this.#feed.emit(message.povId, { type: 'resync', povId: message.povId })
   }
 
   // ---- reading (the hooks use these) ---------------------------------------------------------
@@ -421,13 +388,7 @@ export class RealtimeClient {
    * whose resume could not fill the gap. It does not watch the PoV by itself: pair it with {@link watch}.
    */
   onActivity (povId: string, listener: (event: ActivityEvent) => void): () => void {
-    let listeners = this.#activityListeners.get(povId)
-    if (!listeners) this.#activityListeners.set(povId, listeners = new Set())
-    listeners.add(listener)
-    return () => {
-      listeners.delete(listener)
-      if (listeners.size === 0 && this.#activityListeners.get(povId) === listeners) this.#activityListeners.delete(povId)
-    }
+    return this.#feed.onActivity(povId, listener)
   }
 
   /** The activities of `povId` as published. */
