@@ -63,19 +63,19 @@ export class RealtimeClient {
   readonly #options: ResolvedClientOptions
   readonly #machine: ConnectionMachine
   readonly #tokens: TokenProvider
-  readonly #watches = new WatchRegistry()
-  readonly #queue: BoundedQueue<string>
-  readonly #povs: PovRegistry
   readonly #scheduler: BatchScheduler
   readonly #connection: PublishedValue<ConnectionSnapshot>
   readonly #lastMessage: PublishedValue<ServerMessage | null>
   readonly #messageListeners = new Set<(message: ServerMessage) => void>()
+  /** What `send` was given while disconnected. */
+  readonly #queue: BoundedQueue<string>
+  // The parts, each owning what its file says.
+  readonly #povs: PovRegistry
   readonly #offline: OfflineSync
   readonly #feed: ActivityFeed
   readonly #status: StatusReporter
   readonly #presence: PresenceFeature
   readonly #reads: ReadReceiptsFeature
-  readonly #pendingReads = new PendingReads()
   #consumers = 0
   #lingerTimer: unknown
   /** The session's user, from the token; `undefined` until a token is known (or when it is not a readable JWT). */
@@ -91,47 +91,30 @@ export class RealtimeClient {
     const schedule = (flush: () => void) => this.#scheduler.schedule(flush)
     this.#connection = new PublishedValue(DISCONNECTED, schedule)
     this.#lastMessage = new PublishedValue<ServerMessage | null>(null, schedule)
-    this.#povs = new PovRegistry({
+
+    // Sent now if a connection is open; each part decides what waits for the next one and what is dropped.
+    const send = (message: ClientMessage): boolean => this.#machine.send(JSON.stringify(message))
+    const userId = (): string | undefined => this.#userId
+    const watches = new WatchRegistry()
+    const pendingReads = new PendingReads()
+    const povs = this.#povs = new PovRegistry({
       capacity: resolved.activityLimit,
       timers,
       typingExpiry: resolved.typingExpiry,
       schedule
-    }, this.#watches)
-    this.#offline = new OfflineSync(resolved, {
-      povs: this.#povs,
-      watches: this.#watches,
-      pendingReads: this.#pendingReads,
-      userId: () => this.#userId
-    })
-    this.#tokens = resolved.tokens ?? new HttpTokenProvider({ url: resolved.tokenUrl, fetch: resolved.fetch, timers })
-    this.#feed = new ActivityFeed({
-      povs: this.#povs,
-      watches: this.#watches,
-      offline: this.#offline,
-      send: (message) => this.#sendNow(message)
-    })
-    this.#status = new StatusReporter({
+    }, watches)
+    const offline = this.#offline = new OfflineSync(resolved, { povs, watches, pendingReads, userId })
+    this.#feed = new ActivityFeed({ povs, watches, offline, send })
+    const status = this.#status = new StatusReporter({
       idleTimeout: resolved.idleTimeout,
       timers,
       document: () => resolveDocument(resolved.document),
-      send: (status) => this.#sendNow({ type: 'status', status })
+      send: (value) => send({ type: 'status', status: value })
     })
-    this.#presence = new PresenceFeature({
-      povs: this.#povs,
-      status: this.#status,
-      send: (message) => this.#sendNow(message),
-      userId: () => this.#userId,
-      typingInterval: resolved.typingInterval,
-      timers
-    })
-    this.#reads = new ReadReceiptsFeature({
-      povs: this.#povs,
-      pendingReads: this.#pendingReads,
-      offline: this.#offline,
-      send: (message) => this.#sendNow(message),
-      userId: () => this.#userId,
-      timers
-    })
+    this.#presence = new PresenceFeature({ povs, status, send, userId, typingInterval: resolved.typingInterval, timers })
+    this.#reads = new ReadReceiptsFeature({ povs, pendingReads, offline, send, userId, timers })
+
+    this.#tokens = resolved.tokens ?? new HttpTokenProvider({ url: resolved.tokenUrl, fetch: resolved.fetch, timers })
     this.#machine = new ConnectionMachine({
       resolveUrl: () => resolveSocketUrl(resolved.socketUrl),
       transport: resolved.transport ?? webSocketTransport(resolved.WebSocket),
@@ -216,6 +199,7 @@ export class RealtimeClient {
     this.#scheduler.flush()
   }
 
+  /** Forgets the session: what another user's may not see, and what a later `retain()` starts without. */
   #forget (): void {
     this.#feed.forget()
     this.#queue.clear()
@@ -299,6 +283,7 @@ export class RealtimeClient {
     if (userId !== undefined) this.#offline.open(userId)
   }
 
+  /** Another user's session starts: nothing of the first user's stays, but the watched PoVs do. */
   #forgetUser (): void {
     this.#feed.forgetCursors()
     this.#reads.forget()
@@ -460,11 +445,6 @@ export class RealtimeClient {
   }
 
   // ---- internals -----------------------------------------------------------------------------
-
-  /** Sends `message` if a connection is open; false otherwise (the features decide what waits and what is dropped). */
-  #sendNow (message: ClientMessage): boolean {
-    return this.#machine.send(JSON.stringify(message))
-  }
 
   #snapshot (): ConnectionSnapshot {
     const machine = this.#machine
