@@ -38,7 +38,8 @@ export type { ReadReceipts } from './use-read-receipts.js'
 
 // The framework-free core
 export { RealtimeClient, DISCONNECTED } from './realtime-client.js'
-export type { ActivityEvent, ConnectionSnapshot, OutgoingMessage } from './realtime-client.js'
+export type { ConnectionSnapshot, OutgoingMessage } from './realtime-client.js'
+export type { ActivityEvent } from './activity-feed.js'
 export { getSharedClient } from './shared-clients.js'
 export { CLIENT_DEFAULTS, resolveSocketUrl } from './client-options.js'
 export type { RealtimeClientOptions, PageLocation } from './client-options.js'

@@ -1,20 +1,20 @@
 /**
- * The framework-free client: one connection (see `connection-machine.ts`) and what the app does over it, namely
- * which PoVs are watched and by how many, their activities, presence and read receipts, the last message, what to
- * send once connected again, and what to keep for the next reload (`persisted-state.ts`).
- * The React hooks are thin views of it; it works just as well without React.
+ * The framework-free client: one connection (`connection-machine.ts`), the public API the React hooks are thin views
+ * of (it works just as well without React), and the dispatch of each server message to the part that owns it:
+ *
+ * - `activity-feed.ts`: which PoVs are watched, their subscriptions, activities and activity listeners;
+ * - `presence-feature.ts`: members and typing; `status-reporter.ts`: this page's own status;
+ * - `read-receipts-feature.ts`: marks, unread counts and marks waiting to be sent (`pending-reads.ts`);
+ * - `offline-sync.ts`: what is kept for the next reload, and restored from it;
+ * - `pov-registry.ts`: the state held per PoV, which they share.
  *
  * Feature messages go out only once the server has shown the feature is on, so that an app whose server has
  * `presence` or `readReceipts` off never draws a `NOT_ENABLED`: `status` after a first `presence` snapshot, `typing`
  * on a PoV whose snapshot came on this connection, `read` and `reads` on a PoV whose `subscribed` carried `readCursor`.
  */
-import type { Activity, ActivityInput } from '../types/activity.js'
-import type {
-  ClientMessage, Member, MemberStatus, PresenceDiffMessage, PresenceMessage, ReadEvent, ReadMark, ReadsMessage, ServerMessage,
-  SubscribedMessage, TypingEvent
-} from '../types/messages.js'
-import { ErrorCode } from '../types/wire-constants.js'
-import { ActivityMonitor } from './activity-monitor.js'
+import type { ActivityInput } from '../types/activity.js'
+import type { ActivityMessage, ClientMessage, Member, ServerMessage, SubscribedMessage } from '../types/messages.js'
+import { ActivityFeed, type ActivityEvent } from './activity-feed.js'
 import { EMPTY_ACTIVITIES, type ActivitiesSnapshot } from './activity-store.js'
 import { BatchScheduler } from './batch-scheduler.js'
 import { BoundedQueue } from './bounded-queue.js'
@@ -22,15 +22,19 @@ import {
   resolveClientOptions, resolveDocument, resolveSocketUrl, type RealtimeClientOptions, type ResolvedClientOptions
 } from './client-options.js'
 import { ConnectionMachine, type ConnectionState, type ConnectionStatus } from './connection-machine.js'
-import { MAX_PERSISTED_POVS, PersistedState } from './persisted-state.js'
-import { PovState } from './pov-state.js'
+import { OfflineSync } from './offline-sync.js'
+import { PendingReads } from './pending-reads.js'
+import { PovRegistry } from './pov-registry.js'
+import { PresenceFeature } from './presence-feature.js'
 import { NOBODY_TYPING, NO_MEMBERS } from './presence-store.js'
 import { PublishedValue } from './published-value.js'
+import { ReadReceiptsFeature } from './read-receipts-feature.js'
 import { NOTHING_READ, type ReadReceiptsSnapshot } from './read-state.js'
+import { releaseOnce } from './release-once.js'
+import { StatusReporter } from './status-reporter.js'
 import { userIdOfToken } from './token-claims.js'
 import { HttpTokenProvider, type AuthError, type SocketToken, type TokenProvider } from './token-source.js'
 import { webSocketTransport } from './transport.js'
-import { TypingSender } from './typing-sender.js'
 import { WatchRegistry } from './watch-registry.js'
 
 /** What `sendMessage` accepts: a protocol message, or another `{ type, … }` object for features added later. */
@@ -47,11 +51,6 @@ export interface ConnectionSnapshot {
   readonly state: ConnectionState
 }
 
-/** What a per-PoV listener hears: each new activity, and `resync` when a resume could not fill the gap. */
-export type ActivityEvent =
-  | { readonly type: 'activity', readonly povId: string, readonly activity: Activity, readonly cursor: string }
-  | { readonly type: 'resync', readonly povId: string }
-
 /** The snapshot of a client that has never connected (also what server-side rendering shows). */
 export const DISCONNECTED: ConnectionSnapshot = Object.freeze({
   status: 'disconnected',
@@ -64,35 +63,24 @@ export class RealtimeClient {
   readonly #options: ResolvedClientOptions
   readonly #machine: ConnectionMachine
   readonly #tokens: TokenProvider
-  readonly #watches = new WatchRegistry()
-  readonly #queue: BoundedQueue<string>
-  readonly #povs = new Map<string, PovState>()
   readonly #scheduler: BatchScheduler
   readonly #connection: PublishedValue<ConnectionSnapshot>
   readonly #lastMessage: PublishedValue<ServerMessage | null>
   readonly #messageListeners = new Set<(message: ServerMessage) => void>()
-  readonly #activityListeners = new Map<string, Set<(event: ActivityEvent) => void>>()
-  readonly #persisted: PersistedState | undefined
-  /** Marks made while they could not be sent, by PoV: sent once the PoV is subscribed again. */
-  readonly #pendingReads = new Map<string, string>()
-  /** Components that read everyone's marks, by PoV: `reads` is asked for on each subscription. */
-  readonly #readFollowers = new Map<string, number>()
+  /** What `send` was given while disconnected. */
+  readonly #queue: BoundedQueue<string>
+  // The parts, each owning what its file says.
+  readonly #povs: PovRegistry
+  readonly #offline: OfflineSync
+  readonly #feed: ActivityFeed
+  readonly #status: StatusReporter
+  readonly #presence: PresenceFeature
+  readonly #reads: ReadReceiptsFeature
   #consumers = 0
   #lingerTimer: unknown
   /** The session's user, from the token; `undefined` until a token is known (or when it is not a readable JWT). */
   #userId: string | undefined
   #wasOpen = false
-  /** The server has sent a presence message in this session: it has presence on. */
-  #presenceOn = false
-  /**
-   * A `subscribed` of this session carried `readCursor`: read receipts are on (a later one without it means the
-   * server's mark store is unreachable for now, and marks wait rather than being refused).
-   */
-  #readReceiptsOn = false
-  #statusReporters = 0
-  #monitor: ActivityMonitor | undefined
-  /** The status the server has for this connection (`active` at connect). */
-  #sentStatus: MemberStatus = 'active'
 
   /** See {@link RealtimeClientOptions} for the options and their defaults. */
   constructor (options: RealtimeClientOptions = {}) {
@@ -103,17 +91,30 @@ export class RealtimeClient {
     const schedule = (flush: () => void) => this.#scheduler.schedule(flush)
     this.#connection = new PublishedValue(DISCONNECTED, schedule)
     this.#lastMessage = new PublishedValue<ServerMessage | null>(null, schedule)
+
+    // Sent now if a connection is open; each part decides what waits for the next one and what is dropped.
+    const send = (message: ClientMessage): boolean => this.#machine.send(JSON.stringify(message))
+    const userId = (): string | undefined => this.#userId
+    const watches = new WatchRegistry()
+    const pendingReads = new PendingReads()
+    const povs = this.#povs = new PovRegistry({
+      capacity: resolved.activityLimit,
+      timers,
+      typingExpiry: resolved.typingExpiry,
+      schedule
+    }, watches)
+    const offline = this.#offline = new OfflineSync(resolved, { povs, watches, pendingReads, userId })
+    this.#feed = new ActivityFeed({ povs, watches, offline, send })
+    const status = this.#status = new StatusReporter({
+      idleTimeout: resolved.idleTimeout,
+      timers,
+      document: () => resolveDocument(resolved.document),
+      send: (value) => send({ type: 'status', status: value })
+    })
+    this.#presence = new PresenceFeature({ povs, status, send, userId, typingInterval: resolved.typingInterval, timers })
+    this.#reads = new ReadReceiptsFeature({ povs, pendingReads, offline, send, userId, timers })
+
     this.#tokens = resolved.tokens ?? new HttpTokenProvider({ url: resolved.tokenUrl, fetch: resolved.fetch, timers })
-    this.#persisted = resolved.persist === false
-      ? undefined
-      : new PersistedState({
-        persist: resolved.persist,
-        scope: resolved.socketUrl,
-        maxBytes: resolved.persistMaxBytes,
-        maxActivities: Math.min(resolved.persistActivities, resolved.activityLimit),
-        timers,
-        document: () => resolveDocument(resolved.document)
-      })
     this.#machine = new ConnectionMachine({
       resolveUrl: () => resolveSocketUrl(resolved.socketUrl),
       transport: resolved.transport ?? webSocketTransport(resolved.WebSocket),
@@ -147,16 +148,13 @@ export class RealtimeClient {
       this.#lingerTimer = undefined
     }
     this.#machine.start()
-    let released = false
-    return () => {
-      if (released) return
-      released = true
+    return releaseOnce(() => {
       if (--this.#consumers > 0) return
       this.#lingerTimer = this.#options.timers.setTimeout(() => {
         this.#lingerTimer = undefined
         if (this.#consumers === 0) this.close()
       }, this.#options.linger)
-    }
+    })
   }
 
   /**
@@ -167,7 +165,7 @@ export class RealtimeClient {
   close (): void {
     this.#machine.stop()
     this.#tokens.invalidate()
-    this.#persisted?.close()
+    this.#offline.close()
     this.#forget()
   }
 
@@ -201,18 +199,14 @@ export class RealtimeClient {
     this.#scheduler.flush()
   }
 
+  /** Forgets the session: what another user's may not see, and what a later `retain()` starts without. */
   #forget (): void {
-    this.#watches.clear()
+    this.#feed.forget()
     this.#queue.clear()
-    this.#pendingReads.clear()
+    this.#reads.forget()
     this.#userId = undefined
-    this.#presenceOn = false
-    this.#readReceiptsOn = false
-    for (const [povId, pov] of this.#povs) {
-      // A mounted component still reads this state: empty it rather than orphan it.
-      pov.clear()
-      if (pov.listenerCount === 0) this.#release(povId)
-    }
+    this.#status.forget()
+    this.#povs.forget()
   }
 
   // ---- sending and watching ------------------------------------------------------------------
@@ -226,10 +220,10 @@ export class RealtimeClient {
     const { type, povId } = message as { type: unknown, povId?: unknown }
     if (type === 'subscribe' && typeof povId === 'string') {
       const { since } = message as { since?: unknown }
-      return this.#addWatcher(povId, typeof since === 'string' ? since : undefined)
+      return this.#feed.watch(povId, typeof since === 'string' ? since : undefined)
     }
-    if (type === 'unsubscribe' && typeof povId === 'string' && this.#watches.isWatched(povId)) {
-      return this.#removeWatcher(povId)
+    if (type === 'unsubscribe' && typeof povId === 'string' && this.#feed.isWatched(povId)) {
+      return this.#feed.unwatch(povId)
     }
     const text = JSON.stringify(message)
     if (!this.#machine.send(text)) this.#queue.push(text)
@@ -237,33 +231,8 @@ export class RealtimeClient {
 
   /** Watches `povId` until the returned function is called: one `subscribe` however many watch it. */
   watch (povId: string): () => void {
-    this.#addWatcher(povId, undefined)
-    let released = false
-    return () => {
-      if (released) return
-      released = true
-      this.#removeWatcher(povId)
-    }
-  }
-
-  #addWatcher (povId: string, since: string | undefined): void {
-    this.#povFor(povId)
-    if (!this.#watches.add(povId)) return
-    if (since !== undefined) this.#watches.advance(povId, since)
-    else this.#restore(povId)
-    const cursor = this.#watches.cursorOf(povId)
-    // If the socket is down, the subscription goes out with all the others once it opens.
-    this.#machine.send(JSON.stringify(cursor === undefined ? { type: 'subscribe', povId } : { type: 'subscribe', povId, since: cursor }))
-  }
-
-  #removeWatcher (povId: string): void {
-    if (!this.#watches.remove(povId)) return
-    // On the next microtask, so that an unmount followed by a remount in the same commit changes nothing.
-    queueMicrotask(() => {
-      if (!this.#watches.settle(povId)) return
-      this.#machine.send(JSON.stringify({ type: 'unsubscribe', povId }))
-      if (this.#povs.get(povId)?.listenerCount === 0) this.#release(povId)
-    })
+    this.#feed.watch(povId, undefined)
+    return releaseOnce(() => this.#feed.unwatch(povId))
   }
 
   // ---- presence, typing and read receipts ----------------------------------------------------
@@ -274,13 +243,7 @@ export class RealtimeClient {
    * it, so that an app without presence never sends a status. Nothing with `idleTimeout: false` or without a document.
    */
   reportActivityStatus (): () => void {
-    if (++this.#statusReporters === 1) this.#startMonitor()
-    let released = false
-    return () => {
-      if (released) return
-      released = true
-      if (--this.#statusReporters === 0) this.#stopMonitor()
-    }
+    return this.#status.retain()
   }
 
   /**
@@ -289,16 +252,7 @@ export class RealtimeClient {
    * `typingInterval`. Not queued while disconnected: typing is ephemeral, and the next keystroke sends it again.
    */
   setTyping (povId: string, typing: boolean): void {
-    const pov = this.#povs.get(povId)
-    if (!pov) return
-    if (!typing) return pov.typing?.stop()
-    pov.typing ??= new TypingSender({
-      interval: this.#options.typingInterval,
-      timers: this.#options.timers,
-      send: (value) => pov.presenceOn && this.#machine.send(JSON.stringify({ type: 'typing', povId, typing: value })),
-      stopped: () => { pov.typing = undefined }
-    })
-    pov.typing.start()
+    this.#presence.setTyping(povId, typing)
   }
 
   /**
@@ -308,23 +262,7 @@ export class RealtimeClient {
    * kept by `persist`, and goes out once the PoV is subscribed again.
    */
   markRead (povId: string, cursor?: string): boolean {
-    const pov = this.#povs.get(povId)
-    const target = cursor ?? pov?.activities.latestCursor
-    // Subscribed without `readCursor`, never with: the server has read receipts off, and the mark could never be sent.
-    if (!pov || target === undefined || (pov.subscribed && !pov.readReceipts && !this.#readReceiptsOn)) return false
-    if (!pov.reads.advance(target)) return false
-    // Shown in `reads` at once; the server's `read` echo brings its own `readAt`.
-    if (this.#userId !== undefined) {
-      pov.reads.markMoved({ userId: this.#userId, cursor: target, readAt: new Date(this.#options.timers.now()).toISOString() })
-    }
-    if (!this.#sendRead(povId, pov, target)) {
-      this.#pendingReads.delete(povId)
-      this.#pendingReads.set(povId, target)
-      if (this.#pendingReads.size > MAX_PERSISTED_POVS) this.#pendingReads.delete(this.#pendingReads.keys().next().value!)
-    }
-    this.#save(povId)
-    this.#persisted?.flush()
-    return true
+    return this.#reads.markRead(povId, cursor)
   }
 
   /**
@@ -332,44 +270,7 @@ export class RealtimeClient {
    * subscribed with read receipts on, and again after each subscription (`read` events update them in between).
    */
   followReads (povId: string): () => void {
-    this.#readFollowers.set(povId, (this.#readFollowers.get(povId) ?? 0) + 1)
-    const pov = this.#povs.get(povId)
-    if (pov?.subscribed && pov.readReceipts) this.#machine.send(JSON.stringify({ type: 'reads', povId }))
-    let released = false
-    return () => {
-      if (released) return
-      released = true
-      const count = (this.#readFollowers.get(povId) ?? 1) - 1
-      if (count > 0) this.#readFollowers.set(povId, count)
-      else this.#readFollowers.delete(povId)
-    }
-  }
-
-  #startMonitor (): void {
-    const { idleTimeout, timers } = this.#options
-    const document = idleTimeout === false ? null : resolveDocument(this.#options.document)
-    if (idleTimeout === false || !document) return
-    this.#monitor = new ActivityMonitor({ document, timers, idleTimeout, changed: () => this.#reportStatus() })
-    this.#reportStatus()
-  }
-
-  #stopMonitor (): void {
-    this.#monitor?.stop()
-    this.#monitor = undefined
-    // Nobody shows presence any more: the server goes back to its default.
-    this.#reportStatus()
-  }
-
-  /** Tells the server the current status if it differs from what it has, and presence is known to be on. */
-  #reportStatus (): void {
-    const status = this.#monitor?.status ?? 'active'
-    if (status === this.#sentStatus || !this.#presenceOn) return
-    if (this.#machine.send(JSON.stringify({ type: 'status', status }))) this.#sentStatus = status
-  }
-
-  /** Sends a `read` if the PoV is subscribed with read receipts on; true when it went out. */
-  #sendRead (povId: string, pov: PovState, cursor: string): boolean {
-    return pov.subscribed && pov.readReceipts && this.#machine.send(JSON.stringify({ type: 'read', povId, cursor }))
+    return this.#reads.followReads(povId)
   }
 
   // ---- what arrives --------------------------------------------------------------------------
@@ -379,23 +280,21 @@ export class RealtimeClient {
     const userId = userIdOfToken(token.token)
     if (userId !== this.#userId && this.#userId !== undefined) this.#forgetUser()
     this.#userId = userId
-    if (userId === undefined || !this.#persisted) return
-    this.#persisted.open(userId)
-    for (const povId of this.#povs.keys()) if (this.#watches.isWatched(povId)) this.#restore(povId)
+    if (userId !== undefined) this.#offline.open(userId)
   }
 
+  /** Another user's session starts: nothing of the first user's stays, but the watched PoVs do. */
   #forgetUser (): void {
-    this.#watches.forgetCursors()
-    this.#pendingReads.clear()
-    this.#presenceOn = false
-    this.#readReceiptsOn = false
-    for (const pov of this.#povs.values()) pov.clear()
+    this.#feed.forgetCursors()
+    this.#reads.forget()
+    this.#status.forget()
+    this.#povs.clear()
   }
 
   #onOpened (): void {
     // The status first, so that the subscriptions below join as idle rather than flicker through active.
-    this.#reportStatus()
-    for (const subscribe of this.#watches.subscriptions()) this.#machine.send(JSON.stringify(subscribe))
+    this.#status.report()
+    this.#feed.resubscribe()
     for (const text of this.#queue.drain()) this.#machine.send(text)
   }
 
@@ -404,170 +303,52 @@ export class RealtimeClient {
     const open = this.#machine.state === 'open'
     if (this.#wasOpen && !open) {
       // A new connection starts `active` at the server, and subscribes afresh.
-      this.#sentStatus = 'active'
-      for (const pov of this.#povs.values()) pov.connectionLost()
+      this.#status.connectionLost()
+      this.#povs.connectionLost()
     }
     this.#wasOpen = open
   }
 
   #onMessage (message: ServerMessage): void {
     switch (message.type) {
-      case 'activity': {
-        const activity = message.data as Activity | undefined
-        const povId = activity?.povId
-        if (typeof povId !== 'string' || typeof activity?.id !== 'string' || !this.#watches.has(povId)) break
-        this.#watches.advance(povId, message.cursor)
-        const pov = this.#povs.get(povId)
-        if (pov?.activities.add(activity, message.cursor) !== false) {
-          // Replayed activities come before `subscribed`, whose `unread` counts them already.
-          if (pov?.subscribed) pov.reads.activityArrived(message.cursor)
-          this.#save(povId)
-          this.#emit(povId, { type: 'activity', povId, activity, cursor: message.cursor })
-        }
+      case 'activity':
+        this.#onActivity(message)
         break
-      }
-      case 'subscribed': {
-        const pov = this.#povs.get(message.povId)
-        pov?.activities.setError(null)
-        const missedUnknown = this.#watches.confirm(message.povId)
-        if (pov && this.#watches.has(message.povId)) this.#onSubscribed(message, pov)
-        if (message.recovered === false || missedUnknown) this.#emit(message.povId, { type: 'resync', povId: message.povId })
+      case 'subscribed':
+        this.#onSubscribed(message)
         break
-      }
-      case 'error': {
-        const pov = message.povId === undefined ? undefined : this.#povs.get(message.povId)
-        // A refused subscription shows on the PoV; a refused typing or read on a subscribed PoV (or a feature that is
-        // off) is no reason to show the feed as failed.
-        if (pov && !pov.subscribed && message.code !== ErrorCode.NOT_ENABLED) pov.activities.setError(message)
+      case 'error':
+        this.#feed.refused(message)
         break
-      }
       case 'presence':
-        this.#onPresence(message)
-        break
       case 'presence_diff':
-        this.#onPresenceDiff(message)
-        break
       case 'typing':
-        this.#onTyping(message)
+        this.#presence.received(message)
         break
       case 'read':
-        this.#onRead(message)
-        break
       case 'reads':
-        this.#onReads(message)
+        this.#reads.received(message)
         break
     }
     this.#lastMessage.set(message)
     for (const listener of [...this.#messageListeners]) listener(message)
   }
 
-  #onSubscribed (message: SubscribedMessage, pov: PovState): void {
-    const { povId } = message
-    pov.subscribed = true
-    if (!('readCursor' in message)) return
-    pov.readReceipts = true
-    this.#readReceiptsOn = true
-    const pending = this.#pendingReads.get(povId)
-    pov.reads.subscribed(message.readCursor ?? null, message.unread ?? null, pending !== undefined)
-    if (pending !== undefined && this.#sendRead(povId, pov, pending)) this.#pendingReads.delete(povId)
-    if (this.#readFollowers.has(povId)) this.#machine.send(JSON.stringify({ type: 'reads', povId }))
-    this.#save(povId)
-    if (pending !== undefined) this.#persisted?.flush()
+  /** A new activity counts as unread, is kept for the next reload, and is told to the PoV's listeners. */
+  #onActivity (message: ActivityMessage): void {
+    const arrival = this.#feed.receive(message)
+    if (!arrival) return
+    const { povId, pov, activity } = arrival
+    this.#reads.activityArrived(pov, message.cursor)
+    this.#offline.save(povId)
+    this.#feed.emit(povId, { type: 'activity', povId, activity, cursor: message.cursor })
   }
 
-  /** The PoV's state if it is watched and the message names it; the server's messages are trusted but checked for shape. */
-  #watchedPov (povId: unknown): PovState | undefined {
-    return typeof povId === 'string' && this.#watches.has(povId) ? this.#povs.get(povId) : undefined
-  }
-
-  #onPresence (message: PresenceMessage): void {
-    const pov = this.#watchedPov(message.povId)
-    if (!pov || !Array.isArray(message.members)) return
-    pov.presenceOn = true
-    pov.presence.replace(message.members.filter(isMember))
-    this.#learnPresenceOn()
-  }
-
-  #onPresenceDiff (message: PresenceDiffMessage): void {
-    const pov = this.#watchedPov(message.povId)
-    if (!pov) return
-    const joins = Array.isArray(message.joins) ? message.joins.filter(isMember) : []
-    const leaves = Array.isArray(message.leaves) ? message.leaves.filter((userId) => typeof userId === 'string') : []
-    pov.presence.apply(joins, leaves)
-    this.#learnPresenceOn()
-  }
-
-  #learnPresenceOn (): void {
-    if (this.#presenceOn) return
-    this.#presenceOn = true
-    this.#reportStatus()
-  }
-
-  #onTyping (message: TypingEvent): void {
-    const pov = this.#watchedPov(message.povId)
-    // The server never echoes the typist; another tab of the same user is no one to show either.
-    if (!pov || typeof message.userId !== 'string' || message.userId === this.#userId) return
-    pov.presence.setTyping(message.userId, message.typing === true)
-  }
-
-  #onRead (message: ReadEvent): void {
-    const pov = this.#watchedPov(message.povId)
-    if (!pov || !isReadMark(message)) return
-    pov.reads.markMoved({ userId: message.userId, cursor: message.cursor, readAt: message.readAt })
-    if (message.userId === this.#userId) this.#ownMarkMoved(message.povId, pov, message.cursor)
-  }
-
-  #onReads (message: ReadsMessage): void {
-    const pov = this.#watchedPov(message.povId)
-    if (!pov || !Array.isArray(message.reads)) return
-    const marks = message.reads.filter(isReadMark)
-    pov.reads.replaceMarks(marks)
-    const own = marks.find((mark) => mark.userId === this.#userId)
-    if (own) this.#ownMarkMoved(message.povId, pov, own.cursor)
-  }
-
-  /** The server has this user's mark at `cursor` (another tab read, or this one's `read` came back). */
-  #ownMarkMoved (povId: string, pov: PovState, cursor: string): void {
-    if (this.#pendingReads.get(povId) === cursor) this.#pendingReads.delete(povId)
-    pov.reads.advance(cursor)
-    this.#save(povId)
-  }
-
-  /** Shows what `persist` kept of `povId` (a reload's feed, at once) and resumes after its cursor. */
-  #restore (povId: string): void {
-    const pov = this.#povs.get(povId)
-    const saved = this.#persisted?.get(povId)
-    // What the client holds in memory is newer than anything kept.
-    if (!pov || !saved || pov.activities.latestCursor !== undefined || this.#watches.cursorOf(povId) !== undefined) return
-    for (const { activity, cursor } of saved.activities) pov.activities.add(activity, cursor)
-    if (saved.cursor !== undefined) this.#watches.advance(povId, saved.cursor)
-    pov.reads.restore(saved.readCursor)
-    if (saved.pendingRead !== undefined && !this.#pendingReads.has(povId)) this.#pendingReads.set(povId, saved.pendingRead)
-  }
-
-  /** Records `povId`'s state for the next reload (written a little later, in one go). */
-  #save (povId: string): void {
-    const pov = this.#povs.get(povId)
-    if (!this.#persisted || !pov || this.#userId === undefined) return
-    this.#persisted.set(povId, {
-      cursor: this.#watches.cursorOf(povId),
-      readCursor: pov.reads.readCursor,
-      pendingRead: this.#pendingReads.get(povId),
-      activities: pov.activities.held(this.#options.persistActivities)
-    })
-  }
-
-  #emit (povId: string, event: ActivityEvent): void {
-    const listeners = this.#activityListeners.get(povId)
-    if (!listeners) return
-    for (const listener of [...listeners]) {
-      try {
-        listener(event)
-      } catch (err) {
-        // The app's callback failing must not stop the others, nor the client: report it without catching it.
-        queueMicrotask(() => { throw err })
-      }
-    }
+  /** A subscription confirmed: read receipts learn whether they are on, then the listeners hear of any gap. */
+  #onSubscribed (message: SubscribedMessage): void {
+    const { pov, resync } = this.#feed.confirm(message)
+    if (pov) this.#reads.subscribed(message, pov)
+    if (resync) this.#feed.emit(message.povId, { type: 'resync', povId: message.povId })
   }
 
   // ---- reading (the hooks use these) ---------------------------------------------------------
@@ -592,13 +373,7 @@ export class RealtimeClient {
    * whose resume could not fill the gap. It does not watch the PoV by itself: pair it with {@link watch}.
    */
   onActivity (povId: string, listener: (event: ActivityEvent) => void): () => void {
-    let listeners = this.#activityListeners.get(povId)
-    if (!listeners) this.#activityListeners.set(povId, listeners = new Set())
-    listeners.add(listener)
-    return () => {
-      listeners.delete(listener)
-      if (listeners.size === 0 && this.#activityListeners.get(povId) === listeners) this.#activityListeners.delete(povId)
-    }
+    return this.#feed.onActivity(povId, listener)
   }
 
   /** The activities of `povId` as published. */
@@ -608,7 +383,7 @@ export class RealtimeClient {
 
   /** Calls `listener` after each published change of `povId`'s activities. */
   subscribeActivities (povId: string, listener: () => void): () => void {
-    return this.#listen(povId, (pov) => pov.activities.subscribe(listener))
+    return this.#povs.listen(povId, (pov) => pov.activities.subscribe(listener))
   }
 
   /** The members of `povId` (from the server's presence messages), sorted by `userId`, as published. */
@@ -618,7 +393,7 @@ export class RealtimeClient {
 
   /** Calls `listener` after each published change of `povId`'s members. */
   subscribeMembers (povId: string, listener: () => void): () => void {
-    return this.#listen(povId, (pov) => pov.presence.members.subscribe(listener))
+    return this.#povs.listen(povId, (pov) => pov.presence.members.subscribe(listener))
   }
 
   /** The other members typing on `povId`, sorted, as published. */
@@ -628,7 +403,7 @@ export class RealtimeClient {
 
   /** Calls `listener` after each published change of who types on `povId`. */
   subscribeTyping (povId: string, listener: () => void): () => void {
-    return this.#listen(povId, (pov) => pov.presence.typing.subscribe(listener))
+    return this.#povs.listen(povId, (pov) => pov.presence.typing.subscribe(listener))
   }
 
   /** `povId`'s read receipts (everyone's marks, this user's, the unread count), as published. */
@@ -638,7 +413,7 @@ export class RealtimeClient {
 
   /** Calls `listener` after each published change of `povId`'s read receipts. */
   subscribeReadReceipts (povId: string, listener: () => void): () => void {
-    return this.#listen(povId, (pov) => pov.reads.value.subscribe(listener))
+    return this.#povs.listen(povId, (pov) => pov.reads.value.subscribe(listener))
   }
 
   /**
@@ -680,44 +455,4 @@ export class RealtimeClient {
       state: machine.state
     })
   }
-
-  #povFor (povId: string): PovState {
-    let pov = this.#povs.get(povId)
-    if (!pov) {
-      pov = new PovState({
-        capacity: this.#options.activityLimit,
-        timers: this.#options.timers,
-        typingExpiry: this.#options.typingExpiry,
-        schedule: (flush) => this.#scheduler.schedule(flush)
-      })
-      this.#povs.set(povId, pov)
-    }
-    return pov
-  }
-
-  /** Subscribes to a part of `povId`'s state; the state goes once nobody reads it and the PoV is not watched. */
-  #listen (povId: string, subscribe: (pov: PovState) => () => void): () => void {
-    const pov = this.#povFor(povId)
-    const unsubscribe = subscribe(pov)
-    return () => {
-      unsubscribe()
-      if (pov.listenerCount === 0 && !this.#watches.has(povId) && this.#povs.get(povId) === pov) this.#release(povId)
-    }
-  }
-
-  #release (povId: string): void {
-    this.#povs.get(povId)?.dispose()
-    this.#povs.delete(povId)
-  }
-}
-
-function isMember (value: unknown): value is Member {
-  const member = value as Member | null
-  return typeof member?.userId === 'string' && (member.status === 'active' || member.status === 'idle') &&
-    typeof member.info === 'object' && member.info !== null
-}
-
-function isReadMark (value: unknown): value is ReadMark {
-  const mark = value as ReadMark | null
-  return typeof mark?.userId === 'string' && typeof mark.cursor === 'string' && typeof mark.readAt === 'string'
 }

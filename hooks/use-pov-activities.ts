@@ -1,11 +1,12 @@
 /**
  * `usePovActivities(povId)`: a PoV's live activities, subscribed while the component is mounted.
  */
-import { useCallback, useEffect, useMemo, useSyncExternalStore } from 'react'
+import { useCallback, useEffect, useMemo } from 'react'
 import type { Activity, ActivityInput } from '../types/activity.js'
 import type { ErrorMessage } from '../types/messages.js'
 import { EMPTY_ACTIVITIES, type ActivitiesSnapshot } from './activity-store.js'
 import { useRealtimeClient, type ConnectionTarget } from './provider.js'
+import { usePovPart, type PovPart } from './use-pov-part.js'
 import { useRetainedClient } from './use-web-socket.js'
 
 export interface UsePovActivitiesOptions extends ConnectionTarget {
@@ -34,8 +35,11 @@ export interface PovActivities {
   readonly removeOptimistic: (id: string) => boolean
 }
 
-const noChanges = (): (() => void) => () => {}
-const nothing = (): ActivitiesSnapshot => EMPTY_ACTIVITIES
+const activitiesPart: PovPart<ActivitiesSnapshot> = {
+  subscribe: (client, povId, listener) => client.subscribeActivities(povId, listener),
+  get: (client, povId) => client.getActivities(povId),
+  empty: EMPTY_ACTIVITIES
+}
 
 /**
  * Subscribes to `povId` while mounted (one subscription however many components watch it; the last to unmount
@@ -48,11 +52,7 @@ export function usePovActivities (povId: string | null | undefined, options: Use
   const client = useRealtimeClient({ socketUrl, tokenUrl })
   useRetainedClient(client)
   useEffect(() => (povId ? client.watch(povId) : undefined), [client, povId])
-  const subscribe = useCallback(
-    (listener: () => void) => (povId ? client.subscribeActivities(povId, listener) : noChanges()),
-    [client, povId])
-  const getSnapshot = useCallback(() => (povId ? client.getActivities(povId) : EMPTY_ACTIVITIES), [client, povId])
-  const snapshot = useSyncExternalStore(subscribe, getSnapshot, nothing)
+  const snapshot = usePovPart(client, povId, activitiesPart)
   const activities = useMemo(
     () => (limit !== undefined && snapshot.activities.length > limit ? snapshot.activities.slice(-limit) : snapshot.activities),
     [snapshot, limit])

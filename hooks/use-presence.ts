@@ -1,15 +1,19 @@
 /**
  * `usePresence(povId)`: who else has the PoV open, and whether they are active or idle.
  */
-import { useCallback, useEffect, useSyncExternalStore } from 'react'
+import { useEffect } from 'react'
 import type { Member } from '../types/messages.js'
 import { NO_MEMBERS } from './presence-store.js'
 import { useRealtimeClient, type ConnectionTarget } from './provider.js'
 import type { RealtimeClient } from './realtime-client.js'
+import { usePovPart, type PovPart } from './use-pov-part.js'
 import { useRetainedClient } from './use-web-socket.js'
 
-const noChanges = (): (() => void) => () => {}
-const nobody = (): readonly Member[] => NO_MEMBERS
+const membersPart: PovPart<readonly Member[]> = {
+  subscribe: (client, povId, listener) => client.subscribeMembers(povId, listener),
+  get: (client, povId) => client.getMembers(povId),
+  empty: NO_MEMBERS
+}
 
 /**
  * What every presence hook does besides reading: keeps the client connected, watches the PoV, and has the client
@@ -33,9 +37,5 @@ export function usePresenceSession (client: RealtimeClient, povId: string | null
 export function usePresence (povId: string | null | undefined, target?: ConnectionTarget): readonly Member[] {
   const client = useRealtimeClient(target)
   usePresenceSession(client, povId)
-  const subscribe = useCallback(
-    (listener: () => void) => (povId ? client.subscribeMembers(povId, listener) : noChanges()),
-    [client, povId])
-  const getSnapshot = useCallback(() => (povId ? client.getMembers(povId) : NO_MEMBERS), [client, povId])
-  return useSyncExternalStore(subscribe, getSnapshot, nobody)
+  return usePovPart(client, povId, membersPart)
 }

@@ -1,9 +1,10 @@
 /**
  * `useReadReceipts(povId)`: who has read how far, this user's mark and unread count, and `markRead`.
  */
-import { useCallback, useEffect, useMemo, useSyncExternalStore } from 'react'
+import { useCallback, useEffect, useMemo } from 'react'
 import { useRealtimeClient, type ConnectionTarget } from './provider.js'
 import { NOTHING_READ, type ReadReceiptsSnapshot } from './read-state.js'
+import { usePovPart, type PovPart } from './use-pov-part.js'
 import { useRetainedClient } from './use-web-socket.js'
 
 export interface ReadReceipts extends ReadReceiptsSnapshot {
@@ -17,8 +18,11 @@ export interface ReadReceipts extends ReadReceiptsSnapshot {
   readonly readersOf: (activityId: string) => string[]
 }
 
-const noChanges = (): (() => void) => () => {}
-const nothingRead = (): ReadReceiptsSnapshot => NOTHING_READ
+const readReceiptsPart: PovPart<ReadReceiptsSnapshot> = {
+  subscribe: (client, povId, listener) => client.subscribeReadReceipts(povId, listener),
+  get: (client, povId) => client.getReadReceipts(povId),
+  empty: NOTHING_READ
+}
 
 /**
  * Read receipts of `povId`: `{ reads, readCursor, unread, markRead, readersOf }`. `readCursor` and `unread` come with
@@ -34,11 +38,7 @@ export function useReadReceipts (povId: string | null | undefined, target?: Conn
   useRetainedClient(client)
   useEffect(() => (povId ? client.watch(povId) : undefined), [client, povId])
   useEffect(() => (povId ? client.followReads(povId) : undefined), [client, povId])
-  const subscribe = useCallback(
-    (listener: () => void) => (povId ? client.subscribeReadReceipts(povId, listener) : noChanges()),
-    [client, povId])
-  const getSnapshot = useCallback(() => (povId ? client.getReadReceipts(povId) : NOTHING_READ), [client, povId])
-  const snapshot = useSyncExternalStore(subscribe, getSnapshot, nothingRead)
+  const snapshot = usePovPart(client, povId, readReceiptsPart)
   const markRead = useCallback((cursor?: string) => (povId ? client.markRead(povId, cursor) : false), [client, povId])
   const readersOf = useMemo(() => {
     // A new function whenever the marks change, so that components using it re-render.

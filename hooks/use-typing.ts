@@ -1,9 +1,10 @@
 /**
  * `useTyping(povId)`: who else is typing on the PoV, and the function that says the user is.
  */
-import { useCallback, useEffect, useMemo, useRef, useSyncExternalStore } from 'react'
+import { useCallback, useEffect, useMemo, useRef } from 'react'
 import { NOBODY_TYPING } from './presence-store.js'
 import { useRealtimeClient, type ConnectionTarget } from './provider.js'
+import { usePovPart, type PovPart } from './use-pov-part.js'
 import { usePresenceSession } from './use-presence.js'
 
 export interface Typing {
@@ -17,8 +18,11 @@ export interface Typing {
   readonly setTyping: (typing: boolean) => void
 }
 
-const noChanges = (): (() => void) => () => {}
-const nobody = (): readonly string[] => NOBODY_TYPING
+const typingPart: PovPart<readonly string[]> = {
+  subscribe: (client, povId, listener) => client.subscribeTyping(povId, listener),
+  get: (client, povId) => client.getTyping(povId),
+  empty: NOBODY_TYPING
+}
 
 /**
  * Typing indicators on `povId`. Others' indicators go away when their `typing: false` arrives, when they leave, on a
@@ -31,11 +35,7 @@ const nobody = (): readonly string[] => NOBODY_TYPING
 export function useTyping (povId: string | null | undefined, target?: ConnectionTarget): Typing {
   const client = useRealtimeClient(target)
   usePresenceSession(client, povId)
-  const subscribe = useCallback(
-    (listener: () => void) => (povId ? client.subscribeTyping(povId, listener) : noChanges()),
-    [client, povId])
-  const getSnapshot = useCallback(() => (povId ? client.getTyping(povId) : NOBODY_TYPING), [client, povId])
-  const typingUserIds = useSyncExternalStore(subscribe, getSnapshot, nobody)
+  const typingUserIds = usePovPart(client, povId, typingPart)
 
   // Whether this component said the user is typing, so that unmounting it stops that (and only that).
   const typing = useRef(false)
