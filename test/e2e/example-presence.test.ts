@@ -10,7 +10,7 @@ import t from 'tap'
 import { startExampleServer } from '../../example/app.mjs'
 import { upgradeGate } from '../helpers/upgrade-gate.js'
 import {
-  UI_TIMEOUT, activityItems, launchChromium, newWatchedPage, openSignedInPage, requireChromium, signInCookie,
+  UI_TIMEOUT, activityItems, launchChromium, newWatchedPage, openSignedInPage, postFromPage, requireChromium, signInCookie,
   skipWithoutChromium, waitForStatus, waitUntil
 } from './browser.js'
 
@@ -132,6 +132,16 @@ t.test('the example page with presence and read receipts, in two browsers', { sk
     await activityItems(bob, 'From carol').getByTestId('seen-by').filter({ hasText: 'Seen by alice' }).waitFor({ timeout: UI_TIMEOUT })
     t.equal(await badge(bob, 1).count(), 1, 'bob still has his own unread badge')
     t.equal(await activityItems(aliceAgain, 'From carol').getByTestId('seen-by').count(), 0, 'alice is not listed as seeing it to herself')
+
+    // The page marks the user's own post read with the cursor its POST answered.
+    await postFromPage(alice, 'Note from alice', 'Mine.')
+    await badge(bob, 2).waitFor({ timeout: UI_TIMEOUT })
+    for (const page of [alice, aliceAgain]) {
+      await page.locator('[data-testid="activity-item"][data-pending="false"]').filter({ hasText: 'Note from alice' })
+        .waitFor({ timeout: UI_TIMEOUT })
+      await page.getByTestId('unread-count').waitFor({ state: 'detached', timeout: UI_TIMEOUT })
+    }
+    t.pass('her own post is no unread for alice, in either tab, and one more for bob')
     await aliceAgain.close()
   })
 

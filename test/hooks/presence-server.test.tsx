@@ -6,7 +6,8 @@
 import 'global-jsdom/register'
 import { cleanup, fireEvent } from '@testing-library/react'
 import t from 'tap'
-import { startServer, waitFor } from '../helpers/server.js'
+import { sleep, startServer, waitFor } from '../helpers/server.js'
+import { startTcpProxy } from '../helpers/tcp-proxy.js'
 import { NoteBox, WhoIsHere, label, members } from './feature-views.js'
 import { receivedOfType, sentOfType, until } from './fixtures.js'
 import { openTab } from './server-tabs.js'
@@ -66,6 +67,55 @@ t.test('a hidden page shows as idle to the other user, and active again when it 
   t.same(sentOfType(ana.sockets, 'status'), [], 'ana, always active, sent none')
 })
 
+t.test('a member with two tabs is active while either is, and idle once both are hidden', async (t) => {
+  const server = await startServer(t, { presence })
+  const ana = openTab(t, server.httpUrl, 'ana')
+  const li = openTab(t, server.httpUrl, 'li')
+  const liOtherTab = openTab(t, server.httpUrl, 'li')
+  const anaView = ana.show(<WhoIsHere povId='p1' />)
+  li.show(<WhoIsHere povId='p1' />)
+  liOtherTab.show(<WhoIsHere povId='p1' />)
+  await until(t, () => members(anaView), ['ana:active:ANA', 'li:active:LI'], 'li once, active')
+  li.page.hide()
+  await until(t, () => sentOfType(li.sockets, 'status').length, 1, 'the hidden tab reported idle')
+  await sleep(300)
+  t.same(members(anaView), ['ana:active:ANA', 'li:active:LI'], 'li is still active: the other tab is')
+  liOtherTab.page.hide()
+  await until(t, () => members(anaView), ['ana:active:ANA', 'li:idle:LI'], 'idle once both are hidden')
+  li.page.show()
+  await until(t, () => members(anaView), ['ana:active:ANA', 'li:active:LI'], 'active again with one tab shown')
+})
+
+t.test('an idle page that reconnects says so before subscribing again: the others never see it active meanwhile', async (t) => {
+  const server = await startServer(t, { presence })
+  const proxy = await startTcpProxy(t, server.port)
+  const ana = openTab(t, server.httpUrl, 'ana')
+  const li = openTab(t, proxy.httpUrl, 'li')
+  const anaView = ana.show(<WhoIsHere povId='p1' />)
+  const liView = li.show(<WhoIsHere povId='p1' />)
+  await until(t, () => members(anaView), ['ana:active:ANA', 'li:active:LI'], 'both active at first')
+  li.page.hide()
+  await until(t, () => members(anaView), ['ana:active:ANA', 'li:idle:LI'], 'li idle')
+  const seen = new Set<string>()
+  const diffsBefore = receivedOfType(ana.sockets, 'presence_diff').length
+
+  proxy.cut()
+  await until(t, () => members(anaView), ['ana:active:ANA'], 'li left when his connection dropped')
+  proxy.restore()
+  const watch = setInterval(() => { for (const shown of members(anaView)) seen.add(shown) }, 5)
+  await until(t, () => members(liView), ['ana:active:ANA', 'li:idle:LI'], 'li back, sees himself idle')
+  await until(t, () => members(anaView), ['ana:active:ANA', 'li:idle:LI'], 'ana sees li back, idle')
+  await sleep(300)
+  clearInterval(watch)
+  t.notOk(seen.has('li:active:LI'), 'ana never saw li active on the way')
+  const joins = receivedOfType(ana.sockets, 'presence_diff').slice(diffsBefore)
+    .flatMap((diff) => diff.joins as Array<{ userId: string, status: string }>)
+  t.same(joins.map(({ userId, status }) => `${userId}:${status}`), ['li:idle'], 'li joined once, idle')
+  t.same(sentOfType(li.sockets, 'status'), [{ type: 'status', status: 'idle' }, { type: 'status', status: 'idle' }],
+    'idle said once on each socket')
+  t.same(li.sockets.sent.slice(-2).map((frame) => frame.type), ['status', 'subscribe'], 'on the new one before subscribing')
+})
+
 t.test('an idle timeout without input makes the member idle to the others, and the next input active', async (t) => {
   const server = await startServer(t, { presence })
   const ana = openTab(t, server.httpUrl, 'ana')
@@ -82,14 +132,17 @@ t.test('typing in one tab shows under the other user\'s note box, never the typi
   // A short pause, so that the test does not wait out the default 3 s.
   const ana = openTab(t, server.httpUrl, 'ana', { typingInterval: 500 })
   const li = openTab(t, server.httpUrl, 'li')
+  const anaOtherTab = openTab(t, server.httpUrl, 'ana')
   const anaView = ana.show(<><WhoIsHere povId='p1' /><NoteBox povId='p1' /></>)
   const liView = li.show(<><WhoIsHere povId='p1' /><NoteBox povId='p1' /></>)
-  await until(t, () => [members(anaView).length, members(liView).length], [2, 2], 'both see both')
+  const anaOtherView = anaOtherTab.show(<><WhoIsHere povId='p1' /><NoteBox povId='p1' /></>)
+  await until(t, () => [members(anaView).length, members(liView).length, members(anaOtherView).length], [2, 2, 2], 'all see both')
 
   const note = anaView.getByLabelText('note')
   for (const text of ['H', 'He', 'Hel', 'Hell', 'Hello']) fireEvent.change(note, { target: { value: text } })
   await until(t, () => label(liView, 'typing'), 'ana typing…', 'li sees ana typing')
   t.equal(label(anaView, 'typing'), '', 'ana does not see herself')
+  t.equal(label(anaOtherView, 'typing'), '', 'nor in her other tab')
   t.same(sentOfType(ana.sockets, 'typing'), [{ type: 'typing', povId: 'p1', typing: true }], 'five keystrokes, one typing: true')
 
   await until(t, () => label(liView, 'typing'), '', 'gone after ana\'s pause', 5000)

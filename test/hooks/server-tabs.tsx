@@ -3,7 +3,7 @@
  * own), signed in as a user through its own access cookie, with its own stand-in page (so that a test hides one tab
  * and not the others) and a log of what went over its sockets. Two tabs of one user are two tabs with the same user id.
  */
-import type { ReactNode } from 'react'
+import { StrictMode, type ReactNode } from 'react'
 import { render, within } from '@testing-library/react'
 import { PovRealtimeProvider, RealtimeClient, type RealtimeClientOptions } from '../../hooks/index.js'
 import type { Teardown } from '../helpers/server.js'
@@ -17,7 +17,10 @@ export interface Tab {
   readonly page: FakePage
   readonly sockets: SocketLog
   readonly fetches: FetchLog
-  /** Renders `ui` in this tab (under a provider of its client); the returned queries see this tab only. */
+  /**
+   * Renders `ui` in this tab, under a provider of its client and in StrictMode (as the example app does: every effect
+   * runs, is undone and runs again); the returned queries see this tab only.
+   */
   show (ui: ReactNode): ReturnType<typeof within>
 }
 
@@ -43,7 +46,7 @@ export function openTab (t: Teardown, httpUrl: string, userId: string, options: 
     sockets,
     fetches,
     show (ui) {
-      const view = render(<PovRealtimeProvider client={client}>{ui}</PovRealtimeProvider>)
+      const view = render(<StrictMode><PovRealtimeProvider client={client}>{ui}</PovRealtimeProvider></StrictMode>)
       return within(view.container)
     }
   }
