@@ -1,6 +1,6 @@
 /**
  * The example app: a Fastify server with a demo sign-in, an in-memory activity "database", and the plugin
- * registered the way a user registers it. `server.mjs` runs it (`npm start`); the end-to-end test starts and
+ * registered the way a user registers it (presence and read receipts on, with the unread-counts route the page uses). `server.mjs` runs it (`npm start`); the end-to-end test starts and
  * stops it in-process through the same functions.
  */
 import { randomUUID } from 'node:crypto'
@@ -51,7 +51,14 @@ export async function buildExampleApp ({ secret, store = new ActivityStore(), lo
     cookie: { cookieName: ACCESS_COOKIE, signed: false },
     sign: { algorithm: 'HS256', expiresIn: SESSION_SECONDS }
   })
-  await app.register(povRealtime, { secret })
+  await app.register(povRealtime, {
+    secret,
+    // Who is on each PoV, idle or active, and who is typing. `info` is what every other watcher of the PoV sees of a
+    // member: the demo's display name (its sign-in name), never anything private such as an e-mail.
+    presence: { info: (user) => ({ name: user.userId }) },
+    // Read marks per user and PoV: unread badges, "seen by", and `GET /api/unread` below.
+    readReceipts: true
+  })
 
   app.post('/api/demo/sign-in', { schema: { body: SignInBody } }, async (request, reply) => {
     // A demo: anyone may sign in as anyone. A real app checks a password or an identity provider here.
@@ -78,6 +85,11 @@ export async function buildExampleApp ({ secret, store = new ActivityStore(), lo
     api.get('/api/me', async (request) => ({ userId: request.user.userId }))
 
     api.get('/api/povs', async () => ({ povs: DEMO_POVS }))
+
+    // The signed-in user's unread count on every demo PoV, for the badges of the PoVs the page is not subscribed to:
+    // `{ [povId]: { readCursor, unread } }`. Only the caller's own marks, and only PoVs they may see.
+    api.get('/api/unread', async (request) =>
+      app.povRealtime.unreadCounts(request.user.userId, DEMO_POVS.map((pov) => pov.id)))
 
     api.get('/api/povs/:povId/activities', { schema: { params: PovParams } }, async (request, reply) => {
       const { povId } = request.params

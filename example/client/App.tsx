@@ -47,9 +47,16 @@ function SignedIn ({ userId, onSignedOut }: { userId: string, onSignedOut: () =>
   useEffect(() => {
     fetchPovs().then((list) => {
       setPovs(list)
-      setPovId((current) => current ?? list[0]?.id)
+      // The PoV named in the address, so that a reload (or a shared link) opens the same one, with its kept feed.
+      const fromAddress = new URLSearchParams(window.location.search).get('pov')
+      setPovId((current) => current ?? list.find((pov) => pov.id === fromAddress)?.id ?? list[0]?.id)
     }, () => {})
   }, [])
+
+  function pickPov (id: string) {
+    setPovId(id)
+    window.history.replaceState(null, '', `?pov=${encodeURIComponent(id)}`)
+  }
 
   // The token route refused the cookie (expired, or signed out in another tab): the hooks stopped reconnecting.
   useEffect(() => {
@@ -78,7 +85,7 @@ function SignedIn ({ userId, onSignedOut }: { userId: string, onSignedOut: () =>
           <ConnectionBadge />
           <label>
             PoV{' '}
-            <select data-testid='pov-picker' value={povId ?? ''} onChange={(event) => setPovId(event.target.value)}>
+            <select data-testid='pov-picker' value={povId ?? ''} onChange={(event) => pickPov(event.target.value)}>
               {povs.map((pov) => {
                 const unread = unreadOf(pov.id)
                 return (

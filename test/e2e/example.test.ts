@@ -4,91 +4,27 @@
  * and the activity published while it was away.
  */
 import { randomBytes } from 'node:crypto'
-import { existsSync } from 'node:fs'
-import type { FastifyInstance } from 'fastify'
-import { chromium, type Browser, type Page } from 'playwright-core'
 import t from 'tap'
 import { buildExampleApp, startExampleServer } from '../../example/app.mjs'
+import {
+  UI_TIMEOUT, activityItems, launchChromium, openSignedInPage, postFromPage, requireChromium, signInCookie,
+  skipWithoutChromium, waitForStatus, waitUntil
+} from './browser.js'
 
-/** Debian's Chromium; `CHROMIUM_PATH` points elsewhere. */
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
-const CHROMIUM_ARGS = [
-  '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-  '--disable-quic', '--no-first-run', '--disable-sync'
-]
 const SCREENSHOT = '/tmp/example.png'
-/** Generous: the machine running this may be a loaded 2-core box. */
-const UI_TIMEOUT = 20_000
 const POV = 'billing-migration'
 
-const chromiumMissing = !existsSync(CHROMIUM)
-const inCI = process.env.CI === 'true' || process.env.CI === '1'
-if (chromiumMissing && !inCI) {
-  console.error(`\n*** SKIPPING the browser end-to-end test: ${CHROMIUM} is missing. Install it with ` +
-    '`apt-get install -y chromium` (CI installs it, and under CI=true this test fails instead). ***\n')
-}
-
-type ConnectionStatus = 'connected' | 'disconnected' | 'reconnected'
-
-async function waitForStatus (page: Page, status: ConnectionStatus): Promise<void> {
-  await page.locator(`[data-testid="connection-status"][data-status="${status}"]`).waitFor({ timeout: UI_TIMEOUT })
-}
-
-/**
- * A fresh browser context (its own cookie jar, as a second browser would have), signed in as `userName` through the
- * page's form. Uncaught errors of the page are pushed to `pageErrors`.
- */
-async function openSignedInPage (browser: Browser, url: string, userName: string, pageErrors: string[]): Promise<Page> {
-  const context = await browser.newContext({ viewport: { width: 900, height: 760 } })
-  const page = await context.newPage()
-  page.on('pageerror', (err) => pageErrors.push(`${userName}: ${err.message}`))
-  await page.goto(url)
-  await page.getByTestId('user-name-input').fill(userName)
-  await page.getByTestId('sign-in-button').click()
-  await page.getByTestId('signed-in-user').filter({ hasText: userName }).waitFor({ timeout: UI_TIMEOUT })
-  return page
-}
-
-function activityItems (page: Page, title: string) {
-  return page.getByTestId('activity-item').filter({ hasText: title })
-}
-
-async function postFromPage (page: Page, title: string, message: string): Promise<void> {
-  await page.getByTestId('post-title-input').fill(title)
-  await page.getByTestId('post-message-input').fill(message)
-  await page.getByTestId('post-submit').click()
-}
-
-async function waitUntil (check: () => boolean, what: string, timeout = UI_TIMEOUT): Promise<void> {
-  const deadline = Date.now() + timeout
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
-}
-
-/** Signs in through the app's own route (in-process, before the port opens) and returns the cookie header. */
-async function signInCookie (app: FastifyInstance, userName: string): Promise<string> {
-  const response = await app.inject({ method: 'POST', url: '/api/demo/sign-in', payload: { userName } })
-  const cookie = response.cookies.find((c) => c.name === 'accessToken')
-  if (response.statusCode !== 200 || !cookie) throw new Error(`sign-in failed: ${response.statusCode} ${response.body}`)
-  return `accessToken=${cookie.value}`
-}
-
 t.test('two signed-in pages share a PoV live, and a page recovers what was posted across a server restart', {
-  skip: chromiumMissing && !inCI ? `${CHROMIUM} is missing (apt-get install -y chromium)` : false
+  skip: skipWithoutChromium()
 }, async (t) => {
-  if (chromiumMissing) {
-    t.fail(`${CHROMIUM} is missing but CI=true: CI must install Chromium (apt-get install -y chromium)`)
-    return
-  }
+  if (!requireChromium(t)) return
   const secret = randomBytes(32).toString('base64url')
   const first = await startExampleServer({ port: 0, secret })
   const { port, store } = first
   let app = first.app
   t.teardown(() => app.close())
 
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS })
+  const browser = await launchChromium()
   t.teardown(() => browser.close())
   const pageErrors: string[] = []
 

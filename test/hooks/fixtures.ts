@@ -2,9 +2,10 @@
  * What the client tests share: a `fetch` that carries the access cookie (jsdom's cookie jar does not reach Node's
  * fetch), and a WebSocket class (the `ws` package's, as in any Node program) that records every socket it makes.
  */
+import type tap from 'tap'
 import WebSocket from 'ws'
 import type { RealtimeClientOptions, WebSocketConstructor } from '../../hooks/index.js'
-import { accessToken, type AccessClaims } from '../helpers/server.js'
+import { accessToken, waitFor, type AccessClaims } from '../helpers/server.js'
 
 export interface FetchLog {
   /** Every call: the URL and the init it was given. */
@@ -33,6 +34,8 @@ export interface SocketLog {
   readonly protocols: Array<string | string[] | undefined>
   /** Every frame the client sent, parsed, over all sockets. */
   readonly sent: Array<Record<string, unknown>>
+  /** Every text frame the server sent to the client, parsed, over all sockets. */
+  readonly received: Array<Record<string, unknown>>
   /** Sockets open now. */
   open: number
   /** The most that were ever open at once. */
@@ -41,7 +44,7 @@ export interface SocketLog {
 
 /** A `ws` WebSocket subclass that logs what the client does with it. */
 export function recordingWebSocket (): { WebSocket: WebSocketConstructor, log: SocketLog } {
-  const log: SocketLog = { sockets: [], protocols: [], sent: [], open: 0, maxOpen: 0 }
+  const log: SocketLog = { sockets: [], protocols: [], sent: [], received: [], open: 0, maxOpen: 0 }
   class RecordingWebSocket extends WebSocket {
     constructor (url: string, protocols?: string | string[]) {
       super(url, protocols)
@@ -53,6 +56,7 @@ export function recordingWebSocket (): { WebSocket: WebSocketConstructor, log: S
         log.maxOpen = Math.max(log.maxOpen, ++log.open)
       })
       this.on('close', () => { if (opened) log.open-- })
+      this.on('message', (data, isBinary) => { if (!isBinary) log.received.push(JSON.parse(String(data))) })
       const send = this.send.bind(this)
       this.send = ((data: string) => {
         log.sent.push(JSON.parse(data))
@@ -66,6 +70,12 @@ export function recordingWebSocket (): { WebSocket: WebSocketConstructor, log: S
 /** The frames of `type` the client sent (optionally for one PoV). */
 export function sentOfType (log: SocketLog, type: string, povId?: string): Array<Record<string, unknown>> {
   return log.sent.filter((frame) => frame.type === type && (povId === undefined || frame.povId === povId))
+}
+
+/** The frames of `type` the server sent to the client (optionally for one PoV; an activity's PoV is in its `data`). */
+export function receivedOfType (log: SocketLog, type: string, povId?: string): Array<Record<string, unknown>> {
+  return log.received.filter((frame) => frame.type === type &&
+    (povId === undefined || (frame.povId ?? (frame.data as { povId?: unknown } | undefined)?.povId) === povId))
 }
 
 /** Client options for a server (or a proxy in front of it) at `httpUrl`, with a recording socket and a cookie fetch. */
@@ -85,3 +95,12 @@ export function clientSetup (httpUrl: string, options: RealtimeClientOptions = {
 
 // The `ws` package's class is accepted as the WebSocket option as it is, without a cast.
 export const wsFits: RealtimeClientOptions = { WebSocket }
+
+/** Waits until `actual()` deep-equals `expected` (tap's assertions record rather than throw, so poll first), then asserts it. */
+export async function until (
+  t: Pick<typeof tap, 'same'>, actual: () => unknown, expected: unknown, message = 'as expected', timeout = 10_000
+): Promise<void> {
+  const same = () => JSON.stringify(actual()) === JSON.stringify(expected)
+  await waitFor(same, timeout).catch(() => {})
+  t.same(actual(), expected, message)
+}

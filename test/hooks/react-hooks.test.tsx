@@ -17,14 +17,7 @@ import {
 } from '../../hooks/index.js'
 import { activity, sleep, startServer, waitFor, type Teardown } from '../helpers/server.js'
 import { startTcpProxy } from '../helpers/tcp-proxy.js'
-import { clientSetup, sentOfType } from './fixtures.js'
-
-/** Waits until `actual()` deep-equals `expected` (tap's assertions record rather than throw, so poll first), then asserts it. */
-async function until (t: Pick<typeof tap, 'same'>, actual: () => unknown, expected: unknown, message = 'as expected', timeout = 10_000) {
-  const same = () => JSON.stringify(actual()) === JSON.stringify(expected)
-  await waitFor(same, timeout).catch(() => {})
-  t.same(actual(), expected, message)
-}
+import { clientSetup, sentOfType, until } from './fixtures.js'
 
 /** Renders `ui` under a provider for the server at `httpUrl`; unmounted at teardown. */
 function renderWithServer (t: Teardown, httpUrl: string, ui: React.ReactNode, options: RealtimeClientOptions = {}, signedIn = true) {

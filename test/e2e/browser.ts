@@ -1,0 +1,94 @@
+/**
+ * What the browser end-to-end tests share: Debian's Chromium driven by playwright-core (no downloaded browser), a
+ * signed-in page of the example app, and the example page's test ids.
+ */
+import { existsSync } from 'node:fs'
+import type { FastifyInstance } from 'fastify'
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
+
+/** Debian's Chromium; `CHROMIUM_PATH` points elsewhere. */
+export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
+const CHROMIUM_ARGS = [
+  '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+  '--disable-quic', '--no-first-run', '--disable-sync'
+]
+/** Generous: the machine running this may be a loaded 2-core box. */
+export const UI_TIMEOUT = 20_000
+
+const chromiumMissing = !existsSync(CHROMIUM)
+const inCI = process.env.CI === 'true' || process.env.CI === '1'
+
+/**
+ * The `skip` option of a browser test: skipped (with a loud note) when Chromium is missing outside CI; under CI the
+ * test runs and {@link requireChromium} fails it.
+ */
+export function skipWithoutChromium (): string | false {
+  if (!chromiumMissing || inCI) return false
+  console.error(`\n*** SKIPPING the browser end-to-end test: ${CHROMIUM} is missing. Install it with ` +
+    '`apt-get install -y chromium` (CI installs it, and under CI=true this test fails instead). ***\n')
+  return `${CHROMIUM} is missing (apt-get install -y chromium)`
+}
+
+/** Fails `t` (and returns false) when Chromium is missing but the test was not skipped: CI must install it. */
+export function requireChromium (t: { fail (message: string): void }): boolean {
+  if (!chromiumMissing) return true
+  t.fail(`${CHROMIUM} is missing but CI=true: CI must install Chromium (apt-get install -y chromium)`)
+  return false
+}
+
+export function launchChromium (): Promise<Browser> {
+  return chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS })
+}
+
+export type ConnectionStatus = 'connected' | 'disconnected' | 'reconnected'
+
+export async function waitForStatus (page: Page, status: ConnectionStatus): Promise<void> {
+  await page.locator(`[data-testid="connection-status"][data-status="${status}"]`).waitFor({ timeout: UI_TIMEOUT })
+}
+
+/** A page of `context` that reports its uncaught errors to `pageErrors` (prefixed with `name`). */
+export async function newWatchedPage (context: BrowserContext, name: string, pageErrors: string[]): Promise<Page> {
+  const page = await context.newPage()
+  page.on('pageerror', (err) => pageErrors.push(`${name}: ${err.message}`))
+  return page
+}
+
+/**
+ * A fresh browser context (its own cookie jar, as a second browser would have), signed in as `userName` through the
+ * page's form. Uncaught errors of the page are pushed to `pageErrors`.
+ */
+export async function openSignedInPage (browser: Browser, url: string, userName: string, pageErrors: string[]): Promise<Page> {
+  const context = await browser.newContext({ viewport: { width: 900, height: 760 } })
+  const page = await newWatchedPage(context, userName, pageErrors)
+  await page.goto(url)
+  await page.getByTestId('user-name-input').fill(userName)
+  await page.getByTestId('sign-in-button').click()
+  await page.getByTestId('signed-in-user').filter({ hasText: userName }).waitFor({ timeout: UI_TIMEOUT })
+  return page
+}
+
+export function activityItems (page: Page, title: string) {
+  return page.getByTestId('activity-item').filter({ hasText: title })
+}
+
+export async function postFromPage (page: Page, title: string, message: string): Promise<void> {
+  await page.getByTestId('post-title-input').fill(title)
+  await page.getByTestId('post-message-input').fill(message)
+  await page.getByTestId('post-submit').click()
+}
+
+export async function waitUntil (check: () => boolean, what: string, timeout = UI_TIMEOUT): Promise<void> {
+  const deadline = Date.now() + timeout
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}
+
+/** Signs in through the app's own route (in-process, no browser) and returns the cookie header. */
+export async function signInCookie (app: FastifyInstance, userName: string): Promise<string> {
+  const response = await app.inject({ method: 'POST', url: '/api/demo/sign-in', payload: { userName } })
+  const cookie = response.cookies.find((c) => c.name === 'accessToken')
+  if (response.statusCode !== 200 || !cookie) throw new Error(`sign-in failed: ${response.statusCode} ${response.body}`)
+  return `accessToken=${cookie.value}`
+}
