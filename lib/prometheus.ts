@@ -32,7 +32,8 @@ type StatsField = keyof PovRealtimeStats
 const GAUGES = [
   { field: 'connections', name: 'connections', help: 'Open WebSocket connections' },
   { field: 'subscriptions', name: 'subscriptions', help: 'Socket-PoV subscriptions' },
-  { field: 'povs', name: 'povs', help: 'PoVs with at least one subscriber on this instance' }
+  { field: 'povs', name: 'povs', help: 'PoVs with at least one subscriber on this instance' },
+  { field: 'presenceMembers', name: 'presence_members', help: 'Members of the PoVs this instance watches (presence on), one per user per PoV' }
 ] as const satisfies ReadonlyArray<{ field: StatsField, name: string, help: string }>
 
 /** The totals since start: one counter each. */
@@ -40,7 +41,8 @@ const COUNTERS = [
   { field: 'broadcasts', name: 'broadcasts_total', help: 'Activities published from this instance' },
   { field: 'deliveries', name: 'deliveries_total', help: "Activity frames written to this instance's sockets" },
   { field: 'authFailures', name: 'auth_failures_total', help: 'Refused token requests and refused upgrades' },
-  { field: 'slowConsumerCloses', name: 'slow_consumer_closes_total', help: 'Sockets closed with 4008 for reading too slowly' }
+  { field: 'slowConsumerCloses', name: 'slow_consumer_closes_total', help: 'Sockets closed with 4008 for reading too slowly' },
+  { field: 'presenceDropped', name: 'presence_dropped_total', help: 'Presence and typing messages dropped for sockets reading too slowly' }
 ] as const satisfies ReadonlyArray<{ field: StatsField, name: string, help: string }>
 
 /** The totals by code: one counter each, with a `code` label. */

@@ -46,7 +46,9 @@ function samplesOf (stats: PovRealtimeStats): Map<string, number> {
     ['pov_realtime_broadcasts_total', stats.broadcasts],
     ['pov_realtime_deliveries_total', stats.deliveries],
     ['pov_realtime_auth_failures_total', stats.authFailures],
-    ['pov_realtime_slow_consumer_closes_total', stats.slowConsumerCloses]
+    ['pov_realtime_slow_consumer_closes_total', stats.slowConsumerCloses],
+    ['pov_realtime_presence_members', stats.presenceMembers],
+    ['pov_realtime_presence_dropped_total', stats.presenceDropped]
   ])
   for (const [code, count] of Object.entries(stats.rejected)) samples.set(`pov_realtime_rejected_total{code="${code}"}`, count)
   for (const [code, count] of Object.entries(stats.closed)) samples.set(`pov_realtime_closed_total{code="${code}"}`, count)
@@ -87,6 +89,8 @@ t.test('/metrics shows what stats() counts, scraped while clients subscribe and 
     pov_realtime_deliveries_total: 'counter',
     pov_realtime_auth_failures_total: 'counter',
     pov_realtime_slow_consumer_closes_total: 'counter',
+    pov_realtime_presence_members: 'gauge',
+    pov_realtime_presence_dropped_total: 'counter',
     pov_realtime_rejected_total: 'counter',
     pov_realtime_closed_total: 'counter'
   }, 'gauges for current values, counters for totals')
@@ -185,7 +189,7 @@ t.test('the collector goes in prom-client\'s default registry under the default 
   const server: TestServer = await startServer(t)
   const collector = povRealtimeCollector(server.app)
   t.teardown(() => collector.unregister())
-  t.equal(collector.names.length, 9)
+  t.equal(collector.names.length, 11)
   t.ok(collector.names.every((name) => name.startsWith('pov_realtime_')))
   const client = await server.connect()
   await client.subscribe('p1')
@@ -199,7 +203,7 @@ t.test('the collector goes in prom-client\'s default registry under the default 
 
   t.throws(() => povRealtimeCollector(server.app, { register: registry, prefix: 'feeds_' }),
     { code: 'POV_REALTIME_INVALID_OPTION', message: /already has feeds_connections/ }, 'a second collector with the same names is refused')
-  t.equal(parseExposition(await registry.metrics()).samples.size, 7, 'and registered nothing new (the labelled counters have no sample yet)')
+  t.equal(parseExposition(await registry.metrics()).samples.size, 9, 'and registered nothing new (the labelled counters have no sample yet)')
   prefixed.unregister()
   t.equal((await registry.metrics()).trim(), '', 'unregister() removes every metric')
   povRealtimeCollector(server.app, { register: registry, prefix: 'feeds_' })
@@ -217,4 +221,19 @@ t.test('the collector refuses an app without the plugin and a prefix that is not
     t.throws(() => povRealtimeCollector(server.app, { register: registry, prefix }), { code: 'POV_REALTIME_INVALID_OPTION' }, `refused: ${JSON.stringify(prefix)}`)
   }
   t.equal((await registry.metrics()).trim(), '', 'nothing was registered')
+})
+
+t.test('with presence on, /metrics counts the members of the watched PoVs', async (t) => {
+  const { server, scrape } = await startServerWithMetrics(t, { presence: true })
+  const alice = await server.connect({ claims: { userId: 'alice' } })
+  const aliceAgain = await server.connect({ claims: { userId: 'alice' } })
+  const bob = await server.connect({ claims: { userId: 'bob' } })
+  for (const client of [alice, aliceAgain, bob]) await client.subscribe('p1')
+  await bob.subscribe('p2')
+  const scraped = await scrape()
+  t.equal(scraped.samples.get('pov_realtime_presence_members'), 3, 'alice (two tabs) and bob on p1, bob on p2')
+  t.same(Object.fromEntries(scraped.samples), Object.fromEntries(samplesOf(server.app.povRealtime.stats())), 'every sample equals stats()')
+  for (const client of [alice, aliceAgain, bob]) client.close()
+  await waitFor(() => server.app.povRealtime.stats().connections === 0, 5000, 'every socket to be forgotten')
+  t.equal((await scrape()).samples.get('pov_realtime_presence_members'), 0, 'back to 0 once everyone left')
 })
