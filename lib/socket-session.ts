@@ -19,6 +19,7 @@ import type { SocketIdentity, TokenService } from './tokens.js'
 import type { Broker, Replay } from './broker.js'
 import type { Feature } from './protocol-schemas.js'
 import type { ReadReceipts, ReadState } from './read-receipts.js'
+import { SocketWriter } from './tick-corker.js'
 
 /** What a session needs from the hub that owns it. */
 export interface SessionHost {
@@ -55,6 +56,8 @@ export class SocketSession implements ActivityReceiver {
   readonly #ws: WebSocket
   /** The upgraded connection ws reads and writes (the upgrade request's socket). */
   readonly #socket: Duplex
+  /** Writes ready frames to `#socket`, several of one turn in one write. */
+  readonly #writer: SocketWriter
   readonly #request: FastifyRequest
   readonly #host: SessionHost
   readonly #log: FastifyBaseLogger
@@ -73,6 +76,7 @@ export class SocketSession implements ActivityReceiver {
   constructor (ws: WebSocket, request: FastifyRequest, identity: SocketIdentity, host: SessionHost) {
     this.#ws = ws
     this.#socket = request.raw.socket
+    this.#writer = new SocketWriter(this.#socket, () => this.#checkBuffered())
     this.#request = request
     this.#host = host
     this.#log = request.log
@@ -100,10 +104,10 @@ export class SocketSession implements ActivityReceiver {
   sendActivity (payload: Buffer, wire: Buffer = wireFrameOf(payload)): boolean {
     if (this.#closed) return false
     const ws = this.#ws
-    if (ws.readyState === ws.OPEN && ws.extensions === '') this.#socket.write(wire)
+    if (ws.readyState === ws.OPEN && ws.extensions === '') this.#writer.write(wire)
     else ws.send(payload, TEXT)
     this.#host.stats.deliveries++
-    if (ws.bufferedAmount > this.#host.options.maxBufferedBytes) this.closeSlowConsumer()
+    if (ws.bufferedAmount > this.#host.options.maxBufferedBytes) this.#checkBuffered()
     return true
   }
 
@@ -111,6 +115,13 @@ export class SocketSession implements ActivityReceiver {
   sendMessage (payload: Buffer): void {
     if (this.#closed) return
     this.#ws.send(payload, TEXT)
+    if (this.#ws.bufferedAmount > this.#host.options.maxBufferedBytes) this.#checkBuffered()
+  }
+
+  /** Closes a slow consumer: more than `maxBufferedBytes` queued once the turn's corked frames were handed over. */
+  #checkBuffered (): void {
+    if (this.#closed) return
+    this.#writer.flush()
     if (this.#ws.bufferedAmount > this.#host.options.maxBufferedBytes) this.closeSlowConsumer()
   }
 
