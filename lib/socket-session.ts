@@ -58,6 +58,8 @@ export class SocketSession implements ActivityReceiver {
   readonly #socket: Duplex
   /** Writes ready frames to `#socket`, several of one turn in one write. */
   readonly #writer: SocketWriter
+  /** No extension was negotiated (ws computes `extensions` on each read): ws would frame an activity as we do. */
+  readonly #plainFrames: boolean
   readonly #request: FastifyRequest
   readonly #host: SessionHost
   readonly #log: FastifyBaseLogger
@@ -77,6 +79,7 @@ export class SocketSession implements ActivityReceiver {
     this.#ws = ws
     this.#socket = request.raw.socket
     this.#writer = new SocketWriter(this.#socket, () => this.#checkBuffered())
+    this.#plainFrames = ws.extensions === ''
     this.#request = request
     this.#host = host
     this.#log = request.log
@@ -104,7 +107,7 @@ export class SocketSession implements ActivityReceiver {
   sendActivity (payload: Buffer, wire: Buffer = wireFrameOf(payload)): boolean {
     if (this.#closed) return false
     const ws = this.#ws
-    if (ws.readyState === ws.OPEN && ws.extensions === '') this.#writer.write(wire)
+    if (this.#plainFrames && ws.readyState === ws.OPEN) this.#writer.write(wire)
     else ws.send(payload, TEXT)
     this.#host.stats.deliveries++
     if (ws.bufferedAmount > this.#host.options.maxBufferedBytes) this.#checkBuffered()
