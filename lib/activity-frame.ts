@@ -6,19 +6,16 @@ export function encodeActivityFrame (cursor: string, activityJson: string): Buff
   return Buffer.from(`{"type":"activity","cursor":${JSON.stringify(cursor)},"data":${activityJson}}`)
 }
 
-const wireFrames = new WeakMap<Buffer, Buffer>()
-
 /**
  * The complete WebSocket text frame around `payload` (RFC 6455 §5.2: FIN, opcode 1, no mask — server frames are not
- * masked), built once per payload and cached: a broadcast is framed once, and the same bytes are written to every
- * subscriber's socket instead of ws framing it again for each one.
+ * masked). A broadcast is framed once and the same bytes are written to every subscriber's socket, instead of ws
+ * framing it again for each one. Not cached: a cache keyed by the payload (a `WeakMap`) cost more per broadcast than
+ * framing again the few entries a resume replays.
  */
 export function wireFrameOf (payload: Buffer): Buffer {
-  let frame = wireFrames.get(payload)
-  if (frame) return frame
   const length = payload.length
   const headerLength = length < 126 ? 2 : length < 65536 ? 4 : 10
-  frame = Buffer.allocUnsafe(headerLength + length)
+  const frame = Buffer.allocUnsafe(headerLength + length)
   frame[0] = 0x81
   if (length < 126) {
     frame[1] = length
@@ -31,6 +28,5 @@ export function wireFrameOf (payload: Buffer): Buffer {
     frame.writeUInt32BE(length, 6)
   }
   payload.copy(frame, headerLength)
-  wireFrames.set(payload, frame)
   return frame
 }

@@ -23,6 +23,7 @@ import type { Broker, Replay } from './broker.js'
 import type { Feature } from './protocol-schemas.js'
 import type { PresenceBoard, PresenceReceiver } from './presence-board.js'
 import type { ReadReceipts, ReadState } from './read-receipts.js'
+import { SocketWriter } from './tick-corker.js'
 
 /** What a session needs from the hub that owns it. */
 export interface SessionHost {
@@ -61,6 +62,10 @@ export class SocketSession implements ActivityReceiver, PresenceReceiver {
   readonly #ws: WebSocket
   /** The upgraded connection ws reads and writes (the upgrade request's socket). */
   readonly #socket: Duplex
+  /** Writes ready frames to `#socket`, several of one turn in one write. */
+  readonly #writer: SocketWriter
+  /** No extension was negotiated (ws computes `extensions` on each read): ws would frame an activity as we do. */
+  readonly #plainFrames: boolean
   readonly #request: FastifyRequest
   readonly #host: SessionHost
   readonly #log: FastifyBaseLogger
@@ -82,6 +87,8 @@ export class SocketSession implements ActivityReceiver, PresenceReceiver {
   constructor (ws: WebSocket, request: FastifyRequest, identity: SocketIdentity, host: SessionHost) {
     this.#ws = ws
     this.#socket = request.raw.socket
+    this.#writer = new SocketWriter(this.#socket, () => this.#checkBuffered())
+    this.#plainFrames = ws.extensions === ''
     this.#request = request
     this.#host = host
     this.#log = request.log
@@ -113,10 +120,10 @@ export class SocketSession implements ActivityReceiver, PresenceReceiver {
   sendActivity (payload: Buffer, wire: Buffer = wireFrameOf(payload)): boolean {
     if (this.#closed) return false
     const ws = this.#ws
-    if (ws.readyState === ws.OPEN && ws.extensions === '') this.#socket.write(wire)
+    if (this.#plainFrames && ws.readyState === ws.OPEN) this.#writer.write(wire)
     else ws.send(payload, TEXT)
     this.#host.stats.deliveries++
-    if (ws.bufferedAmount > this.#host.options.maxBufferedBytes) this.closeSlowConsumer()
+    if (ws.bufferedAmount > this.#host.options.maxBufferedBytes) this.#checkBuffered()
     return true
   }
 
@@ -124,6 +131,13 @@ export class SocketSession implements ActivityReceiver, PresenceReceiver {
   sendMessage (payload: Buffer): void {
     if (this.#closed) return
     this.#ws.send(payload, TEXT)
+    if (this.#ws.bufferedAmount > this.#host.options.maxBufferedBytes) this.#checkBuffered()
+  }
+
+  /** Closes a slow consumer: more than `maxBufferedBytes` queued once the turn's corked frames were handed over. */
+  #checkBuffered (): void {
+    if (this.#closed) return
+    this.#writer.flush()
     if (this.#ws.bufferedAmount > this.#host.options.maxBufferedBytes) this.closeSlowConsumer()
   }
 
