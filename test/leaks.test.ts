@@ -7,15 +7,13 @@
  * The server runs without a logger (a test logger would keep every line, which is growth of its own). The clients
  * are hand-written raw sockets: no keep-alive, nothing pooled.
  */
-import { createHook } from 'node:async_hooks'
-import { setFlagsFromString } from 'node:v8'
-import { runInNewContext } from 'node:vm'
 import Fastify from 'fastify'
 import t from 'tap'
 import povRealtime from '../index.js'
 import type { Broker, BrokerStartContext } from '../lib/broker.js'
 import { InProcessBroker } from '../lib/in-process-broker.js'
 import { RawWebSocket } from './helpers/raw-socket.js'
+import { activeResources, exposeGc, heapAfterGc, trackResources } from './helpers/resources.js'
 import { SECRET, activity, socketToken, waitFor } from './helpers/server.js'
 
 const CYCLES = 10_000
@@ -49,46 +47,6 @@ class WatchRecordingBroker implements Broker {
 
   unwatch (povId: string): void {
     this.watched.delete(povId)
-  }
-}
-
-/** `global.gc`, made available in this process only (no flag on tap's command line needed), or undefined. */
-function exposeGc (): (() => void) | undefined {
-  try {
-    setFlagsFromString('--expose-gc')
-    return runInNewContext('gc') as () => void
-  } catch {
-    return undefined
-  }
-}
-
-function heapAfterGc (gc: () => void): number {
-  for (let i = 0; i < 4; i++) gc()
-  return process.memoryUsage().heapUsed
-}
-
-/** How many of each kind of resource keep the event loop alive (`Timeout`, `TCPSocketWrap`, …). */
-function activeResources (): Record<string, number> {
-  const counts: Record<string, number> = {}
-  for (const kind of process.getActiveResourcesInfo()) counts[kind] = (counts[kind] ?? 0) + 1
-  return counts
-}
-
-/** Records the timers and TCP handles created while enabled that are still alive (unref'd timers included). */
-function trackResources () {
-  const live = new Map<number, string>()
-  const hook = createHook({
-    init (asyncId, type) {
-      if (type === 'Timeout' || type === 'TCPWRAP') live.set(asyncId, type)
-    },
-    destroy (asyncId) {
-      live.delete(asyncId)
-    }
-  })
-  return {
-    live,
-    enable: () => hook.enable(),
-    disable: () => hook.disable()
   }
 }
 
