@@ -37,6 +37,8 @@ export interface Measurement {
     max: number
     /** Feature scenarios: the other messages (presence, typing, `read`) each client received in the measured phase. */
     othersPerClient?: number
+    /** Feature scenarios: server CPU per message written (activities and the others), µs. */
+    cpuMicrosPerMessage?: number
     /** Read-receipt scenarios: `read` messages each client sent, and the `read` events it received, in all and per second. */
     readsSentPerClient?: number
     readEventsPerClient?: number
@@ -166,7 +168,9 @@ async function measureDeliveries (
     p50: waited.p50,
     p99: waited.p99,
     max: waited.max,
-    ...(scenario.targets ? { othersPerClient: waited.others / scenario.clients } : {}),
+    ...(scenario.targets
+      ? { othersPerClient: waited.others / scenario.clients, cpuMicrosPerMessage: (cpuAfter.cpu - cpuBefore.cpu) / Math.max(1, waited.received + waited.others) }
+      : {}),
     ...(scenario.readEach
       ? {
           readsSentPerClient: extras.readEach ? waited.received / scenario.clients : 0,

@@ -20,6 +20,7 @@ const perSecond: Metric = (m) => m.deliveries?.perSecond
 const cpuPerDelivery: Metric = (m) => m.deliveries?.cpuMicros
 const p99: Metric = (m) => m.deliveries?.p99
 const others: Metric = (m) => m.deliveries?.othersPerClient
+const cpuPerMessage: Metric = (m) => m.deliveries?.cpuMicrosPerMessage
 const readsSent: Metric = (m) => m.deliveries?.readsSentPerClient
 const readEvents: Metric = (m) => m.deliveries?.readEventsPerClient
 const readEventsPerSecond: Metric = (m) => m.deliveries?.readEventsPerClientPerSecond
@@ -44,7 +45,8 @@ const PRESENCE_BROADCAST: Column[] = [
   { title: 'deliveries/s', metric: perSecond, digits: 0, ratio: 'deliveries/s ÷ off' },
   { title: 'server CPU µs / delivery', metric: cpuPerDelivery, digits: 2, ratio: 'CPU / delivery ÷ off' },
   { title: 'p99 ms', metric: p99, digits: 2 },
-  { title: 'presence and typing messages / client', metric: others, digits: 1 }
+  { title: 'presence and typing messages / client', metric: others, digits: 1 },
+  { title: 'server CPU µs / message (activities + presence and typing)', metric: cpuPerMessage, digits: 2, ratio: 'CPU / message ÷ off' }
 ]
 
 const READS: Column[] = [
@@ -53,7 +55,8 @@ const READS: Column[] = [
   { title: 'p99 ms', metric: p99, digits: 2 },
   { title: '`read` sent / client', metric: readsSent, digits: 0 },
   { title: '`read` events / client', metric: readEvents, digits: 0 },
-  { title: '`read` events / client / s', metric: readEventsPerSecond, digits: 0 }
+  { title: '`read` events / client / s', metric: readEventsPerSecond, digits: 0 },
+  { title: 'server CPU µs / message (activities + `read` events)', metric: cpuPerMessage, digits: 2, ratio: 'CPU / message ÷ off' }
 ]
 
 function table (columns: readonly Column[], measurements: readonly Measurement[], targets: readonly Target[]): string[] {
