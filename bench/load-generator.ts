@@ -33,6 +33,8 @@ export interface ConnectRequest {
   concurrency: number
   /** For `pov`: the secret that signs the access cookies (as the app's login would). */
   secret?: string
+  /** Each client subscribes to this PoV as soon as it is open (the reconnect storm). */
+  subscribeTo?: string
 }
 
 export interface ConnectResult {
@@ -58,6 +60,45 @@ export interface WaitResult {
   errors: number
   /** The fewest and the most activities one client received since `arm`. */
   perClient: { min: number, max: number }
+  /** Messages other than activities received since `arm` (presence, typing, read events), and the `read` events alone. */
+  others: number
+  readEvents: number
+  /** When the last `read` event arrived (0 if none did). */
+  lastReadAt: number
+}
+
+/** What the clients do besides receiving, from `arm` until the activities arrived. */
+export interface ArmRequest {
+  expected: number
+  /** The first `members` clients switch between active and idle and type on their PoV every `intervalMs`. */
+  chatter?: { members: number, intervalMs: number }
+  /** Every client sends `read` for each activity it receives. */
+  readEach?: boolean
+}
+
+/** A storm: every client subscribes to `povId` at once, or (`reconnect`) drops and connects again to subscribe. */
+export interface StormRequest {
+  povId: string
+  /** Whether to wait for each client's member list to reach one member per client (presence on). */
+  presence: boolean
+  /** How to connect again, for a reconnect storm. */
+  reconnect?: ConnectRequest
+  timeout: number
+  /** Ms to go on counting messages once every client is done. */
+  settle: number
+}
+
+export interface StormResult {
+  /** From the first subscription (the drop, for a reconnect storm) until every client was done. */
+  ms: number
+  /** Clients that got `subscribed`, and those whose member list was complete (presence on). */
+  subscribed: number
+  settled: number
+  /** Messages and payload bytes all the clients received, settle included. */
+  messages: number
+  bytes: number
+  /** The fewest and the most members a client's list held at the end. */
+  members: { min: number, max: number }
 }
 
 const PATHS = { pov: '/ws', json: '/ws', 'socket.io': '/socket.io/?EIO=4&transport=websocket' } as const
@@ -67,12 +108,22 @@ class Tally {
   received = 0
   errors = 0
   lastAt = 0
+  others = 0
+  readEvents = 0
+  lastReadAt = 0
+  /** Every message, since the process started (for `quiet`). */
+  lastMessageAt = 0
+  readEach = false
   latencies = new Float64Array(0)
 
-  arm (expected: number): void {
+  arm (expected: number, readEach: boolean): void {
     this.received = 0
     this.errors = 0
     this.lastAt = 0
+    this.others = 0
+    this.readEvents = 0
+    this.lastReadAt = 0
+    this.readEach = readEach
     // Room for a few unexpected extra deliveries; beyond it latencies are not sampled (the count still is).
     this.latencies = new Float64Array(expected + 1024)
   }
@@ -84,6 +135,11 @@ class Tally {
     this.received++
     this.lastAt = at
   }
+
+  readEvent (): void {
+    this.readEvents++
+    this.lastReadAt = now()
+  }
 }
 
 const tally = new Tally()
@@ -93,6 +149,12 @@ class BenchClient {
   readonly ready: Promise<void>
   /** Activities received since the last `arm`. */
   received = 0
+  /** Messages and payload bytes received since the last reset (storms). */
+  messages = 0
+  bytes = 0
+  /** PoVs this client got `subscribed` for, and the members each holds (from `presence` and `presence_diff`). */
+  readonly subscribed = new Set<string>()
+  readonly members = new Map<string, Set<string>>()
   readonly #wire: Wire
   readonly #subscribing = new Map<string, () => void>()
   #connected: (() => void) | undefined
@@ -111,7 +173,16 @@ class BenchClient {
       }
     })
     this.ready.catch(() => {})
-    this.ws.on('message', (data: Buffer) => this.#onMessage(data.toString()))
+    this.ws.on('message', (data: Buffer) => {
+      this.messages++
+      this.bytes += data.length
+      tally.lastMessageAt = now()
+      this.#onMessage(data.toString())
+    })
+  }
+
+  send (message: object): void {
+    this.ws.send(JSON.stringify(message))
   }
 
   subscribe (povId: string): Promise<void> {
@@ -122,15 +193,24 @@ class BenchClient {
   }
 
   #subscribed (povId: string): void {
+    this.subscribed.add(povId)
     this.#subscribing.get(povId)?.()
     this.#subscribing.delete(povId)
   }
 
   #onMessage (text: string): void {
     if (this.#wire !== 'socket.io') {
-      const message = JSON.parse(text) as { type: string, povId?: string, data?: BenchActivity }
-      if (message.type === 'activity') tally.activity(this, message.data!)
-      else if (message.type === 'subscribed') this.#subscribed(message.povId!)
+      const message = JSON.parse(text) as PovMessage
+      if (message.type === 'activity') {
+        tally.activity(this, message.data!)
+        if (tally.readEach) this.send({ type: 'read', povId: message.data!.povId, cursor: message.cursor })
+        return
+      }
+      tally.others++
+      if (message.type === 'subscribed') this.#subscribed(message.povId!)
+      else if (message.type === 'presence') this.members.set(message.povId!, new Set(message.members!.map((m) => m.userId)))
+      else if (message.type === 'presence_diff') this.#applyDiff(message)
+      else if (message.type === 'read') tally.readEvent()
       else if (message.type === 'error') tally.errors++
       return
     }
@@ -139,6 +219,7 @@ class BenchClient {
       const [event, payload] = JSON.parse(text.slice(2)) as [string, unknown]
       if (event === 'activity') tally.activity(this, (payload as { data: BenchActivity }).data)
       else if (event === 'subscribed') this.#subscribed(payload as string)
+      else tally.others++
     } else if (text === '2') {
       this.ws.send('3')
     } else if (text.startsWith('40')) {
@@ -149,6 +230,24 @@ class BenchClient {
       tally.errors++
     }
   }
+
+  #applyDiff ({ povId, joins, leaves }: PovMessage): void {
+    const members = this.members.get(povId!)
+    if (!members) return
+    for (const userId of leaves!) members.delete(userId)
+    for (const { userId } of joins!) members.add(userId)
+  }
+}
+
+/** The fields of the plugin's server messages that the load generator looks at. */
+interface PovMessage {
+  type: string
+  povId?: string
+  cursor?: string
+  data?: BenchActivity
+  members?: Array<{ userId: string }>
+  joins?: Array<{ userId: string }>
+  leaves?: string[]
 }
 
 let clients: BenchClient[] = []
@@ -170,7 +269,7 @@ function fetchToken (origin: string, cookie: string, agent: Agent): Promise<stri
   })
 }
 
-async function connect ({ wire, endpoints, count, concurrency, secret }: ConnectRequest): Promise<ConnectResult> {
+async function connect ({ wire, endpoints, count, concurrency, secret, subscribeTo }: ConnectRequest): Promise<ConnectResult> {
   const agent = new Agent({ keepAlive: true, maxSockets: concurrency })
   // The access cookies exist before the measurement: the app's login set them.
   const sign = secret ? createSigner({ key: secret }) : undefined
@@ -189,6 +288,7 @@ async function connect ({ wire, endpoints, count, concurrency, secret }: Connect
       const client = new BenchClient(url, wire, protocols)
       opened[i] = client
       await client.ready
+      if (subscribeTo) client.subscribe(subscribeTo)
     }
   }
   try {
@@ -211,10 +311,14 @@ function percentile (sorted: Float64Array, p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!
 }
 
-/** Waits until `expected` activities arrived (or `timeout` ms passed), then `settle` ms more to catch any extra. */
+/**
+ * Waits until `expected` activities arrived (or `timeout` ms passed), stops the chatter, then waits `settle` ms more to
+ * catch any extra.
+ */
 async function wait ({ expected, timeout, settle }: { expected: number, timeout: number, settle: number }): Promise<WaitResult> {
   const deadline = Date.now() + timeout
   while (tally.received < expected && Date.now() < deadline) await sleep(5)
+  stopChatter()
   const lastAt = tally.lastAt
   await sleep(settle)
   const sorted = tally.latencies.slice(0, Math.min(tally.received, tally.latencies.length)).sort()
@@ -228,19 +332,89 @@ async function wait ({ expected, timeout, settle }: { expected: number, timeout:
     perClient: {
       min: clients.reduce((min, client) => Math.min(min, client.received), Infinity),
       max: clients.reduce((max, client) => Math.max(max, client.received), 0)
+    },
+    others: tally.others,
+    readEvents: tally.readEvents,
+    lastReadAt: tally.lastReadAt
+  }
+}
+
+/** The chatter of `arm` while it runs: one timer, stopped when the activities arrived (or by `disconnect`). */
+let chatterTimer: NodeJS.Timeout | undefined
+/** Whether the chatting members are idle now; kept across `arm`s so that each tick is a change the server passes on. */
+let chatterIdle = false
+
+function startChatter ({ members, intervalMs }: { members: number, intervalMs: number }): void {
+  const chatting = clients.slice(0, members)
+  // Each tick changes the members' status (a `presence_diff`) and their typing (a `typing` event: a repeated
+  // `typing: true` inside the timeout would be absorbed, `typing: false` is passed on at once).
+  const tick = () => {
+    chatterIdle = !chatterIdle
+    for (const client of chatting) {
+      client.send({ type: 'status', status: chatterIdle ? 'idle' : 'active' })
+      for (const povId of client.subscribed) client.send({ type: 'typing', povId, typing: !chatterIdle })
     }
+  }
+  tick()
+  chatterTimer = setInterval(tick, intervalMs)
+}
+
+function stopChatter (): void {
+  clearInterval(chatterTimer)
+  chatterTimer = undefined
+}
+
+/** Waits until no message arrived for `ms` (or `timeout` passed): what a subscription set off has settled. */
+async function quiet ({ ms, timeout }: { ms: number, timeout: number }): Promise<void> {
+  const deadline = Date.now() + timeout
+  while (now() - tally.lastMessageAt < ms && Date.now() < deadline) await sleep(10)
+}
+
+async function storm ({ povId, presence, reconnect, timeout, settle }: StormRequest): Promise<StormResult> {
+  for (const client of clients) {
+    client.messages = 0
+    client.bytes = 0
+  }
+  const startedAt = now()
+  const deadline = Date.now() + timeout
+  let connecting: Promise<ConnectResult> | undefined
+  if (reconnect) {
+    for (const client of clients) client.ws.terminate()
+    clients = []
+    connecting = connect({ ...reconnect, subscribeTo: povId })
+  } else {
+    for (const client of clients) client.subscribe(povId)
+  }
+  const count = reconnect?.count ?? clients.length
+  const done = (client: BenchClient) => client.subscribed.has(povId) && (!presence || client.members.get(povId)?.size === count)
+  await connecting
+  while (!(clients.length === count && clients.every(done)) && Date.now() < deadline) await sleep(2)
+  const ms = now() - startedAt
+  await sleep(settle)
+  const sizes = clients.map((client) => client.members.get(povId)?.size ?? 0)
+  return {
+    ms,
+    subscribed: clients.filter((client) => client.subscribed.has(povId)).length,
+    settled: clients.filter(done).length,
+    messages: clients.reduce((sum, client) => sum + client.messages, 0),
+    bytes: clients.reduce((sum, client) => sum + client.bytes, 0),
+    members: { min: Math.min(...sizes), max: Math.max(...sizes) }
   }
 }
 
 serveRequests({
   connect,
   subscribe,
-  arm: ({ expected }: { expected: number }) => {
-    tally.arm(expected)
+  arm: ({ expected, chatter, readEach = false }: ArmRequest) => {
+    tally.arm(expected, readEach)
     for (const client of clients) client.received = 0
+    if (chatter) startChatter(chatter)
   },
   wait,
+  quiet,
+  storm,
   disconnect: () => {
+    stopChatter()
     for (const client of clients) client.ws.terminate()
     clients = []
   }

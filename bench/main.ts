@@ -2,9 +2,14 @@
  * `npm run bench`: plays every scenario against every target, trials alternating between targets, prints each
  * measurement, and writes the summary into BENCHMARKS.md.
  *
- *   --smoke              seconds: tiny numbers, one trial, every target; leaves BENCHMARKS.md alone
+ *   --smoke              seconds: tiny numbers, one trial, every target, the feature scenarios too; leaves
+ *                        BENCHMARKS.md alone
  *   --trials <n>         trials per scenario and target (default 3)
- *   --scenarios <a,b>    only these scenarios (fan-out, topic, selective, selective-small, latency, connections)
+ *   --scenarios <a,b>    only these scenarios (fan-out, topic, selective, selective-small, latency, connections, or
+ *                        a feature scenario)
+ *   --features           instead: what the optional features cost, each scenario against the plugin with the feature
+ *                        off and on (presence-storm, presence-reconnect-storm, presence-fan-out, presence-topic,
+ *                        read-receipts, read-receipts-steady); rewrites the "features" section of BENCHMARKS.md
  *   --targets <a,b>      only these targets (plugin, plugin-redis, ws, fastify-naive, socket.io, ws-buffer, …)
  *   --experiments        add the plain-ws technique variants (shared Buffer, frame built once, corked) to the
  *                        fan-out scenarios
@@ -21,6 +26,7 @@ import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { measure, type Measurement } from './measure.js'
 import { summarizeProfile } from './profile-summary.js'
+import { renderFeatures } from './report-features.js'
 import { describeMachine, loadNow, renderGoals, renderProfile, renderProfileOverview, renderResults, writeSection } from './report.js'
 import { expectedDeliveries, scenarios as allScenarios, type Scenario } from './scenarios.js'
 import { spread } from './statistics.js'
@@ -41,11 +47,18 @@ export interface RunReport {
 }
 
 function describe (measurement: Measurement): string {
-  const { deliveries: d, connections: c } = measurement
+  const { deliveries: d, connections: c, storm: s } = measurement
   if (d) {
     const rejected = d.failed ? `, ${d.failed} publications rejected (${d.firstError})` : ''
+    const others = d.othersPerClient === undefined ? '' : `, ${d.othersPerClient.toFixed(1)} other messages/client`
+    const reads = d.readEventsPerClientPerSecond === undefined ? '' : `, ${Math.round(d.readEventsPerClientPerSecond)} read events/client/s`
     return `${d.received}/${d.expected} delivered${rejected}, ${Math.round(d.perSecond).toLocaleString('en-US')}/s, ` +
-      `${d.cpuMicros.toFixed(2)} µs CPU/delivery, p50 ${d.p50.toFixed(2)} ms, p99 ${d.p99.toFixed(2)} ms`
+      `${d.cpuMicros.toFixed(2)} µs CPU/delivery, p50 ${d.p50.toFixed(2)} ms, p99 ${d.p99.toFixed(2)} ms${others}${reads}`
+  }
+  if (s) {
+    return `${s.subscribed}/${s.clients} subscribed, ${s.settled} settled in ${Math.round(s.ms)} ms, ${s.cpuMs.toFixed(0)} ms server CPU, ` +
+      `${s.messagesPerClient.toFixed(1)} messages and ${(s.bytesPerClient / 1024).toFixed(1)} KiB per client, ` +
+      `members ${s.members.min}–${s.members.max}`
   }
   if (c) {
     return `${Math.round(c.perSecond)} connections/s, ${Math.round(c.cpuMicros)} µs CPU/connection, ` +
@@ -112,6 +125,7 @@ export async function main (root: string, argv: string[]): Promise<void> {
       scenarios: { type: 'string' },
       targets: { type: 'string' },
       experiments: { type: 'boolean', default: false },
+      features: { type: 'boolean', default: false },
       profile: { type: 'boolean', default: false },
       json: { type: 'string' },
       'no-write': { type: 'boolean', default: false },
@@ -131,9 +145,17 @@ export async function main (root: string, argv: string[]): Promise<void> {
   const trials = smoke ? 1 : Number(values.trials ?? 3)
   if (!Number.isSafeInteger(trials) || trials < 1) throw new Error('--trials must be a positive integer')
   const wanted = values.scenarios?.split(',')
-  const scenarios = allScenarios(smoke).filter((s) => !wanted || wanted.includes(s.id))
-  const targetIds = values.targets?.split(',') ??
-    [...MAIN_TARGETS, ...(values.experiments ? TARGETS.filter((t) => t.experiment).map((t) => t.id) : [])]
+  const mainScenarios = allScenarios(smoke)
+  const featureScenarios = allScenarios(smoke, true)
+  // Named scenarios of either group; else the feature scenarios (--features), both groups (--smoke) or the main ones.
+  const scenarios = wanted
+    ? [...mainScenarios, ...featureScenarios].filter((s) => wanted.includes(s.id))
+    : values.features ? featureScenarios : smoke ? [...mainScenarios, ...featureScenarios] : mainScenarios
+  const targetIds = values.targets?.split(',') ?? [...new Set([
+    ...(scenarios.some((s) => !s.targets) ? MAIN_TARGETS : []),
+    ...(values.experiments ? TARGETS.filter((t) => t.experiment).map((t) => t.id) : []),
+    ...scenarios.flatMap((s) => s.targets ?? [])
+  ])]
   const { targets, skipped } = await availableTargets(targetIds, context)
 
   const machine = describeMachine(root)
@@ -143,10 +165,12 @@ export async function main (root: string, argv: string[]): Promise<void> {
   const expected: Record<string, number> = {}
   for (const scenario of scenarios) {
     console.log(`\n${scenario.title}: ${smoke ? `smoke size, ${scenario.clients} clients, ${scenario.broadcasts} broadcasts` : scenario.about}`)
-    if (scenario.kind !== 'connections') expected[scenario.id] = expectedDeliveries(scenario, scenario.broadcasts)
+    if (scenario.kind === 'throughput' || scenario.kind === 'latency') expected[scenario.id] = expectedDeliveries(scenario, scenario.broadcasts)
+    // A feature scenario plays against its own targets; the main ones against every target but the feature ones.
+    const playing = targets.filter((t) => scenario.targets ? scenario.targets.includes(t.id) : !t.features || values.targets)
     for (let trial = 1; trial <= trials; trial++) {
       // Rotating the order each trial spreads the effect of whatever else the machine is doing over every target.
-      const order = targets.map((_, i) => targets[(i + trial - 1) % targets.length]!)
+      const order = playing.map((_, i) => playing[(i + trial - 1) % playing.length]!)
       for (const target of order) {
         if (target.experiment && !scenario.experiments && !values.targets) continue
         const measurement = await measureOrReport(target, scenario, trial, context)
@@ -162,7 +186,18 @@ export async function main (root: string, argv: string[]): Promise<void> {
   if (values.json) await writeFile(values.json, JSON.stringify({ measurements, skipped, expected } satisfies RunReport, null, 2))
   if (smoke) return
   const info = { machine, startedAt, minutes, trials, load: spread(loads), skipped: skipped.map((s) => `${s.target} (${s.reason})`) }
-  const results = renderResults(info, scenarios, targets, measurements)
+  const featuresRun = scenarios.filter((s) => s.targets)
+  if (featuresRun.length > 0) {
+    const features = renderFeatures(info, featuresRun, targets, measurements)
+    console.log(`\n${features}`)
+    // The section is rewritten only by a run of every feature scenario against the targets they name.
+    if (!values['no-write'] && !values.targets && featureScenarios.every((s) => featuresRun.includes(s))) {
+      await writeSection(join(root, 'BENCHMARKS.md'), 'features', features)
+      console.log('\nBENCHMARKS.md updated (features)')
+    }
+  }
+  if (featuresRun.length === scenarios.length) return
+  const results = renderResults(info, scenarios.filter((s) => !s.targets), targets, measurements)
   const goals = renderGoals(measurements)
   console.log(`\n${results}\n\n${goals}`)
   if (write) {

@@ -4,7 +4,7 @@
  */
 import { fileURLToPath } from 'node:url'
 import { ChildHandle } from './ipc.js'
-import type { ConnectRequest, Endpoint, WaitResult } from './load-generator.js'
+import type { ArmRequest, ConnectRequest, Endpoint, StormResult, WaitResult } from './load-generator.js'
 import { CONNECT_CONCURRENCY, expectedDeliveries, type Scenario } from './scenarios.js'
 import type { CpuSnapshot, MemorySnapshot, PublishRequest, PublishResult } from './server-process.js'
 import type { RunContext, Target } from './targets.js'
@@ -35,6 +35,14 @@ export interface Measurement {
     p50: number
     p99: number
     max: number
+    /** Feature scenarios: the other messages (presence, typing, `read`) each client received in the measured phase. */
+    othersPerClient?: number
+    /** Feature scenarios: server CPU per message written (activities and the others), µs. */
+    cpuMicrosPerMessage?: number
+    /** Read-receipt scenarios: `read` messages each client sent, and the `read` events it received, in all and per second. */
+    readsSentPerClient?: number
+    readEventsPerClient?: number
+    readEventsPerClientPerSecond?: number
   }
   /** The connections scenario (after `warmup` connections that are not counted). */
   connections?: {
@@ -47,6 +55,21 @@ export interface Measurement {
     rssBytes: number
     /** Memory added by one subscription per connection, bytes (heap + external). */
     subscriptionHeapBytes: number
+  }
+  /** The storm scenarios. */
+  storm?: {
+    clients: number
+    /** Until every client had `subscribed` (and, presence on, a complete member list). */
+    ms: number
+    subscribed: number
+    /** Clients with a complete member list (presence on; with it off, those subscribed). */
+    settled: number
+    /** Server CPU time over the storm, ms, and per client, µs. */
+    cpuMs: number
+    cpuMicrosPerClient: number
+    messagesPerClient: number
+    bytesPerClient: number
+    members: { min: number, max: number }
   }
 }
 
@@ -85,10 +108,11 @@ const heapOf = (memory: MemorySnapshot) => memory.heapUsed + memory.external
 
 /** Publishes `count` broadcasts from the instances together (each its share) and waits for the deliveries. */
 async function broadcastAndWait (
-  servers: Servers, load: ChildHandle, scenario: Scenario, count: number, firstSeq: number, timeout: number
+  servers: Servers, load: ChildHandle, scenario: Scenario, count: number, firstSeq: number, timeout: number,
+  extras: Omit<ArmRequest, 'expected'> = {}
 ): Promise<{ published: PublishResult[], waited: WaitResult, expected: number }> {
   const expected = expectedDeliveries(scenario, count)
-  await load.call('arm', { expected })
+  await load.call('arm', { expected, ...extras } satisfies ArmRequest)
   const povIds = Array.from({ length: scenario.povs }, (_, i) => `p${i}`)
   const share = Math.ceil(count / servers.length)
   const publishing = Promise.all(servers.map((server, k) => {
@@ -108,15 +132,26 @@ async function broadcastAndWait (
   return { published, waited, expected }
 }
 
+/** What a feature scenario has the clients do besides receiving, when the target has the feature on. */
+function clientExtras (target: Target, scenario: Scenario): Omit<ArmRequest, 'expected'> {
+  return {
+    chatter: target.features?.presence ? scenario.chatter : undefined,
+    readEach: Boolean(target.features?.readReceipts && scenario.readEach)
+  }
+}
+
 async function measureDeliveries (
-  servers: Servers, load: ChildHandle, scenario: Scenario, options: MeasureOptions
+  servers: Servers, load: ChildHandle, target: Target, scenario: Scenario, options: MeasureOptions
 ): Promise<NonNullable<Measurement['deliveries']>> {
   const timeout = options.deliveryTimeout ?? 120_000
+  const extras = clientExtras(target, scenario)
   await load.call('subscribe', { povCount: scenario.povs }, timeout)
-  if (scenario.warmup > 0) await broadcastAndWait(servers, load, scenario, scenario.warmup, 0, timeout)
+  // A feature scenario starts once what the subscriptions set off (the presence join storm) is over.
+  if (scenario.targets) await load.call('quiet', { ms: 300, timeout: 30_000 }, 40_000)
+  if (scenario.warmup > 0) await broadcastAndWait(servers, load, scenario, scenario.warmup, 0, timeout, extras)
   await startProfiling(servers, options)
   const cpuBefore = await totalCpu(servers)
-  const { published, waited, expected } = await broadcastAndWait(servers, load, scenario, scenario.broadcasts, scenario.warmup, timeout)
+  const { published, waited, expected } = await broadcastAndWait(servers, load, scenario, scenario.broadcasts, scenario.warmup, timeout, extras)
   const cpuAfter = await totalCpu(servers)
   await stopProfiling(servers, options)
   const startedAt = Math.min(...published.map((result) => result.startedAt))
@@ -132,7 +167,49 @@ async function measureDeliveries (
     userMicros: (cpuAfter.user - cpuBefore.user) / Math.max(1, waited.received),
     p50: waited.p50,
     p99: waited.p99,
-    max: waited.max
+    max: waited.max,
+    ...(scenario.targets
+      ? { othersPerClient: waited.others / scenario.clients, cpuMicrosPerMessage: (cpuAfter.cpu - cpuBefore.cpu) / Math.max(1, waited.received + waited.others) }
+      : {}),
+    ...(scenario.readEach
+      ? {
+          readsSentPerClient: extras.readEach ? waited.received / scenario.clients : 0,
+          readEventsPerClient: waited.readEvents / scenario.clients,
+          readEventsPerClientPerSecond: waited.readEvents === 0 ? 0 : waited.readEvents / scenario.clients / ((waited.lastReadAt - startedAt) / 1000)
+        }
+      : {})
+  }
+}
+
+/**
+ * A storm: the clients are connected and (as warm-up, not measured) storm a PoV once; then either they all subscribe
+ * to another PoV at once, or (`reconnect`) they all drop and connect again to subscribe to the same one.
+ */
+async function measureStorm (
+  servers: Servers, load: ChildHandle, target: Target, connect: ConnectRequest, scenario: Scenario
+): Promise<NonNullable<Measurement['storm']>> {
+  const presence = Boolean(target.features?.presence)
+  const timeout = 120_000
+  await load.call('connect', connect, timeout)
+  const povId = 'p0'
+  await load.call<StormResult>('storm', { povId: scenario.reconnect ? povId : 'warm-up', presence, timeout, settle: 300 }, timeout + 10_000)
+  await load.call('quiet', { ms: 300, timeout: 30_000 }, 40_000)
+  const cpuBefore = await totalCpu(servers)
+  const result = await load.call<StormResult>('storm', {
+    povId, presence, timeout, settle: 300, reconnect: scenario.reconnect ? connect : undefined
+  }, timeout + 10_000)
+  const cpu = (await totalCpu(servers)).cpu - cpuBefore.cpu
+  const clients = connect.count
+  return {
+    clients,
+    ms: result.ms,
+    subscribed: result.subscribed,
+    settled: result.settled,
+    cpuMs: cpu / 1000,
+    cpuMicrosPerClient: cpu / clients,
+    messagesPerClient: result.messages / clients,
+    bytesPerClient: result.bytes / clients,
+    members: result.members
   }
 }
 
@@ -188,9 +265,11 @@ export async function measure (
     const measurement: Measurement = { target: target.id, scenario: scenario.id, trial }
     if (scenario.kind === 'connections') {
       measurement.connections = await measureConnections(servers, load, connect, scenario, options)
+    } else if (scenario.kind === 'storm') {
+      measurement.storm = await measureStorm(servers, load, target, connect, scenario)
     } else {
       await load.call('connect', connect, 120_000)
-      measurement.deliveries = await measureDeliveries(servers, load, scenario, options)
+      measurement.deliveries = await measureDeliveries(servers, load, target, scenario, options)
     }
     return measurement
   } finally {

@@ -51,15 +51,15 @@ export function loadNow (): number {
   return loadavg()[0]!
 }
 
-const number = (value: number, digits: number) => value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })
+export const number = (value: number, digits: number) => value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })
 
-function cell (value: Spread | undefined, digits: number, unit = ''): string {
+export function cell (value: Spread | undefined, digits: number, unit = ''): string {
   if (!value) return '–'
   if (value.min === value.max) return `${number(value.median, digits)}${unit}`
   return `${number(value.median, digits)}${unit} <sub>${number(value.min, digits)}–${number(value.max, digits)}</sub>`
 }
 
-const ratioCell = (value: Spread | undefined) => cell(value, 2, '×')
+export const ratioCell = (value: Spread | undefined) => cell(value, 2, '×')
 
 export const perSecond: Metric = (m) => m.deliveries?.perSecond
 export const cpuPerDelivery: Metric = (m) => m.deliveries?.cpuMicros

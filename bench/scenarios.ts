@@ -3,14 +3,17 @@
  * broadcast reaches exactly `clients / povs` subscribers, and (`broadcasts` being a multiple of `povs`) every client
  * receives `broadcasts / povs` activities.
  */
+import type { TargetId } from './targets.js'
+
 export type ScenarioId = 'fan-out' | 'fan-out-burst' | 'topic' | 'selective' | 'selective-small' | 'latency' | 'connections'
+  | 'presence-storm' | 'presence-reconnect-storm' | 'presence-fan-out' | 'presence-topic' | 'read-receipts' | 'read-receipts-steady'
 
 export interface Scenario {
   readonly id: ScenarioId
   readonly title: string
   /** What it shows, for the report. */
   readonly about: string
-  readonly kind: 'throughput' | 'latency' | 'connections'
+  readonly kind: 'throughput' | 'latency' | 'connections' | 'storm'
   readonly clients: number
   readonly povs: number
   /** Broadcasts (connections, in the connections scenario) before the measurement, for JIT warm-up; not counted. */
@@ -23,7 +26,21 @@ export interface Scenario {
   readonly rate?: number
   /** Whether `--experiments` plays it against the plain-ws technique variants too. */
   readonly experiments?: boolean
+  /**
+   * A feature scenario (`--features`): played only against these targets, the plugin with the feature off first, and
+   * reported in a section of its own.
+   */
+  readonly targets?: readonly TargetId[]
+  /** Storm: all clients drop and reconnect at once (after a join storm that is not measured) instead of joining. */
+  readonly reconnect?: boolean
+  /** With presence on: this many subscribers toggle their status and type every `intervalMs` while activities flow. */
+  readonly chatter?: { readonly members: number, readonly intervalMs: number }
+  /** With read receipts on: every client marks each activity it receives read. */
+  readonly readEach?: boolean
 }
+
+/** Connections in flight at once while clients connect. */
+export const CONNECT_CONCURRENCY = 50
 
 /** Deliveries a run of `broadcasts` broadcasts must produce. */
 export function expectedDeliveries (scenario: Scenario, broadcasts: number): number {
@@ -114,18 +131,105 @@ const FULL: readonly Scenario[] = [
   }
 ]
 
+const PRESENCE_TARGETS: readonly TargetId[] = ['plugin', 'plugin-presence']
+const READS_TARGETS: readonly TargetId[] = ['plugin', 'plugin-reads']
+
+/** What the optional features cost (`--features`): each against the plugin with the feature off and on. */
+const FEATURES: readonly Scenario[] = [
+  {
+    id: 'presence-storm',
+    title: 'Join storm',
+    about: '500 clients of distinct users subscribe to one PoV at once (after the same storm on another PoV, as warm-up)',
+    kind: 'storm',
+    clients: 500,
+    povs: 1,
+    warmup: 0,
+    broadcasts: 0,
+    chunk: 1,
+    targets: PRESENCE_TARGETS
+  },
+  {
+    id: 'presence-reconnect-storm',
+    title: 'Reconnect storm',
+    about: 'the same 500 clients, all subscribed to one PoV, drop at once, then reconnect (token fetch and upgrade, ' +
+      `${CONNECT_CONCURRENCY} at a time) and subscribe again`,
+    kind: 'storm',
+    clients: 500,
+    povs: 1,
+    warmup: 0,
+    broadcasts: 0,
+    chunk: 1,
+    targets: PRESENCE_TARGETS,
+    reconnect: true
+  },
+  {
+    ...FULL[0]!,
+    id: 'presence-fan-out',
+    title: 'Pure fan-out, presence on',
+    about: '2,000 clients on one PoV, bursts of broadcasts to all of them; with presence on, 4 of them switch between ' +
+      'active and idle and type every 250 ms meanwhile (each time a `presence_diff` and a `typing` event to their PoV)',
+    experiments: false,
+    targets: PRESENCE_TARGETS,
+    chatter: { members: 4, intervalMs: 250 }
+  },
+  {
+    ...FULL[2]!,
+    id: 'presence-topic',
+    title: 'Topic fan-out, presence on',
+    about: '1,000 clients over 100 PoVs, broadcasts round robin; with presence on, 10 of them (on 10 PoVs) switch ' +
+      'between active and idle and type every 250 ms meanwhile (each time a `presence_diff` and a `typing` event to their PoV)',
+    targets: PRESENCE_TARGETS,
+    chatter: { members: 10, intervalMs: 250 }
+  },
+  {
+    id: 'read-receipts',
+    title: 'Read receipts, a busy PoV',
+    about: '200 clients of distinct users on one PoV, bursts of broadcasts; with read receipts on, every client sends ' +
+      '`read` for each activity it receives',
+    kind: 'throughput',
+    clients: 200,
+    povs: 1,
+    warmup: 20,
+    broadcasts: 200,
+    chunk: 1,
+    targets: READS_TARGETS,
+    readEach: true
+  },
+  {
+    id: 'read-receipts-steady',
+    title: 'Read receipts, a steady PoV',
+    about: '200 clients on one PoV, 20 activities/s for 5 s; with read receipts on, every client sends `read` for each ' +
+      'activity it receives (about one move per user per 50 ms coalescing window, unless the server lags)',
+    kind: 'latency',
+    clients: 200,
+    povs: 1,
+    warmup: 10,
+    broadcasts: 100,
+    chunk: 1,
+    rate: 20,
+    targets: READS_TARGETS,
+    readEach: true
+  }
+]
+
 /** Seconds, not minutes: just enough to prove every target and every kind of measurement still works. */
-const full = (id: ScenarioId) => FULL.find((scenario) => scenario.id === id)!
+const full = (id: ScenarioId) => [...FULL, ...FEATURES].find((scenario) => scenario.id === id)!
 const SMOKE: readonly Scenario[] = [
   { ...full('fan-out-burst'), clients: 20, warmup: 10, broadcasts: 50 },
   { ...full('selective'), clients: 20, povs: 10, warmup: 10, broadcasts: 50, chunk: 10 },
   { ...full('latency'), clients: 20, povs: 5, warmup: 5, broadcasts: 50, rate: 200 },
   { ...full('connections'), clients: 20, povs: 20, warmup: 5 }
 ]
+const SMOKE_FEATURES: readonly Scenario[] = [
+  { ...full('presence-storm'), clients: 20 },
+  { ...full('presence-reconnect-storm'), clients: 20 },
+  { ...full('presence-topic'), clients: 20, povs: 5, warmup: 10, broadcasts: 50, chunk: 10, chatter: { members: 3, intervalMs: 50 } },
+  { ...full('read-receipts'), clients: 20, warmup: 10, broadcasts: 50 },
+  { ...full('read-receipts-steady'), clients: 10, warmup: 5, broadcasts: 20, rate: 100 }
+]
 
-export function scenarios (smoke: boolean): readonly Scenario[] {
+/** The main comparison's scenarios, or (`features`) those of the optional features. */
+export function scenarios (smoke: boolean, features = false): readonly Scenario[] {
+  if (features) return smoke ? SMOKE_FEATURES : FEATURES
   return smoke ? SMOKE : FULL
 }
-
-/** Connections in flight at once while clients connect. */
-export const CONNECT_CONCURRENCY = 50

@@ -4,11 +4,11 @@
  */
 import { connect } from 'node:net'
 import type { Wire } from './load-generator.js'
-import type { PlainWsVariant, ServerConfig } from './servers/bench-server.js'
+import type { PlainWsVariant, PluginFeatures, ServerConfig } from './servers/bench-server.js'
 import { redisBrokerMissing } from './servers/plugin.js'
 
 export type TargetId =
-  | 'plugin' | 'plugin-redis' | 'ws' | 'fastify-naive' | 'socket.io'
+  | 'plugin' | 'plugin-redis' | 'ws' | 'fastify-naive' | 'socket.io' | 'plugin-presence' | 'plugin-reads'
   | 'ws-buffer' | 'ws-buffer-corked' | 'ws-preframed' | 'ws-preframed-corked'
 
 export interface RunContext {
@@ -28,6 +28,8 @@ export interface Target {
   readonly instances: number
   /** Measures a technique rather than a product: reported with the profile, not in the comparison. */
   readonly experiment?: boolean
+  /** The plugin's optional features it runs with: the load generator exercises them (status, typing, `read`). */
+  readonly features?: PluginFeatures
   config (context: RunContext, trialKey: string): ServerConfig
   /** Why this target cannot run here, or `undefined`. */
   unavailable? (context: RunContext): Promise<string | undefined>
@@ -97,6 +99,23 @@ export const TARGETS: readonly Target[] = [
     async unavailable ({ root, redisUrl }) {
       return redisBrokerMissing(root) ?? (await redisAnswers(redisUrl) ? undefined : `no Redis answers at ${redisUrl}`)
     }
+  },
+  {
+    id: 'plugin-presence',
+    label: 'fastify-pov-realtime, presence on',
+    wire: 'pov',
+    instances: 1,
+    features: { presence: true },
+    config: ({ root, secret }) => ({ kind: 'plugin', root, secret, features: { presence: true } })
+  },
+  {
+    // Every client of the read-receipts scenario marks each activity read, more than the default 20 messages/s.
+    id: 'plugin-reads',
+    label: 'fastify-pov-realtime, read receipts on (no rate limit)',
+    wire: 'pov',
+    instances: 1,
+    features: { readReceipts: true, unlimited: true },
+    config: ({ root, secret }) => ({ kind: 'plugin', root, secret, features: { readReceipts: true, unlimited: true } })
   },
   plainWs('ws', 'plain ws (topic index, one serialization)', 'string', false),
   {

@@ -15,9 +15,19 @@ export interface BenchServer {
   close (): Promise<void>
 }
 
+/**
+ * The plugin's optional features a target turns on (the `presence` and `readReceipts` options), and `rateLimit: false`
+ * for a workload whose clients legitimately send more than the default limit.
+ */
+export interface PluginFeatures {
+  presence?: boolean
+  readReceipts?: boolean
+  unlimited?: boolean
+}
+
 /** Which server a target process runs, and how. Passed to the process as JSON. */
 export type ServerConfig =
-  | { kind: 'plugin', root: string, secret: string }
+  | { kind: 'plugin', root: string, secret: string, features?: PluginFeatures }
   | { kind: 'plugin-redis', root: string, secret: string, redisUrl: string, keyPrefix: string }
   | { kind: 'ws', variant: PlainWsVariant }
   | { kind: 'fastify-naive' }

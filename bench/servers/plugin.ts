@@ -1,7 +1,8 @@
 /**
  * This plugin, as a user runs it: the built package from `dist/` with its defaults, on Fastify with no logger,
  * publishing with `fastify.broadcastActivity`. With `plugin-redis`, the broker is `createRedisBroker` on a key
- * prefix of this run's own (several of these processes form one deployment).
+ * prefix of this run's own (several of these processes form one deployment). The feature targets turn on presence
+ * or read receipts, and nothing else.
  */
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
@@ -36,8 +37,15 @@ export async function startPluginServer (config: Extract<ServerConfig, { kind: '
     const { createRedisBroker } = await importFile<RedisBrokerModule>(redisBrokerPath(config.root))
     broker = createRedisBroker({ redis: config.redisUrl, keyPrefix: config.keyPrefix })
   }
+  const features = config.kind === 'plugin' ? config.features ?? {} : {}
   const app = Fastify({ logger: false })
-  await app.register(povRealtime, { secret: config.secret, broker })
+  await app.register(povRealtime, {
+    secret: config.secret,
+    broker,
+    ...(features.presence ? { presence: true } : {}),
+    ...(features.readReceipts ? { readReceipts: true } : {}),
+    ...(features.unlimited ? { rateLimit: false } : {})
+  })
   await app.listen({ host: '127.0.0.1', port: 0 })
   return {
     port: (app.server.address() as { port: number }).port,
