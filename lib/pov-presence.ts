@@ -32,9 +32,8 @@ export interface PresenceOutlet {
   announceTyping (povId: string, userId: string, typing: boolean): void
 }
 
-/** One member as the view holds it, with its JSON text (which is also how two states are compared). */
+/** One member as the view holds it: its JSON text (what presence messages carry, and how two states are compared). */
 interface ViewEntry {
-  readonly member: Member
   readonly json: string
 }
 
@@ -232,7 +231,7 @@ export class PovPresence {
       info ??= state.info
     }
     const member: Member = { userId, status: active ? 'active' : 'idle', info: info! }
-    return { member, json: JSON.stringify(member) }
+    return { json: JSON.stringify(member) }
   }
 
   // ---- sending ----------------------------------------------------------------------------
