@@ -20,8 +20,11 @@ export interface PresenceReceiver {
   readonly userId: string
   /** The socket's activity status (`active` at connect). */
   readonly status: MemberStatus
-  /** Writes one presence or typing message unless the socket is backed up; returns whether it was written. */
-  sendEphemeral (text: string): boolean
+  /**
+   * Writes one serialized presence or typing message (shared by its recipients) unless the socket is backed up;
+   * returns whether it was written.
+   */
+  sendEphemeral (payload: Buffer): boolean
 }
 
 /** What a PoV's presence tells the rest of the instance. */
@@ -32,9 +35,8 @@ export interface PresenceOutlet {
   announceTyping (povId: string, userId: string, typing: boolean): void
 }
 
-/** One member as the view holds it, with its JSON text (which is also how two states are compared). */
+/** One member as the view holds it: its JSON text (what presence messages carry, and how two states are compared). */
 interface ViewEntry {
-  readonly member: Member
   readonly json: string
 }
 
@@ -114,7 +116,7 @@ export class PovPresence {
     }
     this.#sendSnapshot(receiver, watcher)
     for (const typist of this.#typing.typists()) {
-      if (typist !== receiver.userId) receiver.sendEphemeral(this.#typingText(typist, true))
+      if (typist !== receiver.userId) receiver.sendEphemeral(this.#typingPayload(typist, true))
     }
     return joined
   }
@@ -232,14 +234,14 @@ export class PovPresence {
       info ??= state.info
     }
     const member: Member = { userId, status: active ? 'active' : 'idle', info: info! }
-    return { member, json: JSON.stringify(member) }
+    return { json: JSON.stringify(member) }
   }
 
   // ---- sending ----------------------------------------------------------------------------
 
   #sendSnapshot (receiver: PresenceReceiver, watcher: Watcher): void {
     const members = [...this.#view.values()].map((entry) => entry.json).join(',')
-    const sent = receiver.sendEphemeral(`{"type":"presence","povId":${JSON.stringify(this.povId)},"members":[${members}]}`)
+    const sent = receiver.sendEphemeral(Buffer.from(`{"type":"presence","povId":${JSON.stringify(this.povId)},"members":[${members}]}`))
     watcher.stale = !sent
     if (sent) {
       watcher.snapshotAt = this.#lastSnapshotAt = ++this.#changeNumber
@@ -264,8 +266,8 @@ export class PovPresence {
     const changes = [...this.#pending]
     this.#pending.clear()
     this.#lastSnapshotAt = -1
-    /** Diff texts by the change number they start from (`-1`: the last flush), each built once. */
-    const diffs = new Map<number, string | null>()
+    /** Diffs by the change number they start from (`-1`: the last flush), each built once. */
+    const diffs = new Map<number, Buffer | null>()
     let stale = false
     for (const [receiver, watcher] of this.#watchers) {
       const since = watcher.snapshotAt ?? -1
@@ -279,7 +281,7 @@ export class PovPresence {
       if (changes.length === 0) continue
       let diff = diffs.get(since)
       if (diff === undefined) {
-        diff = this.#diffText(changes, since)
+        diff = this.#diff(changes, since)
         diffs.set(since, diff)
       }
       if (diff !== null && !receiver.sendEphemeral(diff)) {
@@ -291,7 +293,7 @@ export class PovPresence {
   }
 
   /** The diff from what was shown at change number `since` (`-1`: the last flush) to the view now; `null` if none. */
-  #diffText (changes: ReadonlyArray<[string, PendingChange]>, since: number): string | null {
+  #diff (changes: ReadonlyArray<[string, PendingChange]>, since: number): Buffer | null {
     const joins: string[] = []
     const leaves: string[] = []
     for (const [userId, { flushed, log }] of changes) {
@@ -308,19 +310,19 @@ export class PovPresence {
       else leaves.push(userId)
     }
     if (joins.length === 0 && leaves.length === 0) return null
-    return `{"type":"presence_diff","povId":${JSON.stringify(this.povId)},"joins":[${joins.join(',')}],"leaves":${JSON.stringify(leaves)}}`
+    return Buffer.from(`{"type":"presence_diff","povId":${JSON.stringify(this.povId)},"joins":[${joins.join(',')}],"leaves":${JSON.stringify(leaves)}}`)
   }
 
-  #typingText (userId: string, typing: boolean): string {
+  #typingPayload (userId: string, typing: boolean): Buffer {
     const event: TypingEvent = { type: 'typing', povId: this.povId, userId, typing }
-    return JSON.stringify(event)
+    return Buffer.from(JSON.stringify(event))
   }
 
   /** To the PoV's other members' sockets, never to the typist's own. */
   #sendTyping (userId: string, typing: boolean): void {
-    const text = this.#typingText(userId, typing)
+    const payload = this.#typingPayload(userId, typing)
     for (const receiver of this.#watchers.keys()) {
-      if (receiver.userId !== userId) receiver.sendEphemeral(text)
+      if (receiver.userId !== userId) receiver.sendEphemeral(payload)
     }
   }
 }

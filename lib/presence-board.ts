@@ -5,18 +5,14 @@
  * in-process broker there is no relay: this instance holds every member.
  */
 import type { FastifyBaseLogger } from 'fastify'
-import { TypeCompiler } from '@sinclair/typebox/compiler'
 import type { MemberState, PresenceRelay, PresenceSink } from './broker.js'
-import { InvalidArgumentError } from './errors.js'
+import { povIdArgument } from './api-arguments.js'
 import { resolveMemberInfo, type MemberInfo } from './member-info.js'
 import type { PovRealtimeUser, ResolvedPresenceOptions } from './options.js'
 import { PovPresence, type PresenceReceiver } from './pov-presence.js'
-import { PovId } from './protocol-schemas.js'
 import type { Member } from '../types/messages.js'
 
 export type { PresenceReceiver } from './pov-presence.js'
-
-const isPovId = TypeCompiler.Compile(PovId)
 
 export class PresenceBoard {
   readonly #options: ResolvedPresenceOptions
@@ -101,10 +97,7 @@ export class PresenceBoard {
    * included), merged with what the relay lists (which also covers a PoV this instance does not watch).
    */
   async members (povId: string): Promise<Member[]> {
-    const given: unknown = povId // from JavaScript callers, anything
-    if (!isPovId.Check(given)) {
-      throw new InvalidArgumentError('povId must be 1 to 128 letters, digits, _ - . :')
-    }
+    povIdArgument(povId)
     const members = this.#povs.get(povId)?.members() ?? []
     if (!this.#relay) return members
     const known = new Set(members.map((member) => member.userId))

@@ -55,9 +55,9 @@ const COUNTERS_BY_CODE = [
 const PREFIX_PATTERN = /^(?:[a-zA-Z_:][a-zA-Z0-9_:]*)?$/
 
 /**
- * Registers gauges (`connections`, `subscriptions`, `povs`) and counters (`broadcasts_total`, `deliveries_total`,
- * `rejected_total{code}`, `closed_total{code}`, `auth_failures_total`, `slow_consumer_closes_total`) that read
- * `app.povRealtime.stats()` at each scrape. Call it after `await app.register(povRealtime, …)`, once per registry.
+ * Registers gauges (`connections`, `subscriptions`, `povs`, `presence_members`) and counters (`broadcasts_total`,
+ * `deliveries_total`, `rejected_total{code}`, `closed_total{code}`, `auth_failures_total`, `slow_consumer_closes_total`,
+ * `presence_dropped_total`) that read `app.povRealtime.stats()` at each scrape. Call it after `await app.register(povRealtime, …)`, once per registry.
  * @param app a Fastify instance with fastify-pov-realtime registered
  * @param [options.register=prom-client's default registry] where the metrics are registered
  * @param [options.prefix='pov_realtime_'] prefix of every metric name

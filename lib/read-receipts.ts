@@ -11,8 +11,9 @@ import { TypeCompiler } from '@sinclair/typebox/compiler'
 import type { ReadEvent, ReadMark } from '../types/messages.js'
 import type { ReadMarkStore } from './broker.js'
 import { MAX_READS_PER_ANSWER, MAX_UNREAD_COUNTS_POVS, READ_EVENT_COALESCE_MS } from './constants.js'
+import { povIdArgument, userIdArgument } from './api-arguments.js'
 import { InvalidArgumentError, InvalidCursorError } from './errors.js'
-import { Cursor, PovId } from './protocol-schemas.js'
+import { Cursor } from './protocol-schemas.js'
 
 /** A user's read state on one PoV, as `subscribed` and `unreadCounts` give it. */
 export interface ReadState {
@@ -25,18 +26,7 @@ export interface ReadState {
 /** Writes one serialized server message to every socket of this instance that watches `povId`. */
 export type PovMessageSender = (povId: string, payload: Buffer) => void
 
-const checkPovId = TypeCompiler.Compile(PovId)
 const checkCursor = TypeCompiler.Compile(Cursor)
-
-function povIdArgument (povId: unknown): string {
-  if (!checkPovId.Check(povId)) throw new InvalidArgumentError('povId must be 1 to 128 letters, digits, _ - . :')
-  return povId
-}
-
-function userIdArgument (userId: unknown): string {
-  if (typeof userId !== 'string' || userId.length === 0) throw new InvalidArgumentError('userId must be a non-empty string')
-  return userId
-}
 
 export class ReadReceipts {
   readonly #store: ReadMarkStore

@@ -60,10 +60,6 @@ export class PresenceMirror {
     return this.#members.keys()
   }
 
-  hasOrigin (origin: string): boolean {
-    return this.#members.has(origin)
-  }
-
   /** Every member, instance by instance. */
   * entries (): Generator<[origin: string, userId: string, state: MemberState]> {
     for (const [origin, members] of this.#members) {

@@ -142,16 +142,17 @@ export class SocketSession implements ActivityReceiver, PresenceReceiver {
   }
 
   /**
-   * Writes one presence or typing message, unless the socket already has more than its share of `maxBufferedBytes`
-   * queued: those are ephemeral, and the first thing dropped for a slow consumer (activities keep the room).
+   * Writes one serialized presence or typing message (shared by its recipients), unless the socket already has more
+   * than its share of `maxBufferedBytes` queued: those are ephemeral, and the first thing dropped for a slow consumer
+   * (activities keep the room).
    */
-  sendEphemeral (text: string): boolean {
+  sendEphemeral (payload: Buffer): boolean {
     if (this.#closed) return false
     if (this.#ws.bufferedAmount > this.#host.options.maxBufferedBytes * EPHEMERAL_BUFFER_SHARE) {
       this.#host.stats.presenceDropped++
       return false
     }
-    this.#ws.send(text)
+    this.#ws.send(payload, TEXT)
     return true
   }
 
