@@ -13,6 +13,7 @@
 import type { Activity } from '../types/activity.js'
 import type { PageDocument } from './activity-monitor.js'
 import type { HeldActivity } from './activity-store.js'
+import { setNewest } from './set-newest.js'
 import type { Timers } from './timers.js'
 
 /** The part of the Web Storage API the client uses (`sessionStorage`, `localStorage`, or an app's own). */
@@ -148,11 +149,9 @@ export class PersistedState {
   set (povId: string, pov: PersistedPov): void {
     this.#checkCleared()
     if (this.#userId === undefined) return
-    this.#povs.delete(povId)
-    this.#povs.set(povId, pov.activities.length > this.#options.maxActivities
-      ? { ...pov, activities: pov.activities.slice(-this.#options.maxActivities) }
-      : pov)
-    if (this.#povs.size > MAX_PERSISTED_POVS) this.#povs.delete(this.#povs.keys().next().value!)
+    const { maxActivities } = this.#options
+    const kept = pov.activities.length > maxActivities ? { ...pov, activities: pov.activities.slice(-maxActivities) } : pov
+    setNewest(this.#povs, povId, kept, MAX_PERSISTED_POVS)
     this.#dirty = true
     if (this.#storage && this.#timer === undefined) {
       this.#timer = this.#options.timers.setTimeout(() => {
