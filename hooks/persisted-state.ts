@@ -7,8 +7,8 @@
  * computer), `localStorage` on request, or a storage of the app's. One key per user and socket URL, so another user
  * signing in on the same browser reads nothing of the first; `clearPersistedRealtimeState()` removes every key on
  * sign-out. Bounded: at most `MAX_PERSISTED_POVS` PoVs and `maxBytes` per key; when space runs short, activities go
- * first (the least recently saved PoVs' first), cursors and marks last. A storage that is missing, refuses access or is full never breaks the client: it keeps the
- * state in memory instead.
+ * first (the least recently saved PoVs' first), cursors and marks last. A storage that is missing, refuses access or is
+ * full never breaks the client: it keeps the state in memory instead.
  */
 import type { Activity } from '../types/activity.js'
 import type { PageDocument } from './activity-monitor.js'
