@@ -1,7 +1,7 @@
 /**
  * The example app: a Fastify server with a demo sign-in, an in-memory activity "database", and the plugin
- * registered the way a user registers it (presence and read receipts on, with the unread-counts route the page uses). `server.mjs` runs it (`npm start`); the end-to-end test starts and
- * stops it in-process through the same functions.
+ * registered the way a user registers it (presence and read receipts on, with the unread-counts route the page uses).
+ * `server.mjs` runs it (`npm start`); the end-to-end test starts and stops it in-process through the same functions.
  */
 import { randomUUID } from 'node:crypto'
 import { readFile } from 'node:fs/promises'

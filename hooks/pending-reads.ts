@@ -4,6 +4,7 @@
  * newer mark replaces the older), at most `MAX_PERSISTED_POVS` (the oldest goes first).
  */
 import { MAX_PERSISTED_POVS } from './persisted-state.js'
+import { setNewest } from './set-newest.js'
 
 export class PendingReads {
   readonly #marks = new Map<string, string>()
@@ -15,9 +16,7 @@ export class PendingReads {
 
   /** `cursor` waits to be sent for `povId`, replacing what waited. */
   queue (povId: string, cursor: string): void {
-    this.#marks.delete(povId)
-    this.#marks.set(povId, cursor)
-    if (this.#marks.size > MAX_PERSISTED_POVS) this.#marks.delete(this.#marks.keys().next().value!)
+    setNewest(this.#marks, povId, cursor, MAX_PERSISTED_POVS)
   }
 
   /** A mark kept from before the reload waits again, unless one made since already does. */

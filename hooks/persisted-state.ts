@@ -7,12 +7,13 @@
  * computer), `localStorage` on request, or a storage of the app's. One key per user and socket URL, so another user
  * signing in on the same browser reads nothing of the first; `clearPersistedRealtimeState()` removes every key on
  * sign-out. Bounded: at most `MAX_PERSISTED_POVS` PoVs and `maxBytes` per key; when space runs short, activities go
- * first (the least recently saved PoVs' first), cursors and marks last. A storage that is missing, refuses access or is full never breaks the client: it keeps the
- * state in memory instead.
+ * first (the least recently saved PoVs' first), cursors and marks last. A storage that is missing, refuses access or is
+ * full never breaks the client: it keeps the state in memory instead.
  */
 import type { Activity } from '../types/activity.js'
 import type { PageDocument } from './activity-monitor.js'
 import type { HeldActivity } from './activity-store.js'
+import { setNewest } from './set-newest.js'
 import type { Timers } from './timers.js'
 
 /** The part of the Web Storage API the client uses (`sessionStorage`, `localStorage`, or an app's own). */
@@ -148,11 +149,9 @@ export class PersistedState {
   set (povId: string, pov: PersistedPov): void {
     this.#checkCleared()
     if (this.#userId === undefined) return
-    this.#povs.delete(povId)
-    this.#povs.set(povId, pov.activities.length > this.#options.maxActivities
-      ? { ...pov, activities: pov.activities.slice(-this.#options.maxActivities) }
-      : pov)
-    if (this.#povs.size > MAX_PERSISTED_POVS) this.#povs.delete(this.#povs.keys().next().value!)
+    const { maxActivities } = this.#options
+    const kept = pov.activities.length > maxActivities ? { ...pov, activities: pov.activities.slice(-maxActivities) } : pov
+    setNewest(this.#povs, povId, kept, MAX_PERSISTED_POVS)
     this.#dirty = true
     if (this.#storage && this.#timer === undefined) {
       this.#timer = this.#options.timers.setTimeout(() => {

@@ -4,6 +4,7 @@
  * scheduler, separately, so that a typing indicator does not re-render a member list and the other way round.
  */
 import type { Member } from '../types/messages.js'
+import { byCodeUnits } from './code-unit-order.js'
 import { PublishedValue } from './published-value.js'
 import type { Timers } from './timers.js'
 
@@ -19,9 +20,6 @@ export interface PresenceStoreOptions {
 export const NO_MEMBERS: readonly Member[] = Object.freeze([])
 /** Nobody typing. */
 export const NOBODY_TYPING: readonly string[] = Object.freeze([])
-
-/** Code-unit order, so that every client (whatever its locale) lists members the same way. */
-const byUserId = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0)
 
 export class PresenceStore {
   readonly #options: PresenceStoreOptions
@@ -112,12 +110,12 @@ export class PresenceStore {
   }
 
   #membersChanged (): void {
-    const sorted = [...this.#members.values()].sort((a, b) => byUserId(a.userId, b.userId))
+    const sorted = [...this.#members.values()].sort((a, b) => byCodeUnits(a.userId, b.userId))
     this.members.set(sorted.length === 0 ? NO_MEMBERS : Object.freeze(sorted))
   }
 
   #typingChanged (): void {
-    const sorted = [...this.#typing.keys()].sort(byUserId)
+    const sorted = [...this.#typing.keys()].sort(byCodeUnits)
     this.typing.set(sorted.length === 0 ? NOBODY_TYPING : Object.freeze(sorted))
   }
 }

@@ -7,6 +7,7 @@
  * move forward, decides.
  */
 import type { ReadMark } from '../types/messages.js'
+import { byCodeUnits } from './code-unit-order.js'
 import { PublishedValue } from './published-value.js'
 
 export interface ReadReceiptsSnapshot {
@@ -29,8 +30,6 @@ export interface CursorPositions {
 
 /** The read receipts of a PoV the client knows nothing about. */
 export const NOTHING_READ: ReadReceiptsSnapshot = Object.freeze({ reads: Object.freeze([]), readCursor: null, unread: null })
-
-const byUserId = (a: ReadMark, b: ReadMark): number => (a.userId < b.userId ? -1 : a.userId > b.userId ? 1 : 0)
 
 export class ReadState {
   readonly #positions: CursorPositions
@@ -150,7 +149,7 @@ export class ReadState {
 
   #changed (): void {
     this.value.set(Object.freeze({
-      reads: Object.freeze([...this.#marks.values()].sort(byUserId)),
+      reads: Object.freeze([...this.#marks.values()].sort((a, b) => byCodeUnits(a.userId, b.userId))),
       readCursor: this.#readCursor,
       unread: this.#unread
     }))

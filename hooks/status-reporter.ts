@@ -65,8 +65,9 @@ export class StatusReporter {
 
   #startMonitor (): void {
     const { idleTimeout, timers } = this.#options
-    const document = idleTimeout === false ? null : this.#options.document()
-    if (idleTimeout === false || !document) return
+    if (idleTimeout === false) return
+    const document = this.#options.document()
+    if (!document) return
     this.#monitor = new ActivityMonitor({ document, timers, idleTimeout, changed: () => this.report() })
     this.report()
   }

@@ -17,8 +17,8 @@ export interface MockWebSocketProviderProps {
 
 /**
  * Renders `children` with a mock connection: `useWebSocket`, `usePovActivities`, `usePresence`, `useTyping`,
- * `useReadReceipts` and the other hooks run unchanged, with no socket and no fetch. It starts `connected`; drive it with `simulateConnectionStatus` and
- * `simulateWebSocketMessage`, and read what the components sent with `getSentMessages`.
+ * `useReadReceipts` and the other hooks run unchanged, with no socket and no fetch. It starts `connected`; drive it with
+ * `simulateConnectionStatus` and `simulateWebSocketMessage`, and read what the components sent with `getSentMessages`.
  */
 export function MockWebSocketProvider ({ children, options }: MockWebSocketProviderProps) {
   // One client per mounted provider, made once (the options of the first render apply).
