@@ -48,11 +48,17 @@ export class OfflineSync {
     for (const povId of povs.ids()) if (watches.isWatched(povId)) this.restore(povId)
   }
 
-  /** Shows what was kept of `povId` (a reload's feed, at once) and resumes after its cursor. */
+  /**
+   * Shows what was kept of `povId` (a reload's feed, at once) and resumes after its cursor: only once the session's
+   * user is known and is the one whose state is open, so that after a sign-out without a clear the next user never
+   * sees the previous one's feed while their token is on its way.
+   */
   restore (povId: string): void {
-    const { povs, watches, pendingReads } = this.#parts
+    const { povs, watches, pendingReads, userId } = this.#parts
+    const user = userId()
+    if (user === undefined || this.#persisted?.userId !== user) return
     const pov = povs.get(povId)
-    const saved = this.#persisted?.get(povId)
+    const saved = this.#persisted.get(povId)
     // What the client holds in memory is newer than anything kept.
     if (!pov || !saved || pov.activities.latestCursor !== undefined || watches.cursorOf(povId) !== undefined) return
     for (const { activity, cursor } of saved.activities) pov.activities.add(activity, cursor)

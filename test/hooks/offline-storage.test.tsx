@@ -254,3 +254,65 @@ t.test("a token of another user on a live client: nothing the first user's sessi
   release()
   client.close()
 })
+
+t.test("signed out with close() alone, then another user: the first user's kept feed never shows", async (t) => {
+  // close() is the documented sign-out for the socket; the kept state is cleared by clearPersistedRealtimeState(). An
+  // app that calls only close() must still not show one user's feed to the next while the next token is on its way.
+  const token = (userId: string) => `e30.${btoa(JSON.stringify({ userId }))}.x`
+  let user = 'ana'
+  let signedIn = true
+  const frames: Array<Record<string, unknown>> = []
+  let deliver: (message: object) => void = () => {}
+  const client = new RealtimeClient({
+    socketUrl: 'ws://signout.example/ws',
+    persist: new MemoryStorage(),
+    timers: clock,
+    document: page,
+    batchWindow: 0,
+    pingInterval: false,
+    network: null,
+    tokens: {
+      // After sign-out no token is at hand: the next one is fetched, asynchronously, as from the token route.
+      usable: () => signedIn ? { token: token(user), expiresAt: Number.POSITIVE_INFINITY } : undefined,
+      fetch: async () => {
+        await new Promise((resolve) => setTimeout(resolve, 5))
+        signedIn = true
+        return { token: token(user), expiresAt: Number.POSITIVE_INFINITY }
+      },
+      refreshAt: () => Number.POSITIVE_INFINITY,
+      invalidate: () => {}
+    },
+    transport: {
+      connect: () => ({
+        listen (events) {
+          deliver = (message) => events.message(JSON.stringify(message))
+          events.open()
+        },
+        send: (data) => { frames.push(JSON.parse(data)) },
+        close: () => {}
+      })
+    }
+  })
+  let release = client.retain()
+  let unwatch = client.watch('p1')
+  deliver({ type: 'subscribed', povId: 'p1', readCursor: null, unread: 0 })
+  deliver(activity(1))
+  t.same(client.getActivities('p1').activities.map((a) => a.id), ['a1'], 'ana sees her feed')
+  unwatch()
+  release()
+  client.close()
+
+  user = 'li'
+  signedIn = false
+  frames.length = 0
+  release = client.retain()
+  unwatch = client.watch('p1')
+  t.same(client.getActivities('p1').activities, [], "before li's token is read, none of ana's feed shows")
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  t.equal(client.userId, 'li')
+  t.same(client.getActivities('p1').activities, [], "nor after: ana's feed stays hers")
+  t.same(frames.filter((frame) => frame.type === 'subscribe'), [{ type: 'subscribe', povId: 'p1' }], 'li does not resume from her cursor')
+  unwatch()
+  release()
+  client.close()
+})
