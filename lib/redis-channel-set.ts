@@ -12,6 +12,9 @@ const SUBSCRIBE_BATCH = 1000
 const RETRY_MS = 1000
 
 export class ChannelSet {
+  readonly #link: RedisLink
+  readonly #receive: (channel: string, message: string) => void
+  readonly #restored: (channels: string[]) => void
   /** Wanted channel → generation of the subscriber connection it is subscribed on (-1: not yet). */
   readonly #channels = new Map<string, number>()
   /** Bumped each time the subscriber connection is (re)established. */
@@ -24,7 +27,7 @@ export class ChannelSet {
   }
 
   readonly #onMessage = (channel: string, message: string) => {
-    if (this.#channels.has(channel)) this.receive(channel, message)
+    if (this.#channels.has(channel)) this.#receive(channel, message)
   }
 
   /**
@@ -32,15 +35,19 @@ export class ChannelSet {
    * @param restored the channels subscribed again after the connection came back (what they carried meanwhile is lost)
    */
   constructor (
-    private readonly link: RedisLink,
-    private readonly receive: (channel: string, message: string) => void,
-    private readonly restored: (channels: string[]) => void
-  ) {}
+    link: RedisLink,
+    receive: (channel: string, message: string) => void,
+    restored: (channels: string[]) => void
+  ) {
+    this.#link = link
+    this.#receive = receive
+    this.#restored = restored
+  }
 
   start (): void {
     this.#started = true
-    this.link.subscriber.on('ready', this.#onReady)
-    this.link.subscriber.on('message', this.#onMessage)
+    this.#link.subscriber.on('ready', this.#onReady)
+    this.#link.subscriber.on('message', this.#onMessage)
   }
 
   /** Whether `channel` is subscribed on the current connection. */
@@ -54,7 +61,7 @@ export class ChannelSet {
     if (this.isSubscribed(channel)) return
     const generation = this.#generation
     try {
-      await this.link.subscribe([channel])
+      await this.#link.subscribe([channel])
     } catch (err) {
       this.#retryLater()
       throw err
@@ -66,7 +73,7 @@ export class ChannelSet {
   delete (channel: string): void {
     if (!this.#channels.delete(channel)) return
     // Sent even if a SUBSCRIBE is still on its way: the connection handles them in order.
-    if (this.link.subscriber.status === 'ready') this.link.unsubscribe(channel)
+    if (this.#link.subscriber.status === 'ready') this.#link.unsubscribe(channel)
   }
 
   stop (): void {
@@ -74,8 +81,8 @@ export class ChannelSet {
     this.#channels.clear()
     if (!this.#started) return
     this.#started = false
-    this.link.subscriber.off('ready', this.#onReady)
-    this.link.subscriber.off('message', this.#onMessage)
+    this.#link.subscriber.off('ready', this.#onReady)
+    this.#link.subscriber.off('message', this.#onMessage)
   }
 
   /** Subscribes every wanted channel that is not subscribed on the current connection, then says which were. */
@@ -86,7 +93,7 @@ export class ChannelSet {
     try {
       for (let i = 0; i < missing.length; i += SUBSCRIBE_BATCH) {
         const batch = missing.slice(i, i + SUBSCRIBE_BATCH)
-        await this.link.subscribe(batch)
+        await this.#link.subscribe(batch)
         if (generation !== this.#generation) return // lost again; the next 'ready' starts over
         for (const channel of batch) {
           if (this.#channels.has(channel)) {
@@ -98,14 +105,14 @@ export class ChannelSet {
     } catch {
       this.#retryLater()
     }
-    if (done.length > 0) this.restored(done)
+    if (done.length > 0) this.#restored(done)
   }
 
   #retryLater (): void {
     if (this.#retryTimer !== undefined || !this.#started) return
     this.#retryTimer = setTimeout(() => {
       this.#retryTimer = undefined
-      if (this.link.subscriber.status === 'ready') this.#restore().catch(() => {})
+      if (this.#link.subscriber.status === 'ready') this.#restore().catch(() => {})
     }, RETRY_MS).unref()
   }
 }

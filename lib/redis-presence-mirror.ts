@@ -24,6 +24,10 @@ export type OriginVerdict =
   | 'unknown'
 
 export class PresenceMirror {
+  readonly #sink: PresenceSink
+  readonly #self: string
+  readonly #requestSync: () => void
+  readonly #ownChangeLost: () => void
   /** `watch` calls not yet matched by `unwatch`. */
   refs = 1
   /** Set while the owner syncs this mirror with Redis; changes arriving meanwhile are held. */
@@ -44,11 +48,16 @@ export class PresenceMirror {
   constructor (
     readonly povId: string,
     readonly channel: string,
-    private readonly sink: PresenceSink,
-    private readonly self: string,
-    private readonly requestSync: () => void,
-    private readonly ownChangeLost: () => void
-  ) {}
+    sink: PresenceSink,
+    self: string,
+    requestSync: () => void,
+    ownChangeLost: () => void
+  ) {
+    this.#sink = sink
+    this.#self = self
+    this.#requestSync = requestSync
+    this.#ownChangeLost = ownChangeLost
+  }
 
   /** Whether the first sync is done. */
   get synced (): boolean {
@@ -72,7 +81,7 @@ export class PresenceMirror {
     if (this.#held.length >= MAX_HELD) {
       // Redis is slow to answer a sync: let go of what is held, the sync reads its outcome from the hash instead.
       this.#held = []
-      this.requestSync()
+      this.#requestSync()
     }
     this.#held.push(change)
     if (!this.syncing && this.synced) this.drain()
@@ -124,7 +133,7 @@ export class PresenceMirror {
       const change = this.#held[0]!
       if (change.kind === 'typing') {
         this.#held.shift()
-        if (change.origin !== this.self) this.sink.typing(this.povId, change.origin, change.userId, change.typing)
+        if (change.origin !== this.#self) this.#sink.typing(this.povId, change.origin, change.userId, change.typing)
         continue
       }
       const order = comparePositions(change.position, this.#position!)
@@ -135,7 +144,7 @@ export class PresenceMirror {
         this.#position = change.position
         this.#apply(change)
       } else {
-        this.requestSync()
+        this.#requestSync()
         return false
       }
     }
@@ -162,9 +171,9 @@ export class PresenceMirror {
 
   #apply (change: PresenceChange): void {
     if (change.kind === 'typing') return
-    if (change.origin === this.self) {
+    if (change.origin === this.#self) {
       // Only another instance that took this one for dead removes its members: announce them again.
-      if (change.kind === 'gone') this.ownChangeLost()
+      if (change.kind === 'gone') this.#ownChangeLost()
       return
     }
     if (change.kind === 'gone') this.removeOrigin(change.origin)
@@ -177,14 +186,14 @@ export class PresenceMirror {
     if (state === null) {
       if (!members?.delete(userId)) return
       if (members.size === 0) this.#members.delete(origin)
-      this.sink.member(this.povId, origin, userId, null)
+      this.#sink.member(this.povId, origin, userId, null)
       return
     }
     const text = encodeState(state)
     if (members?.get(userId)?.text === text) return
     if (!members) this.#members.set(origin, members = new Map())
     members.set(userId, { state, text })
-    this.sink.member(this.povId, origin, userId, state)
+    this.#sink.member(this.povId, origin, userId, state)
   }
 }
 
