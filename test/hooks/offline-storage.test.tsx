@@ -9,7 +9,7 @@ import { act, cleanup, render, screen } from '@testing-library/react'
 import t from 'tap'
 import {
   PERSIST_KEY_PREFIX, RealtimeClient, clearPersistedRealtimeState, usePovActivities, useReadReceipts, type PersistOption,
-  type StorageLike
+  type RealtimeClientOptions, type StorageLike
 } from '../../hooks/index.js'
 import {
   MockWebSocketProvider, getSentMessages, resetWebSocketMock, simulateConnectionStatus, simulateSubscribed,
@@ -205,27 +205,25 @@ t.test('without a usable storage, the client keeps the state in memory: a remoun
   client.close()
 })
 
-t.test("a token of another user on a live client: nothing the first user's session held stays in view", async (t) => {
-  // The app's own transport and token provider (both are client options): an in-memory server, and a session whose
-  // user changes (signed out and in as someone else in another tab, say).
-  const token = (userId: string) => `e30.${btoa(JSON.stringify({ userId }))}.x`
-  let user = 'ana'
+/** A token whose payload names `userId` (the client reads it, unverified). */
+const tokenOf = (userId: string) => `e30.${btoa(JSON.stringify({ userId }))}.x`
+
+/**
+ * A client on the app's own transport and token provider (both are client options): an in-memory server that records
+ * what the client sends, and the given tokens.
+ */
+function clientOnMemoryServer (socketUrl: string, tokens: RealtimeClientOptions['tokens']) {
   const frames: Array<Record<string, unknown>> = []
   let deliver: (message: object) => void = () => {}
   const client = new RealtimeClient({
-    socketUrl: 'ws://switch.example/ws',
+    socketUrl,
     persist: new MemoryStorage(),
     timers: clock,
     document: page,
     batchWindow: 0,
     pingInterval: false,
     network: null,
-    tokens: {
-      usable: () => ({ token: token(user), expiresAt: Number.POSITIVE_INFINITY }),
-      fetch: async () => ({ token: token(user), expiresAt: Number.POSITIVE_INFINITY }),
-      refreshAt: () => Number.POSITIVE_INFINITY,
-      invalidate: () => {}
-    },
+    tokens,
     transport: {
       connect: () => ({
         listen (events) {
@@ -236,6 +234,18 @@ t.test("a token of another user on a live client: nothing the first user's sessi
         close: () => {}
       })
     }
+  })
+  return { client, frames, deliver: (message: object) => deliver(message) }
+}
+
+t.test("a token of another user on a live client: nothing the first user's session held stays in view", async (t) => {
+  // A session whose user changes (signed out and in as someone else in another tab, say).
+  let user = 'ana'
+  const { client, frames, deliver } = clientOnMemoryServer('ws://switch.example/ws', {
+    usable: () => ({ token: tokenOf(user), expiresAt: Number.POSITIVE_INFINITY }),
+    fetch: async () => ({ token: tokenOf(user), expiresAt: Number.POSITIVE_INFINITY }),
+    refreshAt: () => Number.POSITIVE_INFINITY,
+    invalidate: () => {}
   })
   const release = client.retain()
   const unwatch = client.watch('p1')
@@ -258,40 +268,18 @@ t.test("a token of another user on a live client: nothing the first user's sessi
 t.test("signed out with close() alone, then another user: the first user's kept feed never shows", async (t) => {
   // close() is the documented sign-out for the socket; the kept state is cleared by clearPersistedRealtimeState(). An
   // app that calls only close() must still not show one user's feed to the next while the next token is on its way.
-  const token = (userId: string) => `e30.${btoa(JSON.stringify({ userId }))}.x`
   let user = 'ana'
   let signedIn = true
-  const frames: Array<Record<string, unknown>> = []
-  let deliver: (message: object) => void = () => {}
-  const client = new RealtimeClient({
-    socketUrl: 'ws://signout.example/ws',
-    persist: new MemoryStorage(),
-    timers: clock,
-    document: page,
-    batchWindow: 0,
-    pingInterval: false,
-    network: null,
-    tokens: {
-      // After sign-out no token is at hand: the next one is fetched, asynchronously, as from the token route.
-      usable: () => signedIn ? { token: token(user), expiresAt: Number.POSITIVE_INFINITY } : undefined,
-      fetch: async () => {
-        await new Promise((resolve) => setTimeout(resolve, 5))
-        signedIn = true
-        return { token: token(user), expiresAt: Number.POSITIVE_INFINITY }
-      },
-      refreshAt: () => Number.POSITIVE_INFINITY,
-      invalidate: () => {}
+  const { client, frames, deliver } = clientOnMemoryServer('ws://signout.example/ws', {
+    // After sign-out no token is at hand: the next one is fetched, asynchronously, as from the token route.
+    usable: () => signedIn ? { token: tokenOf(user), expiresAt: Number.POSITIVE_INFINITY } : undefined,
+    fetch: async () => {
+      await new Promise((resolve) => setTimeout(resolve, 5))
+      signedIn = true
+      return { token: tokenOf(user), expiresAt: Number.POSITIVE_INFINITY }
     },
-    transport: {
-      connect: () => ({
-        listen (events) {
-          deliver = (message) => events.message(JSON.stringify(message))
-          events.open()
-        },
-        send: (data) => { frames.push(JSON.parse(data)) },
-        close: () => {}
-      })
-    }
+    refreshAt: () => Number.POSITIVE_INFINITY,
+    invalidate: () => {}
   })
   let release = client.retain()
   let unwatch = client.watch('p1')
