@@ -49,7 +49,7 @@ const povRealtimePlugin: FastifyPluginAsync<PovRealtimeOptions> = async (fastify
   const hub = new RealtimeHub(options, fastify.log)
   fastify.decorate('povRealtime', {
     stats: () => hub.snapshot(),
-    presence: (povId: string) => hub.members(povId),
+    presence: async (povId) => await hub.requirePresence('presence').members(povId),
     markRead: async (userId, povId, cursor) => await hub.requireReadReceipts('markRead').markRead(userId, povId, cursor),
     reads: async (povId) => await hub.requireReadReceipts('reads').reads(povId),
     unreadCounts: async (userId, povIds) => await hub.requireReadReceipts('unreadCounts').unreadCounts(userId, povIds)

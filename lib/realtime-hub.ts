@@ -133,6 +133,12 @@ export class RealtimeHub implements SessionHost {
     return this.readReceipts
   }
 
+  /** The presence board, or a rejection naming the option when it is off. */
+  requirePresence (caller: string): PresenceBoard {
+    if (!this.presence) throw new NotEnabledError(`fastify.povRealtime.${caller}`, 'presence')
+    return this.presence
+  }
+
   /** A socket passed the upgrade's checks. */
   accept (ws: WebSocket, request: FastifyRequest, identity: SocketIdentity): void {
     if (this.#closing) {
@@ -171,12 +177,6 @@ export class RealtimeHub implements SessionHost {
       povs: this.#index.povCount,
       presenceMembers: this.presence?.memberCount ?? 0
     })
-  }
-
-  /** `fastify.povRealtime.presence(povId)`. */
-  async members (povId: string): Promise<Member[]> {
-    if (!this.presence) throw new NotEnabledError('fastify.povRealtime.presence()', 'presence')
-    return this.presence.members(povId)
   }
 
   /** `preClose`: every socket gets 1001; those that do not close within the grace period are cut. */
