@@ -89,7 +89,9 @@ t.test('a reload that lands on the other instance resumes after the kept cursor:
 
   const before = tabOf()
   const first = before.show(<Receipts povId='p1' />)
-  await waitFor(() => a.app.povRealtime.stats().subscriptions === 1, 5000, 'subscribed on A')
+  // Confirmed, not only registered: with the Redis broker, delivery on A begins once A's feed of p1 has started,
+  // which `subscribed` waits for (an activity published before it is the resume's to bring).
+  await waitFor(() => receivedOfType(before.sockets, 'subscribed', 'p1').length === 1, 5000, 'subscribed on A')
   for (const id of ['a1', 'a2']) await a.app.broadcastActivity(activity('p1', { id }))
   await until(t, () => feed(first), ['a1', 'a2'], 'two shown')
   before.page.hide()
