@@ -7,13 +7,13 @@ import fastifyWebsocket from '@fastify/websocket'
 import type { FastifyError, FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
 import fp from 'fastify-plugin'
-import { stripTokensAhead } from './lib/handshake-token.js'
+import { stripTokensAhead } from './lib/auth/handshake-token.js'
 import { resolveOptions, type PovRealtimeOptions } from './lib/options.js'
 import { RealtimeHub, type BroadcastResult, type PovRealtimeApi } from './lib/realtime-hub.js'
-import { closeCodeOfFrameError } from './lib/socket-session.js'
-import { registerSocketRoute } from './lib/socket-route.js'
-import { registerTokenRoute } from './lib/token-route.js'
-import { createTokenService } from './lib/tokens.js'
+import { closeCodeOfFrameError } from './lib/socket/socket-session.js'
+import { registerSocketRoute } from './lib/socket/socket-route.js'
+import { registerTokenRoute } from './lib/auth/token-route.js'
+import { createTokenService } from './lib/auth/tokens.js'
 import type { ActivityInput } from './types/activity.js'
 
 declare module 'fastify' {
@@ -105,7 +105,7 @@ export default povRealtime
 export type { PovRealtimeOptions, PovRealtimeUser, PresenceOptions, RateLimitOptions } from './lib/options.js'
 export { DEFAULTS } from './lib/options.js'
 export type { BroadcastResult, PovRealtimeApi } from './lib/realtime-hub.js'
-export type { ReadState } from './lib/read-receipts.js'
+export type { ReadState } from './lib/read-receipts/read-receipts-feature.js'
 export type { PovRealtimeStats } from './lib/stats.js'
 export type {
   Broker, BrokerEntry, BrokerSink, BrokerStartContext, HistoryOptions, MemberState, PresenceRelay, PresenceSink,

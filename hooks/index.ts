@@ -36,31 +36,5 @@ export type { Typing } from './use-typing.js'
 export { useReadReceipts } from './use-read-receipts.js'
 export type { ReadReceipts } from './use-read-receipts.js'
 
-// The framework-free core
-export { RealtimeClient, DISCONNECTED } from './realtime-client.js'
-export type { ConnectionSnapshot, OutgoingMessage } from './realtime-client.js'
-export type { ActivityEvent } from './activity-feed.js'
-export { getSharedClient } from './shared-clients.js'
-export { CLIENT_DEFAULTS, resolveSocketUrl } from './client-options.js'
-export type { RealtimeClientOptions, PageLocation } from './client-options.js'
-export type { ConnectionState, ConnectionStatus } from './connection-machine.js'
-export { AuthError, TokenFetchError, HttpTokenProvider } from './token-source.js'
-export type { SocketToken, TokenProvider, HttpTokenProviderOptions } from './token-source.js'
-export { webSocketTransport } from './transport.js'
-export type { Connection, ConnectionEvents, Transport, WebSocketConstructor, WebSocketLike } from './transport.js'
-export { DEFAULT_BACKOFF, backoffDelay } from './backoff.js'
-export type { BackoffOptions } from './backoff.js'
-export type { Timers } from './timers.js'
-export type { NetworkSignals } from './network-signals.js'
-export type { ActivitiesSnapshot } from './activity-store.js'
-export type { ReadReceiptsSnapshot } from './read-state.js'
-export { clearPersistedRealtimeState, PERSIST_KEY_PREFIX } from './persisted-state.js'
-export type { PersistOption, StorageLike } from './persisted-state.js'
-export type { PageDocument } from './activity-monitor.js'
-
-// The wire protocol's types, for typing what the hooks return
-export type { Activity, ActivityInput } from '../types/activity.js'
-export type {
-  ClientMessage, ServerMessage, ActivityMessage, ErrorMessage, SubscribedMessage, Member, MemberStatus, ReadMark,
-  PresenceMessage, PresenceDiffMessage, TypingEvent, ReadEvent, ReadsMessage
-} from '../types/messages.js'
+// The framework-free core (also `fastify-pov-realtime/client`), with the wire protocol's types
+export * from './client/index.js'

@@ -2,9 +2,9 @@
  * `PovRealtimeProvider`: the URLs and options for the hooks below it, or a client of the app's own.
  */
 import { createContext, useContext, useMemo, type ReactNode } from 'react'
-import type { RealtimeClientOptions } from './client-options.js'
-import type { RealtimeClient } from './realtime-client.js'
-import { getSharedClient } from './shared-clients.js'
+import type { RealtimeClientOptions } from './client/client-options.js'
+import type { RealtimeClient } from './client/realtime-client.js'
+import { getSharedClient } from './client/shared-clients.js'
 
 interface RealtimeContextValue {
   readonly client: RealtimeClient | undefined

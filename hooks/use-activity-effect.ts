@@ -3,7 +3,7 @@
  */
 import { useEffect, useInsertionEffect, useRef } from 'react'
 import { useRealtimeClient, type ConnectionTarget } from './provider.js'
-import type { ActivityEvent } from './activity-feed.js'
+import type { ActivityEvent } from './client/activity-feed.js'
 import { useRetainedClient } from './use-web-socket.js'
 
 /**

@@ -4,9 +4,9 @@
 import { useCallback, useEffect, useMemo } from 'react'
 import type { Activity, ActivityInput } from '../types/activity.js'
 import type { ErrorMessage } from '../types/messages.js'
-import { EMPTY_ACTIVITIES, type ActivitiesSnapshot } from './activity-store.js'
+import { EMPTY_ACTIVITIES, type ActivitiesSnapshot } from './client/activity-list.js'
 import { useRealtimeClient, type ConnectionTarget } from './provider.js'
-import { usePovPart, type PovPart } from './use-pov-part.js'
+import { usePovPart, type PovPart } from './use-pov-snapshot.js'
 import { useRetainedClient } from './use-web-socket.js'
 
 export interface UsePovActivitiesOptions extends ConnectionTarget {

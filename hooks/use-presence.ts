@@ -3,10 +3,10 @@
  */
 import { useEffect } from 'react'
 import type { Member } from '../types/messages.js'
-import { NO_MEMBERS } from './presence-store.js'
+import { NO_MEMBERS } from './client/presence/presence-store.js'
 import { useRealtimeClient, type ConnectionTarget } from './provider.js'
-import type { RealtimeClient } from './realtime-client.js'
-import { usePovPart, type PovPart } from './use-pov-part.js'
+import type { RealtimeClient } from './client/realtime-client.js'
+import { usePovPart, type PovPart } from './use-pov-snapshot.js'
 import { useRetainedClient } from './use-web-socket.js'
 
 const membersPart: PovPart<readonly Member[]> = {

@@ -3,8 +3,8 @@
  */
 import { useCallback, useEffect, useMemo } from 'react'
 import { useRealtimeClient, type ConnectionTarget } from './provider.js'
-import { NOTHING_READ, type ReadReceiptsSnapshot } from './read-state.js'
-import { usePovPart, type PovPart } from './use-pov-part.js'
+import { NOTHING_READ, type ReadReceiptsSnapshot } from './client/read-receipts/pov-read-receipts.js'
+import { usePovPart, type PovPart } from './use-pov-snapshot.js'
 import { useRetainedClient } from './use-web-socket.js'
 
 export interface ReadReceipts extends ReadReceiptsSnapshot {

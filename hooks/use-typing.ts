@@ -2,9 +2,9 @@
  * `useTyping(povId)`: who else is typing on the PoV, and the function that says the user is.
  */
 import { useCallback, useEffect, useMemo, useRef } from 'react'
-import { NOBODY_TYPING } from './presence-store.js'
+import { NOBODY_TYPING } from './client/presence/presence-store.js'
 import { useRealtimeClient, type ConnectionTarget } from './provider.js'
-import { usePovPart, type PovPart } from './use-pov-part.js'
+import { usePovPart, type PovPart } from './use-pov-snapshot.js'
 import { usePresenceSession } from './use-presence.js'
 
 export interface Typing {

@@ -3,10 +3,10 @@
  */
 import { useCallback, useEffect, useMemo, useSyncExternalStore } from 'react'
 import type { ServerMessage } from '../types/messages.js'
-import type { ConnectionStatus } from './connection-machine.js'
+import type { ConnectionStatus } from './client/connection/connection-machine.js'
 import { useRealtimeClient, type ConnectionTarget } from './provider.js'
-import { DISCONNECTED, type ConnectionSnapshot, type OutgoingMessage, type RealtimeClient } from './realtime-client.js'
-import type { AuthError } from './token-source.js'
+import { DISCONNECTED, type ConnectionSnapshot, type OutgoingMessage, type RealtimeClient } from './client/realtime-client.js'
+import type { AuthError } from './client/connection/token-source.js'
 
 export interface UseWebSocketResult {
   /** True while the socket is open. */

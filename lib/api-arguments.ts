@@ -4,7 +4,7 @@
  */
 import { TypeCompiler } from '@sinclair/typebox/compiler'
 import { InvalidArgumentError } from './errors.js'
-import { PovId } from './protocol-schemas.js'
+import { PovId } from '../types/schemas.js'
 
 const checkPovId = TypeCompiler.Compile(PovId)
 

@@ -4,7 +4,7 @@
  */
 import { Registry, register as defaultRegistry } from 'prom-client'
 import t, { type Test } from 'tap'
-import { povRealtimeCollector } from '../lib/prometheus.js'
+import { povRealtimeCollector } from '../lib/metrics.js'
 import type { PovRealtimeStats } from '../lib/stats.js'
 import { RawWebSocket } from './helpers/raw-socket.js'
 import { activity, sleep, socketToken, startServer, waitFor, type TestServer } from './helpers/server.js'

@@ -5,7 +5,7 @@
  */
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
-import { InProcessBroker } from '../lib/in-process-broker.js'
+import { InProcessBroker } from '../lib/in-process/index.js'
 import { MAX_READS_PER_ANSWER, READ_EVENT_COALESCE_MS } from '../lib/constants.js'
 import type { Message, TestClient } from './helpers/client.js'
 import { activity, sleep, startServer, waitFor } from './helpers/server.js'

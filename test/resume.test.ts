@@ -1,7 +1,7 @@
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import type { Broker, BrokerStartContext, Replay } from '../index.js'
-import { InProcessBroker } from '../lib/in-process-broker.js'
+import { InProcessBroker } from '../lib/in-process/index.js'
 import type { Message, TestClient } from './helpers/client.js'
 import { activity, sleep, startServer, waitFor } from './helpers/server.js'
 

@@ -1,5 +1,5 @@
 import type { Static } from '@sinclair/typebox'
-import type * as schemas from '../lib/protocol-schemas.js'
+import type * as schemas from './schemas.js'
 
 /**
  * Register the activity types of your app to narrow `Activity['type']` from `string` to their union,

@@ -1,5 +1,5 @@
 import type { Static } from '@sinclair/typebox'
-import type * as schemas from '../lib/protocol-schemas.js'
+import type * as schemas from './schemas.js'
 import type { Activity } from './activity.js'
 
 export type PingMessage = Static<typeof schemas.PingMessage>

@@ -18,12 +18,12 @@ interface RedisBrokerModule {
 
 /** Where the built Redis broker is expected; the Redis target is skipped while it does not exist. */
 export function redisBrokerPath (root: string): string {
-  return join(root, 'dist', 'lib', 'redis-broker.js')
+  return join(root, 'dist', 'lib', 'redis', 'index.js')
 }
 
 /** Why the Redis target cannot run from this build, or `undefined` when it can. */
 export function redisBrokerMissing (root: string): string | undefined {
-  return existsSync(redisBrokerPath(root)) ? undefined : 'dist/lib/redis-broker.js is not built (no lib/redis-broker.ts yet?)'
+  return existsSync(redisBrokerPath(root)) ? undefined : 'dist/lib/redis/index.js is not built (npm run build)'
 }
 
 async function importFile<T> (path: string): Promise<T> {

@@ -14,8 +14,8 @@
  * `simulateTyping`, `simulateSubscribed`, `simulateRead`, `simulateReads` (each a server message, as the server sends it).
  */
 import type { Member, MemberStatus, ReadMark, ServerMessage } from '../../types/messages.js'
-import type { ConnectionStatus } from '../connection-machine.js'
-import type { OutgoingMessage } from '../realtime-client.js'
+import type { ConnectionStatus } from '../client/connection/connection-machine.js'
+import type { OutgoingMessage } from '../client/realtime-client.js'
 import { useClientWebSocket, type UseWebSocketResult } from '../use-web-socket.js'
 import { mockServer } from './mock-server.js'
 

@@ -4,13 +4,13 @@
  * `RealtimeClient`; only its transport, token source and clock are swapped, so the hooks run unchanged.
  */
 import type { ServerMessage } from '../../types/messages.js'
-import type { RealtimeClientOptions } from '../client-options.js'
-import type { ConnectionStatus } from '../connection-machine.js'
-import { clearPersistedRealtimeState } from '../persisted-state.js'
-import { RealtimeClient, type OutgoingMessage } from '../realtime-client.js'
-import type { Timers } from '../timers.js'
-import type { SocketToken, TokenProvider } from '../token-source.js'
-import type { Connection, ConnectionEvents, Transport } from '../transport.js'
+import type { RealtimeClientOptions } from '../client/client-options.js'
+import type { ConnectionStatus } from '../client/connection/connection-machine.js'
+import { clearPersistedRealtimeState } from '../client/persistence/persisted-state.js'
+import { RealtimeClient, type OutgoingMessage } from '../client/realtime-client.js'
+import type { Timers } from '../client/connection/timers.js'
+import type { SocketToken, TokenProvider } from '../client/connection/token-source.js'
+import type { Connection, ConnectionEvents, Transport } from '../client/connection/transport.js'
 
 /** The user of a mock client unless its options name another. */
 export const MOCK_USER_ID = 'test-user'

@@ -12,7 +12,7 @@ import { upgradeGate } from '../helpers/upgrade-gate.js'
 import {
   UI_TIMEOUT, activityItems, launchChromium, newWatchedPage, openSignedInPage, postFromPage, requireChromium, signInCookie,
   skipWithoutChromium, waitForStatus, waitUntil
-} from './browser.js'
+} from '../helpers/browser.js'
 
 const SCREENSHOT = '/tmp/example-presence.png'
 const POV = 'launch'

@@ -9,7 +9,7 @@ import { buildExampleApp, startExampleServer } from '../../example/app.mjs'
 import {
   UI_TIMEOUT, activityItems, launchChromium, openSignedInPage, postFromPage, requireChromium, signInCookie,
   skipWithoutChromium, waitForStatus, waitUntil
-} from './browser.js'
+} from '../helpers/browser.js'
 
 const SCREENSHOT = '/tmp/example.png'
 const POV = 'billing-migration'

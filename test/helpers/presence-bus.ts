@@ -8,7 +8,7 @@
  * asynchronously, as pub/sub would); never its own.
  */
 import type { Broker, MemberState, PresenceRelay, PresenceSink, RemoteMember } from '../../lib/broker.js'
-import { InProcessBroker } from '../../lib/in-process-broker.js'
+import { InProcessBroker } from '../../lib/in-process/index.js'
 
 interface Instance {
   sink: PresenceSink | undefined

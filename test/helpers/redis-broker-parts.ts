@@ -8,7 +8,7 @@ import type { RedisOptions } from 'ioredis'
 import type {
   Broker, BrokerEntry, BrokerSink, HistoryOptions, MemberState, PresenceRelay, PresenceSink, ReadMarkStore, ReadSink
 } from '../../lib/broker.js'
-import { createRedisBroker } from '../../lib/redis-broker.js'
+import { createRedisBroker } from '../../lib/redis/index.js'
 import type { ReadMark } from '../../types/messages.js'
 import type { Teardown } from './server.js'
 

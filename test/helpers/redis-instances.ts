@@ -4,7 +4,7 @@
  */
 import type { FastifyInstance } from 'fastify'
 import type { PovRealtimeOptions } from '../../index.js'
-import { createRedisBroker, type RedisBrokerOptions } from '../../lib/redis-broker.js'
+import { createRedisBroker, type RedisBrokerOptions } from '../../lib/redis/index.js'
 import type { TestClient } from './client.js'
 import type { SharedRedis } from './redis-server.js'
 import { startServer, type Teardown, type TestServer } from './server.js'

@@ -12,10 +12,10 @@ import {
   type ServerMessage,
   type TokenProvider
 } from '../../hooks/index.js'
-import { defaultTimers } from '../../hooks/timers.js'
+import { defaultTimers } from '../../hooks/client/connection/timers.js'
 import { accessToken, activity, sleep, startServer, waitFor, type Teardown, type TestServer } from '../helpers/server.js'
 import { startTcpProxy } from '../helpers/tcp-proxy.js'
-import { clientSetup, cookieFetch, sentOfType } from './fixtures.js'
+import { clientSetup, cookieFetch, sentOfType } from '../helpers/hook-fixtures.js'
 
 /** A client on `httpUrl` with everything it does recorded; released at teardown. */
 function connectClient (t: Teardown, httpUrl: string, options: RealtimeClientOptions = {}, signedIn = true) {

@@ -3,14 +3,14 @@
  * bounded queue and the token source. Time is a hand-driven clock here, so nothing sleeps.
  */
 import t from 'tap'
-import { ActivityStore } from '../../hooks/activity-store.js'
-import { backoffDelay, DEFAULT_BACKOFF } from '../../hooks/backoff.js'
-import { BoundedQueue } from '../../hooks/bounded-queue.js'
-import { resolveSocketUrl } from '../../hooks/client-options.js'
-import { AuthError, HttpTokenProvider, TokenFetchError } from '../../hooks/token-source.js'
-import { WatchRegistry } from '../../hooks/watch-registry.js'
+import { ActivityStore } from '../../hooks/client/activity-list.js'
+import { backoffDelay, DEFAULT_BACKOFF } from '../../hooks/client/connection/backoff.js'
+import { BoundedQueue } from '../../hooks/client/support/bounded-queue.js'
+import { resolveSocketUrl } from '../../hooks/client/client-options.js'
+import { AuthError, HttpTokenProvider, TokenFetchError } from '../../hooks/client/connection/token-source.js'
+import { WatchRegistry } from '../../hooks/client/watch-registry.js'
 import type { Activity } from '../../types/activity.js'
-import { manualClock } from './manual-clock.js'
+import { manualClock } from '../helpers/manual-clock.js'
 
 const act = (id: string, povId = 'p1'): Activity => ({
   id, povId, type: 'note', action: 'created', userId: 'u1', title: id, message: '', createdAt: '2026-01-01T00:00:00.000Z'

@@ -3,18 +3,18 @@
  * clock and a stand-in page: the throttle, the idle timer, the member list, the order of cursors, the storage bounds.
  */
 import t from 'tap'
-import { ActivityMonitor, INPUT_EVENTS, type PageDocument } from '../../hooks/activity-monitor.js'
-import { ActivityStore } from '../../hooks/activity-store.js'
-import { PersistedState, clearPersistedRealtimeState, MAX_PERSISTED_POVS, PERSIST_KEY_PREFIX, PERSIST_WRITE_DELAY, type StorageLike } from '../../hooks/persisted-state.js'
-import { PresenceStore } from '../../hooks/presence-store.js'
-import { ReadState } from '../../hooks/read-state.js'
-import { userIdOfToken } from '../../hooks/token-claims.js'
-import { TypingSender } from '../../hooks/typing-sender.js'
+import { ActivityMonitor, INPUT_EVENTS, type PageDocument } from '../../hooks/client/presence/idle-detector.js'
+import { ActivityStore } from '../../hooks/client/activity-list.js'
+import { PersistedState, clearPersistedRealtimeState, MAX_PERSISTED_POVS, PERSIST_KEY_PREFIX, PERSIST_WRITE_DELAY, type StorageLike } from '../../hooks/client/persistence/persisted-state.js'
+import { PresenceStore } from '../../hooks/client/presence/presence-store.js'
+import { ReadState } from '../../hooks/client/read-receipts/pov-read-receipts.js'
+import { userIdOfToken } from '../../hooks/client/connection/token-claims.js'
+import { TypingSender } from '../../hooks/client/presence/typing-sender.js'
 import type { Activity } from '../../types/activity.js'
 import type { MemberStatus } from '../../types/messages.js'
 import { socketToken } from '../helpers/server.js'
-import { manualClock } from './manual-clock.js'
-import { FakePage, MemoryStorage } from './page-doubles.js'
+import { manualClock } from '../helpers/manual-clock.js'
+import { FakePage, MemoryStorage } from '../helpers/page-doubles.js'
 
 const activity = (id: string, povId = 'p1', message = ''): Activity => ({
   id, povId, type: 'note', action: 'created', userId: 'u1', title: id, message, createdAt: '2026-01-01T00:00:00.000Z'

@@ -1,6 +1,7 @@
 /**
- * What `fastify-pov-realtime/hooks` and `/testing` ship may import react and each other only: never fastify, ws,
- * Node built-ins or the server's `lib/` (so they bundle for a browser). Checked on the built files (`npm run build`).
+ * What `fastify-pov-realtime/hooks`, `/client` and `/testing` ship may import react and each other only: never
+ * fastify, ws, Node built-ins or the server's `lib/` (so they bundle for a browser); the client core
+ * (`hooks/client/`) does not import react either. Checked on the built files (`npm run build`).
  */
 import { readFile, readdir } from 'node:fs/promises'
 import path from 'node:path'
@@ -10,6 +11,7 @@ import t from 'tap'
 
 const root = fileURLToPath(new URL('../../', import.meta.url))
 const distHooks = path.join(root, 'dist/hooks')
+const distCore = path.join(distHooks, 'client')
 const wireConstants = path.join(root, 'dist/types/wire-constants.js')
 const ALLOWED_PACKAGES = new Set(['react', 'react/jsx-runtime'])
 
@@ -47,14 +49,28 @@ t.test('the built hooks and test doubles import only react, each other and the w
   t.same(importsOf(await readFile(wireConstants, 'utf8')), [], 'the wire constants import nothing themselves')
 })
 
+t.test('the built client core imports nothing but itself and the wire constants: no react', async (t) => {
+  const files = (await builtFiles().catch(() => [])).filter((file) => file.startsWith(distCore + path.sep))
+  t.ok(files.length >= 20, `dist/hooks/client is built (${files.length} files)`)
+  const offending: string[] = []
+  for (const file of files) {
+    for (const specifier of importsOf(await readFile(file, 'utf8'))) {
+      const target = specifier.startsWith('.') ? path.resolve(path.dirname(file), specifier) : undefined
+      if (target && (target.startsWith(distCore + path.sep) || target === wireConstants)) continue
+      offending.push(`${path.relative(root, file)} imports ${specifier}`)
+    }
+  }
+  t.same(offending, [], 'nothing else')
+})
+
 t.test('the scan would catch a forbidden import', async (t) => {
   t.same(importsOf("import { WebSocket } from 'ws'\nexport * from \"../../lib/options.js\"\nconst fs = await import('node:fs')"),
     ['ws', '../../lib/options.js', 'node:fs'])
   t.same(importsOf("/** import x from 'fastify' */\n// import 'node:net'\nimport { useState } from 'react'"), ['react'])
 })
 
-t.test('both entry points bundle for the browser with react as the only outside dependency', async (t) => {
-  for (const entry of ['hooks/index.ts', 'hooks/testing/index.ts']) {
+t.test('the entry points bundle for the browser with react as the only outside dependency', async (t) => {
+  for (const entry of ['hooks/index.ts', 'hooks/client/index.ts', 'hooks/testing/index.ts']) {
     const result = await build({
       entryPoints: [path.join(root, entry)],
       bundle: true,
@@ -70,4 +86,21 @@ t.test('both entry points bundle for the browser with react as the only outside 
     const outside = inputs.filter((input) => !input.startsWith('hooks/') && input !== 'types/wire-constants.ts')
     t.same(outside, [], `${entry}: every bundled file is from hooks/ (or the wire constants)`)
   }
+})
+
+t.test('the client core bundles with no outside dependency at all', async (t) => {
+  const result = await build({
+    entryPoints: [path.join(root, 'hooks/client/index.ts')],
+    bundle: true,
+    write: false,
+    platform: 'browser',
+    format: 'esm',
+    metafile: true,
+    absWorkingDir: root,
+    logLevel: 'silent'
+  })
+  const inputs = Object.keys(result.metafile.inputs)
+  t.ok(inputs.length >= 20, `the core is bundled whole (${inputs.length} files)`)
+  t.same(inputs.filter((input) => !input.startsWith('hooks/client/') && input !== 'types/wire-constants.ts'), [],
+    'every bundled file is from hooks/client/ (or the wire constants)')
 })

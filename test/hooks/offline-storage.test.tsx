@@ -16,8 +16,8 @@ import {
   simulateWebSocketMessage
 } from '../../hooks/testing/index.js'
 import { mockServer } from '../../hooks/testing/mock-server.js'
-import { manualClock, type ManualClock } from './manual-clock.js'
-import { FakePage, MemoryStorage } from './page-doubles.js'
+import { manualClock, type ManualClock } from '../helpers/manual-clock.js'
+import { FakePage, MemoryStorage } from '../helpers/page-doubles.js'
 
 function Feed ({ povId }: { povId: string }) {
   const { activities } = usePovActivities(povId)

@@ -12,8 +12,8 @@ import {
   MOCK_USER_ID, MockWebSocketProvider, getSentMessages, resetWebSocketMock, simulateConnectionStatus, simulateJoin,
   simulateLeave, simulatePresence, simulateStatus, simulateTyping
 } from '../../hooks/testing/index.js'
-import { manualClock, type ManualClock } from './manual-clock.js'
-import { FakePage } from './page-doubles.js'
+import { manualClock, type ManualClock } from '../helpers/manual-clock.js'
+import { FakePage } from '../helpers/page-doubles.js'
 
 function WhoIsHere ({ povId }: { povId: string }) {
   const members = usePresence(povId)

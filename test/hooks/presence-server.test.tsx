@@ -8,9 +8,9 @@ import { cleanup, fireEvent } from '@testing-library/react'
 import t from 'tap'
 import { sleep, startServer, waitFor } from '../helpers/server.js'
 import { startTcpProxy } from '../helpers/tcp-proxy.js'
-import { NoteBox, WhoIsHere, label, members } from './feature-views.js'
-import { receivedOfType, sentOfType, until } from './fixtures.js'
-import { openTab } from './server-tabs.js'
+import { NoteBox, WhoIsHere, label, members } from '../helpers/feature-views.js'
+import { receivedOfType, sentOfType, until } from '../helpers/hook-fixtures.js'
+import { openTab } from '../helpers/server-tabs.js'
 
 t.afterEach(() => cleanup())
 

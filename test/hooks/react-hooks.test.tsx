@@ -17,7 +17,7 @@ import {
 } from '../../hooks/index.js'
 import { activity, sleep, startServer, waitFor, type Teardown } from '../helpers/server.js'
 import { startTcpProxy } from '../helpers/tcp-proxy.js'
-import { clientSetup, sentOfType, until } from './fixtures.js'
+import { clientSetup, sentOfType, until } from '../helpers/hook-fixtures.js'
 
 /** Renders `ui` under a provider for the server at `httpUrl`; unmounted at teardown. */
 function renderWithServer (t: Teardown, httpUrl: string, ui: React.ReactNode, options: RealtimeClientOptions = {}, signedIn = true) {

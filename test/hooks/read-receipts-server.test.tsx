@@ -9,10 +9,10 @@ import { cleanup, fireEvent } from '@testing-library/react'
 import t from 'tap'
 import { activity, sleep, startServer, waitFor } from '../helpers/server.js'
 import { startTcpProxy } from '../helpers/tcp-proxy.js'
-import { Receipts, feed, label, type View } from './feature-views.js'
-import { receivedOfType, sentOfType, until } from './fixtures.js'
-import { MemoryStorage } from './page-doubles.js'
-import { openTab } from './server-tabs.js'
+import { Receipts, feed, label, type View } from '../helpers/feature-views.js'
+import { receivedOfType, sentOfType, until } from '../helpers/hook-fixtures.js'
+import { MemoryStorage } from '../helpers/page-doubles.js'
+import { openTab } from '../helpers/server-tabs.js'
 
 t.afterEach(() => cleanup())
 

@@ -6,7 +6,7 @@ import { renderToString } from 'react-dom/server'
 import t from 'tap'
 import { PovRealtimeProvider, useConnectionStatus, usePovActivities, useWebSocket } from '../../hooks/index.js'
 import { MockWebSocketProvider } from '../../hooks/testing/index.js'
-import { recordingWebSocket } from './fixtures.js'
+import { recordingWebSocket } from '../helpers/hook-fixtures.js'
 
 function Page () {
   const { connectionStatus, lastMessage } = useWebSocket()

@@ -5,7 +5,7 @@
 import t from 'tap'
 import { Redis } from 'ioredis'
 import WebSocket from 'ws'
-import { createRedisBroker } from '../../lib/redis-broker.js'
+import { createRedisBroker } from '../../lib/redis/index.js'
 import type { TestClient } from '../helpers/client.js'
 import { sharedRedis, startRedisServer } from '../helpers/redis-server.js'
 import { activity, sleep, startServer, waitFor, type Teardown, type TestServer } from '../helpers/server.js'

@@ -5,7 +5,7 @@
 import Fastify from 'fastify'
 import t from 'tap'
 import type { Broker, BrokerEntry, BrokerSink } from '../../lib/broker.js'
-import { createRedisBroker } from '../../lib/redis-broker.js'
+import { createRedisBroker } from '../../lib/redis/index.js'
 import { sharedRedis } from '../helpers/redis-server.js'
 import { sleep, waitFor, type Teardown } from '../helpers/server.js'
 import { startTcpProxy } from '../helpers/tcp-proxy.js'

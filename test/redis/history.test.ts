@@ -4,7 +4,7 @@
  */
 import t from 'tap'
 import type { PovRealtimeOptions } from '../../index.js'
-import { CURSOR_LIFETIME_MS, createRedisBroker } from '../../lib/redis-broker.js'
+import { CURSOR_LIFETIME_MS, createRedisBroker } from '../../lib/redis/broker.js'
 import type { TestClient } from '../helpers/client.js'
 import { sharedRedis, type SharedRedis } from '../helpers/redis-server.js'
 import { activity, sleep, startServer, type Teardown, type TestServer } from '../helpers/server.js'

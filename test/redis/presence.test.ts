@@ -6,7 +6,7 @@
  */
 import { Redis } from 'ioredis'
 import t from 'tap'
-import { createRedisBroker } from '../../lib/redis-broker.js'
+import { createRedisBroker } from '../../lib/redis/index.js'
 import { sharedRedis } from '../helpers/redis-server.js'
 import { active, idle, startBroker } from '../helpers/redis-broker-parts.js'
 import { sleep, waitFor } from '../helpers/server.js'

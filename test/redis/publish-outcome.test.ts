@@ -4,7 +4,7 @@
  * and an answer that Redis gave in time is not thrown away because this instance's event loop read it late.
  */
 import t from 'tap'
-import { createRedisBroker } from '../../lib/redis-broker.js'
+import { createRedisBroker } from '../../lib/redis/index.js'
 import type { TestClient } from '../helpers/client.js'
 import { sharedRedis, startRedisServer } from '../helpers/redis-server.js'
 import { activity, startServer, waitFor } from '../helpers/server.js'

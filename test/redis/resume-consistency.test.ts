@@ -4,7 +4,7 @@
  * holds what Redis sends to it) so that the replay read and the live stream disagree, then let it catch up.
  */
 import t from 'tap'
-import { createRedisBroker } from '../../lib/redis-broker.js'
+import { createRedisBroker } from '../../lib/redis/index.js'
 import type { Message, TestClient } from '../helpers/client.js'
 import { sharedRedis } from '../helpers/redis-server.js'
 import { activity, sleep, startServer, waitFor, type Teardown } from '../helpers/server.js'

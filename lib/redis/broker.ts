@@ -1,0 +1,499 @@
+/**
+ * The Redis broker (entry: `index.ts`): for running several instances, on Redis streams, pub/sub and scripts.
+ *
+ * Publishing runs one script that appends the activity to its PoV's stream (the history every instance replays
+ * from) and publishes it on the PoV's channel, atomically, so every instance sees a PoV's entries in one order, the
+ * stream's, whoever published them. An instance subscribes only to the channels of the PoVs its sockets watch, on a
+ * connection of its own; each watched PoV has a `PovFeed` that delivers every entry once, in order, and fills any gap
+ * (a cut connection) from the stream. See `scripts.ts` for what lives in Redis and `cursor.ts` for cursors.
+ *
+ * This is the only file that imports ioredis at run time: apps without Redis never load it.
+ */
+import { once } from 'node:events'
+import type { FastifyBaseLogger } from 'fastify'
+import { Redis, ReplyError, type RedisOptions } from 'ioredis'
+import { encodeActivityFrame } from '../activity-frame.js'
+import type { Broker, BrokerEntry, BrokerSink, BrokerStartContext, Replay } from '../broker.js'
+import { BrokerUnavailableError, InvalidOptionError } from '../errors.js'
+import { compareStreamIds, formatCursor, newEpoch, parseCursor, type StreamPosition } from './cursor.js'
+import type { RedisLink } from './link.js'
+import { PovFeed } from './pov-feed.js'
+import { DEFAULT_PRESENCE_TTL, RedisPresenceRelay, newInstanceId } from './presence.js'
+import { RedisReadMarkStore } from './read-marks.js'
+import {
+  parseChannelEntry, povIdOfChannel, povKeys, publishEntry, readAfter, type PovKeys, type Window
+} from './scripts.js'
+
+export interface RedisBrokerOptions {
+  /**
+   * An ioredis client, which stays the app's (the broker uses it for commands and never closes it), or a URL or
+   * ioredis options for a client that the broker opens and closes. The broker also opens one subscriber connection.
+   */
+  redis: Redis | string | RedisOptions
+  /** Prefix of every key and channel, so that several apps can share one Redis. Default `'pov-realtime:'`. */
+  keyPrefix?: string
+  /**
+   * Milliseconds a Redis call may take before the broker gives up (`broadcastActivity` then rejects, with
+   * `outcomeUnknown: true`: the activity may still have been published). Default 2000.
+   */
+  timeout?: number
+  /**
+   * With the plugin's `presence` option: milliseconds after its last heartbeat that an instance counts as dead (its
+   * members then leave on every other instance within `presenceTtl * 4 / 3`). Each instance records a heartbeat every
+   * `presenceTtl / 3` ms. Give every instance the same value. Default 15000.
+   */
+  presenceTtl?: number
+}
+
+export const REDIS_BROKER_DEFAULTS = { keyPrefix: 'pov-realtime:', timeout: 2000, presenceTtl: DEFAULT_PRESENCE_TTL } as const
+
+/** How long a PoV's epoch and newest id outlive its last activity (at least the history's ttl): a quiet PoV's cursors stay valid that long. */
+export const CURSOR_LIFETIME_MS = 24 * 60 * 60_000
+
+/** With `history: false` the stream still buffers entries, only to fill an instance's gaps after a reconnect. */
+const GAP_BUFFER = { size: 100, ttl: 60_000 } as const
+
+/** Publishes waiting for Redis at once; more reject at once, so that a slow or hung Redis cannot grow memory without bound. */
+export const MAX_PENDING_PUBLISHES = 10_000
+
+/** Channels per SUBSCRIBE when the subscriber connection restores its subscriptions after a reconnect. */
+const SUBSCRIBE_BATCH = 1000
+
+/** Delay before a PoV whose sync with Redis failed is tried again (also retried as soon as a connection is back). */
+const SYNC_RETRY_MS = 1000
+
+const NOT_RECOVERED: Replay = { recovered: false, entries: [] }
+
+/** Options of the connections the broker opens: fail fast instead of queueing while Redis is away. */
+const FAIL_FAST: RedisOptions = { enableOfflineQueue: false, maxRetriesPerRequest: 0, autoResendUnfulfilledCommands: false }
+
+/**
+ * `broadcastActivity`'s rejection with the Redis broker: `POV_REALTIME_BROKER_UNAVAILABLE`, plus `outcomeUnknown`.
+ * `false`: the activity surely was not published (Redis was not connected, or too many publishes were waiting).
+ * `true`: the publish was written to Redis but its answer did not come (it did not come within `timeout`, or the
+ * connection was lost meanwhile): the activity may have been published and delivered everywhere. A retry must reuse
+ * the activity's `id`, and clients may then see it twice unless they deduplicate by `id`.
+ */
+export type BrokerUnavailable = InstanceType<typeof BrokerUnavailableError> & { readonly outcomeUnknown: boolean }
+
+function brokerUnavailable (message: string, outcomeUnknown: boolean, cause?: unknown): BrokerUnavailable {
+  const error = cause === undefined ? new BrokerUnavailableError(message) : new BrokerUnavailableError(message, { cause })
+  return Object.assign(error, { outcomeUnknown })
+}
+
+/** A command the broker did not even send, because the connection was not ready or the broker is closed. */
+class NotSentError extends Error {}
+
+/**
+ * ioredis's rejection of a command it refused to write (the socket closed an instant ago, before the status said
+ * so); it has no code, only this message. Any other failure of a sent command may have come after Redis ran it.
+ */
+const UNWRITABLE_MESSAGE = "Stream isn't writeable and enableOfflineQueue options is false"
+
+function markNotSent (err: unknown): never {
+  throw err instanceof Error && err.message === UNWRITABLE_MESSAGE ? new NotSentError(err.message, { cause: err }) : err
+}
+
+/**
+ * The broker for several instances: `register(povRealtime, { secret, broker: createRedisBroker({ redis }) })`.
+ * Requires Redis 6.2 or later.
+ * @param options.redis an ioredis client (the app keeps it), or a URL or ioredis options (the broker opens and closes it)
+ * @param [options.keyPrefix='pov-realtime:'] prefix of every key and channel
+ * @param [options.timeout=2000] milliseconds a Redis call may take before the broker gives up on it
+ * @param [options.presenceTtl=15000] milliseconds after its last heartbeat that an instance's members leave (presence)
+ */
+export function createRedisBroker (options: RedisBrokerOptions): Broker {
+  return new RedisBroker(options)
+}
+
+function fail (message: string): never {
+  throw new InvalidOptionError(`createRedisBroker: ${message}`)
+}
+
+function isClient (value: unknown): value is Redis {
+  return typeof value === 'object' && value !== null && typeof (value as Redis).duplicate === 'function'
+}
+
+/**
+ * Settles like `promise`, or rejects after `ms` (the promise's own late rejection is then ignored).
+ * A busy event loop runs an overdue timer before it reads the sockets, so an answer that arrived in time would lose
+ * to the timer; the rejection therefore waits for `setImmediate`, which runs after the loop has read them.
+ */
+function withTimeout<T> (promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  let afterIo: NodeJS.Immediate | undefined
+  const expired = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => {
+      afterIo = setImmediate(() => reject(new Error(`Redis did not answer within ${ms} ms`)))
+    }, ms)
+  })
+  promise.catch(() => {})
+  return Promise.race([promise, expired]).finally(() => {
+    clearTimeout(timer)
+    clearImmediate(afterIo)
+  })
+}
+
+/** Resolves once `connection` is ready, has failed to connect, or after `ms`. */
+async function readyWithin (connection: Redis, ms: number): Promise<void> {
+  if (connection.status === 'ready') return
+  await withTimeout(once(connection, 'ready'), ms).catch(() => {})
+}
+
+/** Closes a connection the broker opened, at once (in-flight commands reject). */
+async function disconnect (connection: Redis): Promise<void> {
+  if (connection.status === 'end') return
+  const ended = once(connection, 'end')
+  connection.disconnect()
+  await withTimeout(ended, 1000).catch(() => {})
+}
+
+class RedisBroker implements Broker {
+  readonly #redis: RedisBrokerOptions['redis']
+  readonly #keyPrefix: string
+  readonly #timeout: number
+  #commands!: Redis
+  #subscriber!: Redis
+  #sink!: BrokerSink
+  #log!: FastifyBaseLogger
+  #window!: Window
+  #replays = false
+  /** Watched PoVs. */
+  readonly #feeds = new Map<string, PovFeed>()
+  /** Bumped each time the subscriber connection is (re)established; a feed records the one its channel is subscribed on. */
+  #subscriberGeneration = 0
+  #pendingPublishes = 0
+  readonly #toRetry = new Set<PovFeed>()
+  #retryTimer: NodeJS.Timeout | undefined
+  /** Connections whose loss has been logged (logged once per outage, not at every reconnect attempt). */
+  readonly #down = new Set<Redis>()
+  #closed = false
+  readonly #onCommandsReady = () => this.#retryNow()
+  readonly presence: RedisPresenceRelay
+  readonly readMarks: RedisReadMarkStore
+
+  constructor ({
+    redis,
+    keyPrefix = REDIS_BROKER_DEFAULTS.keyPrefix,
+    timeout = REDIS_BROKER_DEFAULTS.timeout,
+    presenceTtl = REDIS_BROKER_DEFAULTS.presenceTtl
+  }: RedisBrokerOptions) {
+    if (!(typeof redis === 'string' && redis.length > 0) && !(typeof redis === 'object' && redis !== null)) {
+      fail('redis must be an ioredis client, a redis:// URL or ioredis options')
+    }
+    if (typeof keyPrefix !== 'string' || /[{}]/.test(keyPrefix)) {
+      fail('keyPrefix must be a string without { or } (they would break the per-PoV hash tags)')
+    }
+    if (typeof timeout !== 'number' || !Number.isSafeInteger(timeout) || timeout <= 0) {
+      fail(`timeout must be a positive integer (ms), got ${JSON.stringify(timeout)}`)
+    }
+    if (typeof presenceTtl !== 'number' || !Number.isSafeInteger(presenceTtl) || presenceTtl < 100) {
+      fail(`presenceTtl must be an integer of at least 100 (ms), got ${JSON.stringify(presenceTtl)}`)
+    }
+    this.#redis = redis
+    this.#keyPrefix = keyPrefix
+    this.#timeout = timeout
+    const link = this.#lend()
+    this.presence = new RedisPresenceRelay(link, presenceTtl)
+    this.readMarks = new RedisReadMarkStore(link)
+  }
+
+  async start ({ sink, history, log }: BrokerStartContext): Promise<void> {
+    this.#sink = sink
+    this.#log = log
+    this.#replays = history !== false
+    const { size, ttl } = history || GAP_BUFFER
+    this.#window = { size, ttl, metaTtl: Math.max(ttl, CURSOR_LIFETIME_MS) }
+
+    if (isClient(this.#redis)) {
+      this.#commands = this.#redis
+      if (this.#commands.status === 'wait') this.#commands.connect().catch(() => {}) // a lazyConnect client
+    } else {
+      this.#commands = typeof this.#redis === 'string'
+        ? new Redis(this.#redis, FAIL_FAST)
+        : new Redis({ ...this.#redis, ...FAIL_FAST })
+      this.#watchHealth(this.#commands, 'command')
+    }
+    this.#commands.on('ready', this.#onCommandsReady)
+    this.#subscriber = this.#commands.duplicate({
+      ...FAIL_FAST,
+      lazyConnect: false,
+      // Subscriptions are restored by `#restoreSubscriptions`, which also fills what was missed meanwhile.
+      autoResubscribe: false,
+      connectionName: 'pov-realtime:subscriber'
+    })
+    this.#watchHealth(this.#subscriber, 'subscriber')
+    this.#subscriber.on('ready', () => { this.#restoreSubscriptions().catch(() => {}) })
+    this.#subscriber.on('message', (channel: string, message: string) => this.#onMessage(channel, message))
+
+    // Start without Redis rather than not at all: publishing fails fast until it is there, delivery begins when it is.
+    await Promise.all([readyWithin(this.#commands, this.#timeout), readyWithin(this.#subscriber, this.#timeout)])
+    if (this.#commands.status !== 'ready' || this.#subscriber.status !== 'ready') {
+      this.#log.warn('pov-realtime: Redis is not reachable yet; activities cannot be published until it is')
+    }
+  }
+
+  async publish (povId: string, activityJson: string): Promise<{ cursor: string, delivered: number }> {
+    if (this.#pendingPublishes >= MAX_PENDING_PUBLISHES) {
+      throw brokerUnavailable(`${MAX_PENDING_PUBLISHES} publishes are already waiting for Redis`, false)
+    }
+    const keys = this.#keys(povId)
+    // Resolve once this instance's own subscribers have it: it comes back through the PoV's channel, in order.
+    const feed = this.#feeds.get(povId)
+    feed?.publishStarted()
+    this.#pendingPublishes++
+    let published: StreamPosition
+    try {
+      published = await this.#command(() => publishEntry(this.#commands, keys, this.#window, activityJson, newEpoch()),
+        () => { this.#pendingPublishes-- })
+    } catch (err) {
+      feed?.publishFailed()
+      // Unless Redis answered with an error, a publish that was sent may have run: say so rather than "not published".
+      const outcomeUnknown = !(err instanceof NotSentError) && !(err instanceof ReplyError)
+      const message = (err as Error).message
+      throw brokerUnavailable(outcomeUnknown ? `${message}; the activity may have been published` : message, outcomeUnknown, err)
+    }
+    const delivered = feed ? await feed.publishDelivered(published, this.#timeout) : 0
+    return { cursor: formatCursor(published.epoch, published.id), delivered }
+  }
+
+  async watch (povId: string): Promise<void> {
+    const parts = Promise.all([this.presence.watch(povId), this.readMarks.watch(povId)])
+    let feed = this.#feeds.get(povId)
+    if (feed) {
+      feed.refs++
+    } else {
+      const created: PovFeed = new PovFeed(povId, this.#keys(povId).channel,
+        (id, epoch, json) => this.#deliver(povId, id, epoch, json),
+        () => this.#requestSync(created))
+      feed = created
+      this.#feeds.set(povId, feed)
+      this.#requestSync(feed)
+    }
+    // While Redis is unreachable, delivery begins when it is back (see #restoreSubscriptions and #retryNow).
+    if (this.#subscriber.status !== 'ready' || this.#commands.status !== 'ready') return
+    const [started] = await Promise.all([feed.untilStarted(this.#timeout), parts])
+    if (!started) {
+      this.#log.warn({ povId }, 'pov-realtime: Redis did not confirm a subscription in time; delivery begins when it does')
+    }
+  }
+
+  async unwatch (povId: string): Promise<void> {
+    this.presence.unwatch(povId)
+    this.readMarks.unwatch(povId)
+    const feed = this.#feeds.get(povId)
+    if (!feed || --feed.refs > 0) return
+    this.#feeds.delete(povId)
+    this.#toRetry.delete(feed)
+    feed.close()
+    // Sent even if a SUBSCRIBE is still on its way: the connection handles them in order. While it is down there is
+    // nothing to undo (subscriptions are restored from #feeds).
+    if (this.#subscriber.status === 'ready') await this.#subscriber.unsubscribe(feed.channel).catch(() => {})
+  }
+
+  async replay (povId: string, since: string): Promise<Replay> {
+    const position = parseCursor(since)
+    if (!this.#replays || !position) return NOT_RECOVERED
+    const result = await this.#command(() => readAfter(this.#commands, this.#keys(povId), this.#window, position, false))
+    if (!result.intact) return NOT_RECOVERED
+    const feed = this.#feeds.get(povId)
+    // This instance's live delivery may lag behind a cursor issued by another one: wait until it has passed the
+    // cursor, so that nothing at or before it reaches this subscriber again after the replay.
+    if (feed && await feed.reach(position, this.#timeout) === undefined) {
+      this.#log.warn({ povId }, 'pov-realtime: live delivery did not catch up with a resume cursor in time; answering recovered: false')
+      return NOT_RECOVERED
+    }
+    // Entries the feed has not delivered yet are left to it: the subscriber gets them live, once.
+    const entries: BrokerEntry[] = []
+    for (const { id, json } of result.entries) {
+      if (feed && !feed.hasReached({ epoch: result.epoch, id })) break
+      const cursor = formatCursor(result.epoch, id)
+      entries.push({ cursor, frame: encodeActivityFrame(cursor, json) })
+    }
+    return { recovered: true, entries, held: (cursor) => isAtOrBefore(cursor, position) }
+  }
+
+  async close (): Promise<void> {
+    // First, while the connections are up: this instance's members leave.
+    await this.presence.close()
+    this.readMarks.close()
+    this.#closed = true
+    clearTimeout(this.#retryTimer)
+    for (const feed of this.#feeds.values()) feed.close()
+    this.#feeds.clear()
+    this.#toRetry.clear()
+    if (!this.#commands) return // never started
+    this.#commands.off('ready', this.#onCommandsReady)
+    await disconnect(this.#subscriber)
+    if (this.#commands !== this.#redis) await disconnect(this.#commands)
+  }
+
+  /** What the optional parts (presence, read marks) use of this broker. */
+  #lend (): RedisLink {
+    const instanceId = newInstanceId()
+    const broker = this // the getters below read this broker's state as it is when they are called
+    return {
+      keyPrefix: this.#keyPrefix,
+      timeout: this.#timeout,
+      instanceId,
+      get commands () { return broker.#commands },
+      get subscriber () { return broker.#subscriber },
+      get log () { return broker.#log },
+      get window () { return broker.#window },
+      get history () { return broker.#replays },
+      command: async (send) => {
+        try {
+          return await this.#command(() => send(this.#commands))
+        } catch (err) {
+          throw brokerUnavailable((err as Error).message, !(err instanceof NotSentError) && !(err instanceof ReplyError), err)
+        }
+      },
+      subscribe: async (channels) => { await withTimeout(this.#subscriber.subscribe(...channels), this.#timeout) },
+      unsubscribe: (channel) => { this.#subscriber.unsubscribe(channel).catch(() => {}) }
+    }
+  }
+
+  // ---- delivery ------------------------------------------------------------------------------
+
+  #keys (povId: string): PovKeys {
+    return povKeys(this.#keyPrefix, povId)
+  }
+
+  #deliver (povId: string, id: string, epoch: string, json: string): number {
+    const cursor = formatCursor(epoch, id)
+    return this.#sink.deliver(povId, { cursor, frame: encodeActivityFrame(cursor, json) })
+  }
+
+  #onMessage (channel: string, message: string): void {
+    const feed = this.#feeds.get(povIdOfChannel(this.#keyPrefix, channel))
+    const entry = parseChannelEntry(message)
+    if (feed?.channel === channel && entry) feed.receive(entry)
+  }
+
+  #isWatched (feed: PovFeed): boolean {
+    return !this.#closed && this.#feeds.get(feed.povId) === feed
+  }
+
+  #requestSync (feed: PovFeed): void {
+    if (feed.syncing) {
+      feed.syncRequested = true
+      return
+    }
+    this.#sync(feed).catch((err: unknown) => {
+      if (!this.#isWatched(feed)) return
+      this.#log.debug({ err, povId: feed.povId }, 'pov-realtime: could not sync a PoV with Redis; retrying')
+      this.#retryLater(feed)
+    })
+  }
+
+  /**
+   * Brings one feed up to date, one step at a time: its channel subscribed on the current subscriber connection,
+   * then (only then, so that nothing published in between can be missed) its start read, or the entries it missed
+   * read from the stream; then the entries that arrived meanwhile. Repeats while a gap or a reconnect asks for more.
+   */
+  async #sync (feed: PovFeed): Promise<void> {
+    feed.syncing = true
+    try {
+      do {
+        feed.syncRequested = false
+        const generation = this.#subscriberGeneration
+        if (feed.subscribedOn !== generation) {
+          await withTimeout(this.#subscriber.subscribe(feed.channel), this.#timeout)
+          feed.subscribedOn = generation
+        }
+        if (!this.#isWatched(feed)) return
+        const keys = this.#keys(feed.povId)
+        if (!feed.started) {
+          const [epoch, last] = await this.#command(() => this.#commands.hmget(keys.meta, 'epoch', 'last'))
+          if (!this.#isWatched(feed)) return
+          feed.start({ epoch: epoch ?? '', id: last ?? '' })
+        } else {
+          const result = await this.#command(() => readAfter(this.#commands, keys, this.#window, feed.position!, true))
+          if (!this.#isWatched(feed)) return
+          if (!result.intact) {
+            this.#log.warn({ povId: feed.povId }, 'pov-realtime: activities were lost before they could be delivered (Redis lost them, or this instance was cut off longer than the history keeps them)')
+            this.#sink.interrupted?.(feed.povId)
+          }
+          feed.fill(result)
+        }
+        feed.drain()
+      } while (feed.syncRequested && this.#isWatched(feed))
+    } finally {
+      feed.syncing = false
+    }
+  }
+
+  /** The subscriber connection is (back) up: subscribe every watched PoV's channel again, then sync each feed. */
+  async #restoreSubscriptions (): Promise<void> {
+    const generation = ++this.#subscriberGeneration
+    const feeds = [...this.#feeds.values()]
+    try {
+      for (let i = 0; i < feeds.length; i += SUBSCRIBE_BATCH) {
+        const batch = feeds.slice(i, i + SUBSCRIBE_BATCH)
+        await withTimeout(this.#subscriber.subscribe(...batch.map((feed) => feed.channel)), this.#timeout)
+        if (generation !== this.#subscriberGeneration) return // lost again; the next 'ready' starts over
+        for (const feed of batch) feed.subscribedOn = generation
+      }
+    } catch {
+      // Lost again, or slow: each feed's own sync subscribes it (and is retried until it can).
+    }
+    for (const feed of feeds) {
+      if (this.#isWatched(feed)) this.#requestSync(feed)
+    }
+  }
+
+  #retryLater (feed: PovFeed): void {
+    this.#toRetry.add(feed)
+    this.#retryTimer ??= setTimeout(() => this.#retryNow(), SYNC_RETRY_MS).unref()
+  }
+
+  #retryNow (): void {
+    clearTimeout(this.#retryTimer)
+    this.#retryTimer = undefined
+    const feeds = [...this.#toRetry]
+    this.#toRetry.clear()
+    for (const feed of feeds) {
+      if (this.#isWatched(feed)) this.#requestSync(feed)
+    }
+  }
+
+  // ---- connections ---------------------------------------------------------------------------
+
+  /**
+   * Runs one command on the command connection, failing at once with a {@link NotSentError} while it is not connected
+   * (nothing waits in an offline queue) and after `timeout` ms. `settled` runs when Redis has actually answered (or the
+   * command failed).
+   */
+  async #command<T> (send: () => Promise<T>, settled?: () => void): Promise<T> {
+    if (this.#closed) {
+      settled?.()
+      throw new NotSentError('the broker is closed')
+    }
+    const { status } = this.#commands
+    if (status !== 'ready') {
+      settled?.()
+      throw new NotSentError(`Redis is not connected (${status})`)
+    }
+    const sent = send().catch(markNotSent)
+    if (settled) sent.then(settled, settled)
+    return await withTimeout(sent, this.#timeout)
+  }
+
+  /** Logs a connection's loss once per outage, and its return. */
+  #watchHealth (connection: Redis, role: string): void {
+    connection.on('error', (err: Error) => {
+      if (this.#down.has(connection) || this.#closed) return
+      this.#down.add(connection)
+      this.#log.warn({ err }, `pov-realtime: Redis ${role} connection lost; reconnecting`)
+    })
+    connection.on('ready', () => {
+      if (this.#down.delete(connection)) this.#log.info(`pov-realtime: Redis ${role} connection restored`)
+    })
+  }
+}
+
+/** Whether `cursor` names an entry at or before `position` in the same history. */
+function isAtOrBefore (cursor: string, position: StreamPosition): boolean {
+  const other = parseCursor(cursor)
+  return other !== undefined && other.epoch === position.epoch && compareStreamIds(other.id, position.id) <= 0
+}

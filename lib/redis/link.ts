@@ -1,0 +1,34 @@
+/**
+ * What the Redis broker lends its optional parts (presence in `redis-presence.ts`, read marks in
+ * `redis-read-marks.ts`): its two connections, its settings, and its fail-fast way of running a command. The parts
+ * open no connection of their own.
+ */
+import type { FastifyBaseLogger } from 'fastify'
+import type { Redis } from 'ioredis'
+import type { Window } from './scripts.js'
+
+export interface RedisLink {
+  readonly keyPrefix: string
+  /** Milliseconds a Redis call may take. */
+  readonly timeout: number
+  /** This instance's name among all instances (unique per process start). */
+  readonly instanceId: string
+  /** The broker's command connection (once the broker has started). */
+  readonly commands: Redis
+  /** The broker's subscriber connection (once the broker has started); it does not resubscribe by itself. */
+  readonly subscriber: Redis
+  readonly log: FastifyBaseLogger
+  /** The history window the broker keeps. */
+  readonly window: Window
+  /** `false` when the plugin's `history` option is off (the window then only buffers gaps). */
+  readonly history: boolean
+  /**
+   * Runs one command on the command connection. Rejects with `POV_REALTIME_BROKER_UNAVAILABLE` at once while Redis is
+   * not connected or the broker is closed, and after `timeout` ms.
+   */
+  command<T> (send: (commands: Redis) => Promise<T>): Promise<T>
+  /** Subscribes the subscriber connection to `channels`; resolves once Redis confirmed, rejects after `timeout` ms. */
+  subscribe (channels: readonly string[]): Promise<void>
+  /** Unsubscribes from `channel` (nothing to undo while the connection is down: it resubscribes nothing by itself). */
+  unsubscribe (channel: string): void
+}

@@ -1,0 +1,46 @@
+/**
+ * `GET {wsRoute}`: the upgrade is checked (Origin, then token) before any socket opens, in an `onRequest` hook;
+ * a refusal is an HTTP answer (400, 401, 403), never an opened-then-closed socket.
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import { BadHandshakeError, ForbiddenOriginError } from '../errors.js'
+import { forgetHandshakeToken, takeHandshakeToken } from '../auth/handshake-token.js'
+import type { RealtimeHub } from '../realtime-hub.js'
+import { refuseCredential } from '../auth/token-route.js'
+import { TokenRefusal, type SocketIdentity } from '../auth/tokens.js'
+
+export function registerSocketRoute (instance: FastifyInstance, hub: RealtimeHub): void {
+  const { options, stats } = hub
+  const identities = new WeakMap<FastifyRequest, SocketIdentity>()
+
+  async function checkUpgrade (request: FastifyRequest): Promise<void> {
+    if (!request.ws) return // a plain GET: @fastify/websocket answers it (404)
+    const origin = request.headers.origin
+    if (options.isOriginAllowed && origin !== undefined && !options.isOriginAllowed(origin)) {
+      stats.authFailures++
+      request.log.info({ origin }, 'pov-realtime: upgrade from a disallowed origin refused')
+      throw new ForbiddenOriginError()
+    }
+    const found = takeHandshakeToken(request.raw)
+    if ('problem' in found) {
+      stats.authFailures++
+      request.log.info({ reason: 'bad-handshake' }, 'pov-realtime: websocket token refused')
+      throw new BadHandshakeError(found.problem)
+    }
+    if (!found.token) throw refuseCredential(request, stats, 'missing', 'websocket token')
+    try {
+      identities.set(request, hub.tokens.verifySocketToken(found.token))
+      forgetHandshakeToken(request.raw)
+    } catch (err) {
+      if (err instanceof TokenRefusal) throw refuseCredential(request, stats, err.reason, 'websocket token')
+      throw err
+    }
+  }
+
+  instance.get(options.wsRoute, { websocket: true, onRequest: checkUpgrade }, (socket, request) => {
+    // Our sockets are ours alone: an app that loops over `websocketServer.clients` (to broadcast, or in its own
+    // preClose) must not write to them or close them without the protocol's codes. ws only uses the set for that.
+    instance.websocketServer.clients.delete(socket)
+    hub.accept(socket, request, identities.get(request)!)
+  })
+}

@@ -1,0 +1,134 @@
+/**
+ * Keeps `npm run bench` working: its smoke mode plays every scenario against every target with tiny numbers, and
+ * each feature scenario against the plugin with the feature off and on (it needs `dist/`, which `npm test` builds
+ * first). Only counts are asserted, never timings: CI machines are noisy.
+ */
+import { spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import t from 'tap'
+import type { RunReport } from '../../bench/main.js'
+import { scenarios } from '../../bench/scenarios.js'
+import { redisBrokerMissing } from '../../bench/servers/plugin.js'
+
+const root = fileURLToPath(new URL('..', import.meta.url))
+const SMOKE_DEADLINE_MS = 240_000
+
+function runSmoke (jsonFile: string): Promise<{ code: number | null, output: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['bench/run.mjs', '--smoke', '--json', jsonFile], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
+    let output = ''
+    const keep = (chunk: Buffer) => { output = (output + chunk.toString()).slice(-20_000) }
+    child.stdout.on('data', keep)
+    child.stderr.on('data', keep)
+    const timer = setTimeout(() => child.kill('SIGKILL'), SMOKE_DEADLINE_MS)
+    child.on('error', reject)
+    child.on('close', (code) => {
+      clearTimeout(timer)
+      resolve({ code, output })
+    })
+  })
+}
+
+t.setTimeout(SMOKE_DEADLINE_MS + 30_000)
+
+/** The one smoke run both tests read (it plays the main and the feature scenarios). */
+let smokeRun: Promise<{ code: number | null, output: string, report: RunReport }> | undefined
+function smoke (): Promise<{ code: number | null, output: string, report: RunReport }> {
+  smokeRun ??= (async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'bench-smoke-'))
+    try {
+      const jsonFile = join(dir, 'smoke.json')
+      const { code, output } = await runSmoke(jsonFile)
+      const report = existsSync(jsonFile) ? JSON.parse(await readFile(jsonFile, 'utf8')) as RunReport : { measurements: [], skipped: [], expected: {} }
+      return { code, output, report }
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })()
+  return smokeRun
+}
+
+t.test('the benchmark smoke run measures every target, and each delivers every activity to its subscribers', async (t) => {
+  t.ok(existsSync(join(root, 'dist', 'index.js')), 'dist/ is built (npm run build)')
+  const { code, output, report } = await smoke()
+  t.equal(code, 0, 'the smoke run exits cleanly', { output })
+
+  const targets = ['plugin', 'ws', 'fastify-naive', 'socket.io']
+  // The Redis target may only be missing because the Redis broker is not built yet; Redis itself must answer.
+  const redisSkip = report.skipped.find((skip) => skip.target === 'plugin-redis')
+  if (redisSkip) t.equal(redisSkip.reason, redisBrokerMissing(root), 'the Redis target is skipped only while its broker is not built')
+  else targets.push('plugin-redis')
+  t.same(report.skipped.filter((skip) => skip.target !== 'plugin-redis'), [], 'no other target is skipped')
+
+  for (const target of targets) {
+    for (const scenario of scenarios(true)) {
+      const measurement = report.measurements.find((m) => m.target === target && m.scenario === scenario.id)
+      if (!measurement) {
+        t.fail(`${target} produced no result for ${scenario.id}`, { output })
+        continue
+      }
+      if (scenario.kind === 'connections') {
+        t.equal(measurement.connections?.count, scenario.clients, `${target}, ${scenario.id}: every client connected and was measured`)
+        continue
+      }
+      const deliveries = measurement.deliveries!
+      t.equal(deliveries.expected, report.expected[scenario.id], `${target}, ${scenario.id}: expected the scenario's deliveries`)
+      t.equal(deliveries.received, deliveries.expected, `${target}, ${scenario.id}: every activity was delivered`)
+      const each = scenario.broadcasts / scenario.povs
+      t.same(deliveries.perClient, { min: each, max: each }, `${target}, ${scenario.id}: every subscriber received as many activities as its PoV got`)
+      t.equal(deliveries.errors, 0, `${target}, ${scenario.id}: no error message reached a client`)
+      t.equal(deliveries.failed, 0, `${target}, ${scenario.id}: every publication succeeded`)
+    }
+  }
+})
+
+t.test('the smoke run measures what presence and read receipts cost, each against the plugin with the feature off', async (t) => {
+  t.ok(existsSync(join(root, 'dist', 'index.js')), 'dist/ is built (npm run build)')
+  const { code, output, report } = await smoke()
+  t.equal(code, 0, 'the smoke run exits cleanly', { output })
+  t.same(report.skipped.filter((skip) => skip.target.startsWith('plugin-') && skip.target !== 'plugin-redis'), [], 'no feature target is skipped')
+
+  const featureScenarios = scenarios(true, true)
+  t.ok(featureScenarios.some((s) => s.kind === 'storm' && !s.reconnect) && featureScenarios.some((s) => s.reconnect) &&
+    featureScenarios.some((s) => s.chatter) && featureScenarios.some((s) => s.readEach), 'storms, presence chatter and read receipts are all played')
+  for (const scenario of featureScenarios) {
+    for (const target of scenario.targets!) {
+      const m = report.measurements.find((m) => m.target === target && m.scenario === scenario.id)
+      if (!m) {
+        t.fail(`${target} produced no result for ${scenario.id}`, { output })
+        continue
+      }
+      const on = target !== 'plugin'
+      const name = `${target}, ${scenario.id}`
+      if (scenario.kind === 'storm') {
+        const storm = m.storm!
+        t.equal(storm.subscribed, scenario.clients, `${name}: every client got subscribed`)
+        t.equal(storm.settled, scenario.clients, `${name}: every client is done`)
+        if (on) {
+          t.same(storm.members, { min: scenario.clients, max: scenario.clients }, `${name}: every member list holds every client`)
+          t.ok(storm.messagesPerClient >= 2, `${name}: a presence snapshot follows each subscribed`)
+        } else {
+          t.same(storm.members, { min: 0, max: 0 }, `${name}: no presence without the option`)
+          t.equal(storm.messagesPerClient, 1, `${name}: each client got its subscribed and nothing else`)
+        }
+        continue
+      }
+      const deliveries = m.deliveries!
+      t.equal(deliveries.received, report.expected[scenario.id], `${name}: every activity was delivered`)
+      const each = scenario.broadcasts / scenario.povs
+      t.same(deliveries.perClient, { min: each, max: each }, `${name}: every subscriber received as many activities as its PoV got`)
+      t.equal(deliveries.errors, 0, `${name}: no error message reached a client`)
+      t.equal(deliveries.failed, 0, `${name}: every publication succeeded`)
+      if (!on) t.equal(deliveries.othersPerClient, 0, `${name}: nothing but activities with the feature off`)
+      else t.ok(deliveries.othersPerClient! > 0, `${name}: presence, typing or read events reached the clients`)
+      if (scenario.readEach) {
+        if (on) t.ok(deliveries.readEventsPerClient! > 0, `${name}: read events reached the clients`)
+        else t.equal(deliveries.readEventsPerClient, 0, `${name}: no read events with read receipts off`)
+      }
+    }
+  }
+})
