@@ -6,7 +6,7 @@ import type { Activity, ActivityInput } from '../types/activity.js'
 import type { ErrorMessage } from '../types/messages.js'
 import { EMPTY_ACTIVITIES, type ActivitiesSnapshot } from './client/activity-list.js'
 import { useRealtimeClient, type ConnectionTarget } from './provider.js'
-import { usePovPart, type PovPart } from './use-pov-snapshot.js'
+import { usePovSnapshot, type PovSnapshotSource } from './use-pov-snapshot.js'
 import { useRetainedClient } from './use-web-socket.js'
 
 export interface UsePovActivitiesOptions extends ConnectionTarget {
@@ -35,7 +35,7 @@ export interface PovActivities {
   readonly removeOptimistic: (id: string) => boolean
 }
 
-const activitiesPart: PovPart<ActivitiesSnapshot> = {
+const activitiesPart: PovSnapshotSource<ActivitiesSnapshot> = {
   subscribe: (client, povId, listener) => client.subscribeActivities(povId, listener),
   get: (client, povId) => client.getActivities(povId),
   empty: EMPTY_ACTIVITIES
@@ -52,7 +52,7 @@ export function usePovActivities (povId: string | null | undefined, options: Use
   const client = useRealtimeClient({ socketUrl, tokenUrl })
   useRetainedClient(client)
   useEffect(() => (povId ? client.watch(povId) : undefined), [client, povId])
-  const snapshot = usePovPart(client, povId, activitiesPart)
+  const snapshot = usePovSnapshot(client, povId, activitiesPart)
   const activities = useMemo(
     () => (limit !== undefined && snapshot.activities.length > limit ? snapshot.activities.slice(-limit) : snapshot.activities),
     [snapshot, limit])

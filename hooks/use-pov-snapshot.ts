@@ -6,7 +6,7 @@ import { useCallback, useSyncExternalStore } from 'react'
 import type { RealtimeClient } from './client/realtime-client.js'
 
 /** How to read one part of a PoV's state. Define it once, outside the component: the hook depends on its identity. */
-export interface PovPart<T> {
+export interface PovSnapshotSource<T> {
   subscribe (client: RealtimeClient, povId: string, listener: () => void): () => void
   get (client: RealtimeClient, povId: string): T
   /** What shows for no PoV, and on the server. */
@@ -15,12 +15,12 @@ export interface PovPart<T> {
 
 const noChanges = (): void => {}
 
-/** `part` of `povId`'s state, as `client` publishes it; re-renders on its changes only. */
-export function usePovPart<T> (client: RealtimeClient, povId: string | null | undefined, part: PovPart<T>): T {
+/** `source`'s part of `povId`'s state, as `client` publishes it; re-renders on its changes only. */
+export function usePovSnapshot<T> (client: RealtimeClient, povId: string | null | undefined, source: PovSnapshotSource<T>): T {
   const subscribe = useCallback(
-    (listener: () => void) => (povId ? part.subscribe(client, povId, listener) : noChanges),
-    [client, povId, part])
-  const getSnapshot = useCallback(() => (povId ? part.get(client, povId) : part.empty), [client, povId, part])
-  const getServerSnapshot = useCallback(() => part.empty, [part])
+    (listener: () => void) => (povId ? source.subscribe(client, povId, listener) : noChanges),
+    [client, povId, source])
+  const getSnapshot = useCallback(() => (povId ? source.get(client, povId) : source.empty), [client, povId, source])
+  const getServerSnapshot = useCallback(() => source.empty, [source])
   return useSyncExternalStore(subscribe, getSnapshot, getServerSnapshot)
 }

@@ -6,10 +6,10 @@ import type { Member } from '../types/messages.js'
 import { NO_MEMBERS } from './client/presence/presence-store.js'
 import { useRealtimeClient, type ConnectionTarget } from './provider.js'
 import type { RealtimeClient } from './client/realtime-client.js'
-import { usePovPart, type PovPart } from './use-pov-snapshot.js'
+import { usePovSnapshot, type PovSnapshotSource } from './use-pov-snapshot.js'
 import { useRetainedClient } from './use-web-socket.js'
 
-const membersPart: PovPart<readonly Member[]> = {
+const membersPart: PovSnapshotSource<readonly Member[]> = {
   subscribe: (client, povId, listener) => client.subscribeMembers(povId, listener),
   get: (client, povId) => client.getMembers(povId),
   empty: NO_MEMBERS
@@ -37,5 +37,5 @@ export function usePresenceSession (client: RealtimeClient, povId: string | null
 export function usePresence (povId: string | null | undefined, target?: ConnectionTarget): readonly Member[] {
   const client = useRealtimeClient(target)
   usePresenceSession(client, povId)
-  return usePovPart(client, povId, membersPart)
+  return usePovSnapshot(client, povId, membersPart)
 }

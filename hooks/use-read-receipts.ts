@@ -4,7 +4,7 @@
 import { useCallback, useEffect, useMemo } from 'react'
 import { useRealtimeClient, type ConnectionTarget } from './provider.js'
 import { NOTHING_READ, type ReadReceiptsSnapshot } from './client/read-receipts/pov-read-receipts.js'
-import { usePovPart, type PovPart } from './use-pov-snapshot.js'
+import { usePovSnapshot, type PovSnapshotSource } from './use-pov-snapshot.js'
 import { useRetainedClient } from './use-web-socket.js'
 
 export interface ReadReceipts extends ReadReceiptsSnapshot {
@@ -18,7 +18,7 @@ export interface ReadReceipts extends ReadReceiptsSnapshot {
   readonly readersOf: (activityId: string) => string[]
 }
 
-const readReceiptsPart: PovPart<ReadReceiptsSnapshot> = {
+const readReceiptsPart: PovSnapshotSource<ReadReceiptsSnapshot> = {
   subscribe: (client, povId, listener) => client.subscribeReadReceipts(povId, listener),
   get: (client, povId) => client.getReadReceipts(povId),
   empty: NOTHING_READ
@@ -38,7 +38,7 @@ export function useReadReceipts (povId: string | null | undefined, target?: Conn
   useRetainedClient(client)
   useEffect(() => (povId ? client.watch(povId) : undefined), [client, povId])
   useEffect(() => (povId ? client.followReads(povId) : undefined), [client, povId])
-  const snapshot = usePovPart(client, povId, readReceiptsPart)
+  const snapshot = usePovSnapshot(client, povId, readReceiptsPart)
   const markRead = useCallback((cursor?: string) => (povId ? client.markRead(povId, cursor) : false), [client, povId])
   const readersOf = useMemo(() => {
     // A new function whenever the marks change, so that components using it re-render.

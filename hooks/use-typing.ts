@@ -4,7 +4,7 @@
 import { useCallback, useEffect, useMemo, useRef } from 'react'
 import { NOBODY_TYPING } from './client/presence/presence-store.js'
 import { useRealtimeClient, type ConnectionTarget } from './provider.js'
-import { usePovPart, type PovPart } from './use-pov-snapshot.js'
+import { usePovSnapshot, type PovSnapshotSource } from './use-pov-snapshot.js'
 import { usePresenceSession } from './use-presence.js'
 
 export interface Typing {
@@ -18,7 +18,7 @@ export interface Typing {
   readonly setTyping: (typing: boolean) => void
 }
 
-const typingPart: PovPart<readonly string[]> = {
+const typingPart: PovSnapshotSource<readonly string[]> = {
   subscribe: (client, povId, listener) => client.subscribeTyping(povId, listener),
   get: (client, povId) => client.getTyping(povId),
   empty: NOBODY_TYPING
@@ -35,7 +35,7 @@ const typingPart: PovPart<readonly string[]> = {
 export function useTyping (povId: string | null | undefined, target?: ConnectionTarget): Typing {
   const client = useRealtimeClient(target)
   usePresenceSession(client, povId)
-  const typingUserIds = usePovPart(client, povId, typingPart)
+  const typingUserIds = usePovSnapshot(client, povId, typingPart)
 
   // Whether this component said the user is typing, so that unmounting it stops that (and only that).
   const typing = useRef(false)

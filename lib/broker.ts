@@ -1,6 +1,6 @@
 /**
  * The seam between the plugin and whatever carries activities between instances.
- * The in-process default lives in `in-process-broker.ts`; `createRedisBroker` implements the same interface.
+ * The in-process default lives in `in-process/`; `createRedisBroker` implements the same interface.
  */
 import type { FastifyBaseLogger } from 'fastify'
 import type { MemberStatus, ReadMark } from '../types/messages.js'

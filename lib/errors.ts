@@ -31,7 +31,7 @@ export const BadHandshakeError = createError<'POV_REALTIME_BAD_HANDSHAKE', [stri
 /**
  * `broadcastActivity` with the Redis broker while Redis cannot be reached (or did not answer in time). Its
  * `outcomeUnknown` property tells which: `false`, the activity was not published; `true`, it was sent to Redis but no
- * answer came, so it may have been published and delivered (see `BrokerUnavailable` in `redis-broker.ts`).
+ * answer came, so it may have been published and delivered (see `BrokerUnavailable` in `redis/broker.ts`).
  * Retry later with the same activity `id`, or report the failure.
  */
 export const BrokerUnavailableError = createError<'POV_REALTIME_BROKER_UNAVAILABLE', [string, { cause: unknown }?]>(

@@ -16,8 +16,8 @@ import { ClosedError, NotEnabledError } from './errors.js'
 import { InProcessBroker } from './in-process/index.js'
 import type { Feature } from '../types/schemas.js'
 import type { ResolvedOptions } from './options.js'
-import { ReadReceipts, type ReadState } from './read-receipts/read-receipts-feature.js'
-import { PresenceBoard } from './presence/presence-feature.js'
+import { ReadReceiptsFeature, type ReadState } from './read-receipts/read-receipts-feature.js'
+import { PresenceFeature } from './presence/presence-feature.js'
 import { SocketSession, type SessionHost } from './socket/socket-session.js'
 import { StatsCounters, type PovRealtimeStats } from './stats.js'
 import { SubscriptionIndex, type Subscription } from './subscription-index.js'
@@ -62,9 +62,9 @@ export class RealtimeHub implements SessionHost {
   readonly broker: Broker
   readonly enabledFeatures: ReadonlySet<Feature>
   /** The read receipts, when `readReceipts` is on. */
-  readonly readReceipts: ReadReceipts | undefined
+  readonly readReceipts: ReadReceiptsFeature | undefined
   /** `presence` on: who watches each PoV, their status, who types. */
-  readonly presence: PresenceBoard | undefined
+  readonly presence: PresenceFeature | undefined
   readonly #index = new SubscriptionIndex()
   readonly #sessions = new Set<SocketSession>()
   readonly #log: FastifyBaseLogger
@@ -84,9 +84,9 @@ export class RealtimeHub implements SessionHost {
     this.enabledFeatures = features
     // The options check guarantees a store when the feature is on.
     this.readReceipts = options.readReceipts
-      ? new ReadReceipts(this.broker.readMarks!, (povId, payload) => this.#index.sendToAll(povId, payload))
+      ? new ReadReceiptsFeature(this.broker.readMarks!, (povId, payload) => this.#index.sendToAll(povId, payload))
       : undefined
-    this.presence = options.presence ? new PresenceBoard(options.presence, this.broker.presence, log) : undefined
+    this.presence = options.presence ? new PresenceFeature(options.presence, this.broker.presence, log) : undefined
   }
 
   get tokens (): TokenService {
@@ -128,13 +128,13 @@ export class RealtimeHub implements SessionHost {
   }
 
   /** The read receipts, or a rejection naming the option when it is off. */
-  requireReadReceipts (caller: string): ReadReceipts {
+  requireReadReceipts (caller: string): ReadReceiptsFeature {
     if (!this.readReceipts) throw new NotEnabledError(`fastify.povRealtime.${caller}`, 'readReceipts')
     return this.readReceipts
   }
 
-  /** The presence board, or a rejection naming the option when it is off. */
-  requirePresence (caller: string): PresenceBoard {
+  /** The presence feature, or a rejection naming the option when it is off. */
+  requirePresence (caller: string): PresenceFeature {
     if (!this.presence) throw new NotEnabledError(`fastify.povRealtime.${caller}`, 'presence')
     return this.presence
   }

@@ -26,7 +26,7 @@ function trackPresenceTimers (): { live: Map<number, string>, created: () => num
     init (asyncId, type) {
       if (type !== 'Timeout') return
       const stack = new Error().stack ?? ''
-      if (!/(pov-presence|typing-indicators|presence-board)\.[jt]s/.test(stack)) return
+      if (!/(pov-presence|typing-indicators|presence-feature)\.[jt]s/.test(stack)) return
       created++
       live.set(asyncId, stack)
     },

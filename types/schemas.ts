@@ -1,6 +1,6 @@
 /**
  * The wire protocol as TypeBox schemas: the single source of truth for both the validators
- * (compiled once, in `message-parser.ts` and `activity-validator.ts`) and the TypeScript types
+ * (compiled once, in `lib/socket/message-parser.ts` and `lib/activity-serializer.ts`) and the TypeScript types
  * (derived in `types/`, which the client imports type-only).
  */
 import { Type } from '@sinclair/typebox'

@@ -7,7 +7,7 @@
 import type { Activity } from '../../types/activity.js'
 import type { ActivityMessage, ErrorMessage, SubscribedMessage, SubscribeMessage, UnsubscribeMessage } from '../../types/messages.js'
 import { ErrorCode } from '../../types/wire-constants.js'
-import type { OfflineSync } from './persistence/reload-persistence.js'
+import type { ReloadPersistence } from './persistence/reload-persistence.js'
 import type { PovRegistry } from './pov-registry.js'
 import type { PovState } from './pov-state.js'
 import type { WatchRegistry } from './watch-registry.js'
@@ -36,7 +36,7 @@ export interface ActivityFeedOptions {
   povs: PovRegistry
   watches: WatchRegistry
   /** Where a PoV watched afresh (no cursor given) looks for what a reload kept. */
-  offline: OfflineSync
+  offline: ReloadPersistence
   /** Puts a `subscribe` or `unsubscribe` on the wire; false when it could not (not connected). */
   send: (message: SubscribeMessage | UnsubscribeMessage) => boolean
 }

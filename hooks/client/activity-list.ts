@@ -3,7 +3,7 @@
  * `capacity` of them, followed by the app's optimistic entries that the server has not confirmed yet.
  *
  * Cursors are opaque, so the only order the client knows between two of them is the order their activities arrived
- * in: the store keeps each server activity's cursor, and read marks are placed by their position here.
+ * in: the list keeps each server activity's cursor, and read marks are placed by their position here.
  *
  * Readers get an immutable snapshot (for `useSyncExternalStore`); changes are announced through the batch scheduler,
  * so a burst of activities produces one new snapshot per batch window, not one per activity.
@@ -28,7 +28,7 @@ export const EMPTY_ACTIVITIES: ActivitiesSnapshot = Object.freeze({
   error: null
 })
 
-export interface ActivityStoreOptions {
+export interface ActivityListOptions {
   /** Server activities kept (the oldest go first); also the most optimistic entries held at once. */
   capacity: number
   timers: Timers
@@ -47,8 +47,8 @@ export interface HeldActivity {
   readonly activity: Activity
 }
 
-export class ActivityStore {
-  readonly #options: ActivityStoreOptions
+export class ActivityList {
+  readonly #options: ActivityListOptions
   #confirmed: HeldActivity[] = []
   readonly #confirmedIds = new Set<string>()
   readonly #optimistic = new Map<string, Optimistic>()
@@ -57,7 +57,7 @@ export class ActivityStore {
   #dirty = false
   readonly #listeners = new Set<() => void>()
 
-  constructor (options: ActivityStoreOptions) {
+  constructor (options: ActivityListOptions) {
     this.#options = options
   }
 
@@ -153,7 +153,7 @@ export class ActivityStore {
     return this.#listeners.size
   }
 
-  /** Stops the optimistic timers; the store is not used again. */
+  /** Stops the optimistic timers; the list is not used again. */
   dispose (): void {
     for (const { timer } of this.#optimistic.values()) if (timer !== undefined) this.#options.timers.clearTimeout(timer)
     this.#optimistic.clear()

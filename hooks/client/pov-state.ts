@@ -2,9 +2,9 @@
  * Everything the client holds about one PoV: its activities, presence and read receipts, the user's own typing on it,
  * and what the current connection has shown about it (whether it is subscribed, and which features the server has on).
  */
-import { ActivityStore } from './activity-list.js'
+import { ActivityList } from './activity-list.js'
 import { PresenceStore } from './presence/presence-store.js'
-import { ReadState } from './read-receipts/pov-read-receipts.js'
+import { PovReadReceipts } from './read-receipts/pov-read-receipts.js'
 import type { Timers } from './connection/timers.js'
 import type { TypingSender } from './presence/typing-sender.js'
 
@@ -19,9 +19,9 @@ export interface PovStateOptions {
 }
 
 export class PovState {
-  readonly activities: ActivityStore
+  readonly activities: ActivityList
   readonly presence: PresenceStore
-  readonly reads: ReadState
+  readonly reads: PovReadReceipts
   /** The server confirmed the subscription on the current connection: live activities count as unread. */
   subscribed = false
   /** That confirmation carried `readCursor`: read receipts are on, `read` and `reads` may be sent. */
@@ -32,9 +32,9 @@ export class PovState {
   typing: TypingSender | undefined
 
   constructor (options: PovStateOptions) {
-    this.activities = new ActivityStore({ capacity: options.capacity, timers: options.timers, schedule: options.schedule })
+    this.activities = new ActivityList({ capacity: options.capacity, timers: options.timers, schedule: options.schedule })
     this.presence = new PresenceStore({ timers: options.timers, typingExpiry: options.typingExpiry, schedule: options.schedule })
-    this.reads = new ReadState(this.activities, options.schedule)
+    this.reads = new PovReadReceipts(this.activities, options.schedule)
   }
 
   /** Components reading this PoV. */

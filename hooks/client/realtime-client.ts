@@ -5,7 +5,7 @@
  * - `activity-feed.ts`: which PoVs are watched, their subscriptions, activities and activity listeners;
  * - `presence-feature.ts`: members and typing; `status-reporter.ts`: this page's own status;
  * - `read-receipts-feature.ts`: marks, unread counts and marks waiting to be sent (`pending-reads.ts`);
- * - `offline-sync.ts`: what is kept for the next reload, and restored from it;
+ * - `persistence/reload-persistence.ts`: what is kept for the next reload, and restored from it;
  * - `pov-registry.ts`: the state held per PoV, which they share.
  *
  * Feature messages go out only once the server has shown the feature is on, so that an app whose server has
@@ -22,7 +22,7 @@ import {
   resolveClientOptions, resolveDocument, resolveSocketUrl, type RealtimeClientOptions, type ResolvedClientOptions
 } from './client-options.js'
 import { ConnectionMachine, type ConnectionState, type ConnectionStatus } from './connection/connection-machine.js'
-import { OfflineSync } from './persistence/reload-persistence.js'
+import { ReloadPersistence } from './persistence/reload-persistence.js'
 import { PendingReads } from './read-receipts/pending-reads.js'
 import { PovRegistry } from './pov-registry.js'
 import { PresenceFeature } from './presence/presence-feature.js'
@@ -71,7 +71,7 @@ export class RealtimeClient {
   readonly #queue: BoundedQueue<string>
   // The parts, each owning what its file says.
   readonly #povs: PovRegistry
-  readonly #offline: OfflineSync
+  readonly #offline: ReloadPersistence
   readonly #feed: ActivityFeed
   readonly #status: StatusReporter
   readonly #presence: PresenceFeature
@@ -103,7 +103,7 @@ export class RealtimeClient {
       typingExpiry: resolved.typingExpiry,
       schedule
     }, watches)
-    const offline = this.#offline = new OfflineSync(resolved, { povs, watches, pendingReads, userId })
+    const offline = this.#offline = new ReloadPersistence(resolved, { povs, watches, pendingReads, userId })
     this.#feed = new ActivityFeed({ povs, watches, offline, send })
     const status = this.#status = new StatusReporter({
       idleTimeout: resolved.idleTimeout,

@@ -20,7 +20,7 @@ export class InProcessBroker implements Broker {
   #history: HistoryWindow | undefined
   readonly readMarks: InProcessReadMarks
 
-  /** @param [options.maxReadMarks=MAX_IN_PROCESS_READ_MARKS] read marks kept in all (see `in-process-read-marks.ts`) */
+  /** @param [options.maxReadMarks=MAX_IN_PROCESS_READ_MARKS] read marks kept in all (see `read-marks.ts`) */
   constructor ({ maxReadMarks = MAX_IN_PROCESS_READ_MARKS }: { maxReadMarks?: number } = {}) {
     this.readMarks = new InProcessReadMarks({
       seqOf: (povId, cursor) => this.#cursors.seqOf(povId, cursor),

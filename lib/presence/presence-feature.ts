@@ -14,7 +14,7 @@ import type { Member } from '../../types/messages.js'
 
 export type { PresenceReceiver } from './pov-presence.js'
 
-export class PresenceBoard {
+export class PresenceFeature {
   readonly #options: ResolvedPresenceOptions
   readonly #relay: PresenceRelay | undefined
   readonly #log: FastifyBaseLogger

@@ -28,7 +28,7 @@ export type PovMessageSender = (povId: string, payload: Buffer) => void
 
 const checkCursor = TypeCompiler.Compile(Cursor)
 
-export class ReadReceipts {
+export class ReadReceiptsFeature {
   readonly #store: ReadMarkStore
   readonly #send: PovMessageSender
   /** Marks moved since the last flush: per PoV, per user the newest. */

@@ -1,6 +1,6 @@
 /**
- * What the Redis broker lends its optional parts (presence in `redis-presence.ts`, read marks in
- * `redis-read-marks.ts`): its two connections, its settings, and its fail-fast way of running a command. The parts
+ * What the Redis broker lends its optional parts (presence in `presence.ts`, read marks in
+ * `read-marks.ts`): its two connections, its settings, and its fail-fast way of running a command. The parts
  * open no connection of their own.
  */
 import type { FastifyBaseLogger } from 'fastify'

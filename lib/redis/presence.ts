@@ -1,7 +1,7 @@
 /**
  * The Redis broker's presence relay: each instance's members of each PoV in a Redis hash (one field per member per
  * instance), their changes on the PoV's presence channel, and instance liveness from heartbeats. See
- * `redis-presence-scripts.ts` for what lives in Redis and `redis-presence-mirror.ts` for how a watched PoV follows it.
+ * `presence-scripts.ts` for what lives in Redis and `presence-mirror.ts` for how a watched PoV follows it.
  *
  * Liveness: every instance records a heartbeat every `ttl / 3` ms; every `ttl / 3` ms it also checks the heartbeats of
  * the instances whose members it shows. An instance whose last heartbeat is older than `ttl` is dead: its members are

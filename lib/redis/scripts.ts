@@ -4,17 +4,17 @@
  * Per PoV, all in one Cluster hash slot thanks to the `{povId}` hash tag:
  * - `<prefix>{<povId>}:h`, a stream: the history, one entry per activity (field `a`, the activity's JSON), trimmed to
  *   the window (`MAXLEN size`, `MINID now - ttl`) and expiring `ttl` after the last publish;
- * - `<prefix>{<povId>}:m`, a small hash: `epoch` (see `redis-cursor.ts`), `last` (the newest stream id) and `dropped`
+ * - `<prefix>{<povId>}:m`, a small hash: `epoch` (see `cursor.ts`), `last` (the newest stream id) and `dropped`
  *   (the newest id the window has dropped), kept longer than the history so that a quiet PoV's cursors stay valid;
  * - channel `<prefix>{<povId>}`: every entry as `<cursor>\n<previous stream id>\n<activity JSON>`. The previous id
  *   chains the entries, so a subscriber sees for itself when it missed one and fills the gap from the stream;
  * - with the `presence` option, `<prefix>{<povId>}:p`, a hash of the PoV's members per instance, and channel
- *   `<prefix>{<povId>}:p` for its changes and typing (see `redis-presence.ts`);
+ *   `<prefix>{<povId>}:p` for its changes and typing (see `presence.ts`);
  * - with the `readReceipts` option, `<prefix>{<povId>}:r`, a hash of the PoV's read marks, and channel
- *   `<prefix>{<povId>}:r` for the marks that move (see `redis-read-marks.ts`).
+ *   `<prefix>{<povId>}:r` for the marks that move (see `read-marks.ts`).
  *
  * Outside any PoV's slot, the presence option keeps one sorted set, `<prefix>presence:instances`: each instance's last
- * heartbeat (see `redis-presence.ts`).
+ * heartbeat (see `presence.ts`).
  *
  * Requires Redis 6.2 or later (XTRIM MINID, exclusive ranges).
  */

@@ -21,8 +21,8 @@ import { Subscription, type ActivityReceiver } from '../subscription-index.js'
 import type { SocketIdentity, TokenService } from '../auth/tokens.js'
 import type { Broker, Replay } from '../broker.js'
 import type { Feature } from '../../types/schemas.js'
-import type { PresenceBoard, PresenceReceiver } from '../presence/presence-feature.js'
-import type { ReadReceipts, ReadState } from '../read-receipts/read-receipts-feature.js'
+import type { PresenceFeature, PresenceReceiver } from '../presence/presence-feature.js'
+import type { ReadReceiptsFeature, ReadState } from '../read-receipts/read-receipts-feature.js'
 import { SocketWriter } from './socket-writer.js'
 
 /** What a session needs from the hub that owns it. */
@@ -33,9 +33,9 @@ export interface SessionHost {
   readonly broker: Broker
   readonly enabledFeatures: ReadonlySet<Feature>
   /** `presence` on: the instance's members, statuses and typing. */
-  readonly presence: PresenceBoard | undefined
+  readonly presence: PresenceFeature | undefined
   /** The read receipts, when `readReceipts` is on. */
-  readonly readReceipts: ReadReceipts | undefined
+  readonly readReceipts: ReadReceiptsFeature | undefined
   /** Adds a live subscription to the index (watching the PoV in the broker if it is the first). */
   watch (subscription: Subscription): Promise<void>
   /** Removes a subscription from the index (unwatching the PoV if it was the last). */
@@ -399,7 +399,7 @@ export class SocketSession implements ActivityReceiver, PresenceReceiver {
    * The read receipts, for a PoV this socket watches; otherwise `INVALID_MESSAGE`, so that a socket that may not
    * watch a PoV learns nothing of its marks. (The parser already answered `NOT_ENABLED` while the option is off.)
    */
-  #receiptsOfWatched (povId: string, type: 'read' | 'reads'): ReadReceipts | undefined {
+  #receiptsOfWatched (povId: string, type: 'read' | 'reads'): ReadReceiptsFeature | undefined {
     if (this.#subscriptions.get(povId)) return this.#host.readReceipts
     this.#sendError(ErrorCode.INVALID_MESSAGE, `subscribe to this PoV before sending '${type}'`, povId)
     return undefined

@@ -3,7 +3,7 @@
  * bounded queue and the token source. Time is a hand-driven clock here, so nothing sleeps.
  */
 import t from 'tap'
-import { ActivityStore } from '../../hooks/client/activity-list.js'
+import { ActivityList } from '../../hooks/client/activity-list.js'
 import { backoffDelay, DEFAULT_BACKOFF } from '../../hooks/client/connection/backoff.js'
 import { BoundedQueue } from '../../hooks/client/support/bounded-queue.js'
 import { resolveSocketUrl } from '../../hooks/client/client-options.js'
@@ -38,7 +38,7 @@ t.test('the socket URL defaults to the page origin, wss on https pages', async (
 
 t.test('the activity store: deduplicated by id, oldest first, bounded, published once per batch', async (t) => {
   const flushes: Array<() => void> = []
-  const store = new ActivityStore({ capacity: 3, timers: manualClock(), schedule: (flush) => flushes.push(flush) })
+  const store = new ActivityList({ capacity: 3, timers: manualClock(), schedule: (flush) => flushes.push(flush) })
   const before = store.getSnapshot()
   for (const id of ['a1', 'a2', 'a2', 'a3', 'a4']) store.add(act(id), `c-${id}`)
   t.equal(store.getSnapshot(), before, 'nothing published until the batch ends')
@@ -52,7 +52,7 @@ t.test('the activity store: deduplicated by id, oldest first, bounded, published
 
 t.test('optimistic entries: shown pending, replaced by the server copy, dropped on timeout or on request', async (t) => {
   const clock = manualClock()
-  const store = new ActivityStore({ capacity: 10, timers: clock, schedule: (flush) => flush() })
+  const store = new ActivityList({ capacity: 10, timers: clock, schedule: (flush) => flush() })
   store.add(act('a1'), 'c-a1')
   const { createdAt: _omitted, ...input } = act('mine')
   store.addOptimistic(input, 1000)

@@ -3,11 +3,11 @@
  * clock and a stand-in page: the throttle, the idle timer, the member list, the order of cursors, the storage bounds.
  */
 import t from 'tap'
-import { ActivityMonitor, INPUT_EVENTS, type PageDocument } from '../../hooks/client/presence/idle-detector.js'
-import { ActivityStore } from '../../hooks/client/activity-list.js'
+import { IdleDetector, INPUT_EVENTS, type PageDocument } from '../../hooks/client/presence/idle-detector.js'
+import { ActivityList } from '../../hooks/client/activity-list.js'
 import { PersistedState, clearPersistedRealtimeState, MAX_PERSISTED_POVS, PERSIST_KEY_PREFIX, PERSIST_WRITE_DELAY, type StorageLike } from '../../hooks/client/persistence/persisted-state.js'
 import { PresenceStore } from '../../hooks/client/presence/presence-store.js'
-import { ReadState } from '../../hooks/client/read-receipts/pov-read-receipts.js'
+import { PovReadReceipts } from '../../hooks/client/read-receipts/pov-read-receipts.js'
 import { userIdOfToken } from '../../hooks/client/connection/token-claims.js'
 import { TypingSender } from '../../hooks/client/presence/typing-sender.js'
 import type { Activity } from '../../types/activity.js'
@@ -79,7 +79,7 @@ t.test('a keystroke that cannot be sent is tried again on the next one, and a st
 function monitor (page: PageDocument, idleTimeout = 60_000) {
   const clock = manualClock()
   const changes: MemberStatus[] = []
-  const watcher = new ActivityMonitor({ document: page, timers: clock, idleTimeout, changed: (status) => changes.push(status) })
+  const watcher = new IdleDetector({ document: page, timers: clock, idleTimeout, changed: (status) => changes.push(status) })
   return { clock, changes, watcher }
 }
 
@@ -164,9 +164,9 @@ t.test("another member's typing lapses after the expiry if their false is lost; 
 })
 
 t.test('read marks are ordered by where their activities stand among those held', async (t) => {
-  const store = new ActivityStore({ capacity: 5, timers: manualClock(), schedule: (flush) => flush() })
+  const store = new ActivityList({ capacity: 5, timers: manualClock(), schedule: (flush) => flush() })
   for (const n of [1, 2, 3, 4]) store.add(activity(`a${n}`), `c${n}`)
-  const reads = new ReadState(store, (flush) => flush())
+  const reads = new PovReadReceipts(store, (flush) => flush())
   t.equal(reads.compare('c3', null), 1, 'anything is newer than no mark')
   t.equal(reads.compare('c3', 'c2'), 1)
   t.equal(reads.compare('c2', 'c3'), -1)

@@ -11,7 +11,7 @@ import type { PovRegistry } from '../pov-registry.js'
 import type { WatchRegistry } from '../watch-registry.js'
 
 /** The parts of the client whose state is kept. */
-export interface OfflineSyncParts {
+export interface ReloadPersistenceParts {
   povs: PovRegistry
   watches: WatchRegistry
   pendingReads: PendingReads
@@ -19,13 +19,13 @@ export interface OfflineSyncParts {
   userId: () => string | undefined
 }
 
-export class OfflineSync {
-  readonly #parts: OfflineSyncParts
+export class ReloadPersistence {
+  readonly #parts: ReloadPersistenceParts
   /** `undefined` with `persist: false`. */
   readonly #persisted: PersistedState | undefined
   readonly #persistActivities: number
 
-  constructor (options: ResolvedClientOptions, parts: OfflineSyncParts) {
+  constructor (options: ResolvedClientOptions, parts: ReloadPersistenceParts) {
     this.#parts = parts
     this.#persistActivities = options.persistActivities
     this.#persisted = options.persist === false

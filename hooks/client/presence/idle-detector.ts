@@ -18,7 +18,7 @@ export interface PageDocument {
 /** The events that count as the user being there. Captured on the document, so scrolls inside elements count too. */
 export const INPUT_EVENTS: readonly string[] = Object.freeze(['pointerdown', 'pointermove', 'keydown', 'touchstart', 'wheel', 'scroll'])
 
-export interface ActivityMonitorOptions {
+export interface IdleDetectorOptions {
   document: PageDocument
   timers: Timers
   /** ms without input before the user counts as idle. */
@@ -29,14 +29,14 @@ export interface ActivityMonitorOptions {
 
 const LISTENER_OPTIONS = { capture: true, passive: true }
 
-export class ActivityMonitor {
-  readonly #options: ActivityMonitorOptions
+export class IdleDetector {
+  readonly #options: IdleDetectorOptions
   #status: MemberStatus = 'active'
   #lastInputAt: number
   #timer: unknown
 
   /** Starts watching at once; the user counts as active until the timeout passes (or the page is hidden). */
-  constructor (options: ActivityMonitorOptions) {
+  constructor (options: IdleDetectorOptions) {
     this.#options = options
     this.#lastInputAt = options.timers.now()
     for (const type of INPUT_EVENTS) options.document.addEventListener(type, this.#onInput, LISTENER_OPTIONS)

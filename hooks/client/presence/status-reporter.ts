@@ -1,10 +1,10 @@
 /**
- * This page's activity status as the server has it (`active` or `idle`, see `activity-monitor.ts`): reported while a
+ * This page's activity status as the server has it (`active` or `idle`, see `idle-detector.ts`): reported while a
  * presence hook is mounted, changes only, and only once the server has shown it has presence on (its first `presence`
  * message of the session), so that an app whose server has presence off never draws a `NOT_ENABLED`.
  */
 import type { MemberStatus } from '../../../types/messages.js'
-import { ActivityMonitor, type PageDocument } from './idle-detector.js'
+import { IdleDetector, type PageDocument } from './idle-detector.js'
 import { releaseOnce } from '../support/release-once.js'
 import type { Timers } from '../connection/timers.js'
 
@@ -21,7 +21,7 @@ export interface StatusReporterOptions {
 export class StatusReporter {
   readonly #options: StatusReporterOptions
   #reporters = 0
-  #monitor: ActivityMonitor | undefined
+  #monitor: IdleDetector | undefined
   /** The server has sent a presence message in this session: it has presence on. */
   #presenceOn = false
   /** The status the server has for this connection (`active` at connect). */
@@ -68,7 +68,7 @@ export class StatusReporter {
     if (idleTimeout === false) return
     const document = this.#options.document()
     if (!document) return
-    this.#monitor = new ActivityMonitor({ document, timers, idleTimeout, changed: () => this.report() })
+    this.#monitor = new IdleDetector({ document, timers, idleTimeout, changed: () => this.report() })
     this.report()
   }
 

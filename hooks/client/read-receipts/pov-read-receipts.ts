@@ -3,7 +3,7 @@
  * came after it.
  *
  * Cursors are opaque: two of them can only be ordered by where their activities stand among those the client holds
- * (see `ActivityStore.positionOf`). When one of them is not held, the order is unknown, and the server, whose marks only
+ * (see `ActivityList.positionOf`). When one of them is not held, the order is unknown, and the server, whose marks only
  * move forward, decides.
  */
 import type { ReadMark } from '../../../types/messages.js'
@@ -31,7 +31,7 @@ export interface CursorPositions {
 /** The read receipts of a PoV the client knows nothing about. */
 export const NOTHING_READ: ReadReceiptsSnapshot = Object.freeze({ reads: Object.freeze([]), readCursor: null, unread: null })
 
-export class ReadState {
+export class PovReadReceipts {
   readonly #positions: CursorPositions
   readonly #marks = new Map<string, ReadMark>()
   #readCursor: string | null = null

@@ -7,7 +7,7 @@
  * server shows it has read receipts on, so that an app whose server has them off never draws a `NOT_ENABLED`.
  */
 import type { ReadEvent, ReadMark, ReadMessage, ReadsMessage, ReadsRequest, SubscribedMessage } from '../../../types/messages.js'
-import type { OfflineSync } from '../persistence/reload-persistence.js'
+import type { ReloadPersistence } from '../persistence/reload-persistence.js'
 import type { PendingReads } from './pending-reads.js'
 import type { PovRegistry } from '../pov-registry.js'
 import type { PovState } from '../pov-state.js'
@@ -20,7 +20,7 @@ export type ReadsServerMessage = ReadEvent | ReadsMessage
 export interface ReadReceiptsFeatureOptions {
   povs: PovRegistry
   pendingReads: PendingReads
-  offline: OfflineSync
+  offline: ReloadPersistence
   /** Puts a `read` or `reads` on the wire; false when it could not (not connected). */
   send: (message: ReadMessage | ReadsRequest) => boolean
   /** The session's user, if known: whose marks are this user's own. */
