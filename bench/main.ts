@@ -1,22 +1,22 @@
 /**
  * `npm run bench`: plays every scenario against every target, trials alternating between targets, prints each
- * measurement, and writes the summary into BENCHMARKS.md.
+ * measurement, and writes the summary into docs/benchmarks.md.
  *
  *   --smoke              seconds: tiny numbers, one trial, every target, the feature scenarios too; leaves
- *                        BENCHMARKS.md alone
+ *                        docs/benchmarks.md alone
  *   --trials <n>         trials per scenario and target (default 3)
  *   --scenarios <a,b>    only these scenarios (fan-out, topic, selective, selective-small, latency, connections, or
  *                        a feature scenario)
  *   --features           instead: what the optional features cost, each scenario against the plugin with the feature
  *                        off and on (presence-storm, presence-reconnect-storm, presence-fan-out, presence-topic,
- *                        read-receipts, read-receipts-steady); rewrites the "features" section of BENCHMARKS.md
+ *                        read-receipts, read-receipts-steady); rewrites the "features" section of docs/benchmarks.md
  *   --targets <a,b>      only these targets (plugin, plugin-redis, ws, fastify-naive, socket.io, ws-buffer, …)
  *   --experiments        add the plain-ws technique variants (shared Buffer, frame built once, corked) to the
  *                        fan-out scenarios
  *   --profile            instead: profile one scenario's measured phase (fan-out, or the first of --scenarios) on
  *                        the plugin, plain ws and its variants, and Socket.IO
  *   --json <file>        also write every measurement as JSON
- *   --no-write           do not touch BENCHMARKS.md
+ *   --no-write           do not touch docs/benchmarks.md
  *   --redis <url>        Redis for the Redis-broker target (default redis://127.0.0.1:6379)
  */
 import { randomBytes } from 'node:crypto'
@@ -86,7 +86,7 @@ async function availableTargets (ids: string[], context: RunContext): Promise<{ 
 
 /**
  * Profiles the measured phase of `scenario` on each target and summarizes where the time went; the fan-out profile
- * goes into the "profile" section of BENCHMARKS.md, another scenario's into "profile-<scenario>".
+ * goes into the "profile" section of docs/benchmarks.md, another scenario's into "profile-<scenario>".
  */
 async function profile (root: string, context: RunContext, scenario: Scenario, ids: string[], write: boolean): Promise<void> {
   const dir = join(tmpdir(), 'pov-bench-profiles')
@@ -113,7 +113,7 @@ async function profile (root: string, context: RunContext, scenario: Scenario, i
   sections.splice(1, 0, renderProfileOverview(unit, profiles))
   const markdown = sections.join('\n\n')
   console.log(`\n${markdown}`)
-  if (write) await writeSection(join(root, 'BENCHMARKS.md'), scenario.id === 'fan-out' ? 'profile' : `profile-${scenario.id}`, markdown)
+  if (write) await writeSection(join(root, 'docs', 'benchmarks.md'), scenario.id === 'fan-out' ? 'profile' : `profile-${scenario.id}`, markdown)
 }
 
 export async function main (root: string, argv: string[]): Promise<void> {
@@ -192,8 +192,8 @@ export async function main (root: string, argv: string[]): Promise<void> {
     console.log(`\n${features}`)
     // The section is rewritten only by a run of every feature scenario against the targets they name.
     if (!values['no-write'] && !values.targets && featureScenarios.every((s) => featuresRun.includes(s))) {
-      await writeSection(join(root, 'BENCHMARKS.md'), 'features', features)
-      console.log('\nBENCHMARKS.md updated (features)')
+      await writeSection(join(root, 'docs', 'benchmarks.md'), 'features', features)
+      console.log('\ndocs/benchmarks.md updated (features)')
     }
   }
   if (featuresRun.length === scenarios.length) return
@@ -201,9 +201,9 @@ export async function main (root: string, argv: string[]): Promise<void> {
   const goals = renderGoals(measurements)
   console.log(`\n${results}\n\n${goals}`)
   if (write) {
-    await writeSection(join(root, 'BENCHMARKS.md'), 'results', results)
-    await writeSection(join(root, 'BENCHMARKS.md'), 'goals', goals)
-    console.log('\nBENCHMARKS.md updated')
+    await writeSection(join(root, 'docs', 'benchmarks.md'), 'results', results)
+    await writeSection(join(root, 'docs', 'benchmarks.md'), 'goals', goals)
+    console.log('\ndocs/benchmarks.md updated')
   }
 }
 

@@ -1,5 +1,5 @@
 /**
- * The results as Markdown, and the one place that writes them into BENCHMARKS.md: only between the generated
+ * The results as Markdown, and the one place that writes them into docs/benchmarks.md: only between the generated
  * sections' markers, so the prose around them is kept.
  */
 import { execFileSync } from 'node:child_process'
