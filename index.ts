@@ -1,6 +1,6 @@
 /**
  * fastify-pov-realtime: real-time activity feeds for Fastify over WebSockets.
- * Wires the pieces in `lib/`; see the README for the options and the protocol.
+ * Wires the pieces in `lib/`; see docs/options.md and docs/protocol.md.
  */
 import fastifyCookie from '@fastify/cookie'
 import fastifyWebsocket from '@fastify/websocket'

@@ -1,28 +1,28 @@
 /**
  * `npm run bench`: plays every scenario against every target, trials alternating between targets, prints each
- * measurement, and writes the summary into BENCHMARKS.md.
+ * measurement, and writes the summary into docs/benchmarks.md.
  *
  *   --smoke              seconds: tiny numbers, one trial, every target, the feature scenarios too; leaves
- *                        BENCHMARKS.md alone
+ *                        docs/benchmarks.md alone
  *   --trials <n>         trials per scenario and target (default 3)
  *   --scenarios <a,b>    only these scenarios (fan-out, topic, selective, selective-small, latency, connections, or
  *                        a feature scenario)
  *   --features           instead: what the optional features cost, each scenario against the plugin with the feature
  *                        off and on (presence-storm, presence-reconnect-storm, presence-fan-out, presence-topic,
- *                        read-receipts, read-receipts-steady); rewrites the "features" section of BENCHMARKS.md
+ *                        read-receipts, read-receipts-steady); rewrites the "features" section of docs/benchmarks.md
  *   --targets <a,b>      only these targets (plugin, plugin-redis, ws, fastify-naive, socket.io, ws-buffer, …)
  *   --experiments        add the plain-ws technique variants (shared Buffer, frame built once, corked) to the
  *                        fan-out scenarios
  *   --profile            instead: profile one scenario's measured phase (fan-out, or the first of --scenarios) on
- *                        the plugin, plain ws and its variants, and Socket.IO
+ *                        the plugin, plain ws and its variants, and Socket.IO; writes bench/results/profile-<scenario>.md
  *   --json <file>        also write every measurement as JSON
- *   --no-write           do not touch BENCHMARKS.md
+ *   --no-write           do not touch docs/benchmarks.md (nor, with --profile, bench/results/)
  *   --redis <url>        Redis for the Redis-broker target (default redis://127.0.0.1:6379)
  */
 import { randomBytes } from 'node:crypto'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { measure, type Measurement } from './measure.js'
 import { summarizeProfile } from './profile-summary.js'
@@ -37,7 +37,7 @@ const SECRET = 'benchmark-secret-benchmark-secret-32+'
 const MAIN_TARGETS = ['plugin', 'plugin-redis', 'ws', 'fastify-naive', 'socket.io']
 const PROFILED_TARGETS = ['plugin', 'ws', 'ws-buffer', 'ws-preframed', 'socket.io']
 
-/** What `--json <file>` writes (and `test/bench-smoke.test.ts` reads). */
+/** What `--json <file>` writes (and `test/load/bench-smoke.test.ts` reads). */
 export interface RunReport {
   measurements: Measurement[]
   /** Targets that could not run, with the reason. */
@@ -85,8 +85,8 @@ async function availableTargets (ids: string[], context: RunContext): Promise<{ 
 }
 
 /**
- * Profiles the measured phase of `scenario` on each target and summarizes where the time went; the fan-out profile
- * goes into the "profile" section of BENCHMARKS.md, another scenario's into "profile-<scenario>".
+ * Profiles the measured phase of `scenario` on each target and summarizes where the time went, into
+ * `bench/results/profile-<scenario>.md`: long tables that docs/benchmarks.md links to rather than holds.
  */
 async function profile (root: string, context: RunContext, scenario: Scenario, ids: string[], write: boolean): Promise<void> {
   const dir = join(tmpdir(), 'pov-bench-profiles')
@@ -97,7 +97,7 @@ async function profile (root: string, context: RunContext, scenario: Scenario, i
     `${scenario.title} (${scenario.about}), measured phase only, sampled every 100 µs by the V8 profiler in the server ` +
       'process (the profile `node --cpu-prof` writes, started and stopped around the measured phase). The profiler ' +
       'itself slows the process, and one profile is one run on a shared machine: read the shares and the order of ' +
-      'magnitude here, and take the ratios from the results tables above.'
+      'magnitude here, and take the ratios from the results tables of docs/benchmarks.md.'
   ]
   const profiles = []
   for (const target of targets) {
@@ -113,7 +113,15 @@ async function profile (root: string, context: RunContext, scenario: Scenario, i
   sections.splice(1, 0, renderProfileOverview(unit, profiles))
   const markdown = sections.join('\n\n')
   console.log(`\n${markdown}`)
-  if (write) await writeSection(join(root, 'BENCHMARKS.md'), scenario.id === 'fan-out' ? 'profile' : `profile-${scenario.id}`, markdown)
+  if (!write) return
+  const file = join(root, 'bench', 'results', `profile-${scenario.id}.md`)
+  await mkdir(dirname(file), { recursive: true })
+  const machine = describeMachine(root)
+  const command = `npm run bench -- --profile${scenario.id === 'fan-out' ? '' : ` --scenarios ${scenario.id}`}`
+  const run = `Profiled ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC, commit ${machine.commit}, ` +
+    `${machine.cpu}, ${machine.cores} cores, Node ${machine.node}; written by \`${command}\`.`
+  await writeFile(file, `# Where the time goes: ${scenario.title}\n\n${run}\n\n${markdown}\n`)
+  console.log(`\n${file} written`)
 }
 
 export async function main (root: string, argv: string[]): Promise<void> {
@@ -192,8 +200,8 @@ export async function main (root: string, argv: string[]): Promise<void> {
     console.log(`\n${features}`)
     // The section is rewritten only by a run of every feature scenario against the targets they name.
     if (!values['no-write'] && !values.targets && featureScenarios.every((s) => featuresRun.includes(s))) {
-      await writeSection(join(root, 'BENCHMARKS.md'), 'features', features)
-      console.log('\nBENCHMARKS.md updated (features)')
+      await writeSection(join(root, 'docs', 'benchmarks.md'), 'features', features)
+      console.log('\ndocs/benchmarks.md updated (features)')
     }
   }
   if (featuresRun.length === scenarios.length) return
@@ -201,9 +209,9 @@ export async function main (root: string, argv: string[]): Promise<void> {
   const goals = renderGoals(measurements)
   console.log(`\n${results}\n\n${goals}`)
   if (write) {
-    await writeSection(join(root, 'BENCHMARKS.md'), 'results', results)
-    await writeSection(join(root, 'BENCHMARKS.md'), 'goals', goals)
-    console.log('\nBENCHMARKS.md updated')
+    await writeSection(join(root, 'docs', 'benchmarks.md'), 'results', results)
+    await writeSection(join(root, 'docs', 'benchmarks.md'), 'goals', goals)
+    console.log('\ndocs/benchmarks.md updated')
   }
 }
 

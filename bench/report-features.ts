@@ -1,5 +1,5 @@
 /**
- * The "features" section of BENCHMARKS.md: what presence and read receipts cost, each scenario's feature target
+ * The "features" section of docs/benchmarks.md: what presence and read receipts cost, each scenario's feature target
  * against the plugin with the feature off (`plugin`), ratios taken trial by trial.
  */
 import type { Measurement } from './measure.js'

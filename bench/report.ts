@@ -1,5 +1,5 @@
 /**
- * The results as Markdown, and the one place that writes them into BENCHMARKS.md: only between the generated
+ * The results as Markdown, and the one place that writes them into docs/benchmarks.md: only between the generated
  * sections' markers, so the prose around them is kept.
  */
 import { execFileSync } from 'node:child_process'
@@ -155,7 +155,7 @@ export function renderResults (
   return lines.join('\n')
 }
 
-/** Issue 5's targets for the plugin (in-process broker), each with the measured ratio. */
+/** The plugin's performance targets (in-process broker) against plain ws and Socket.IO, each with the measured ratio. */
 export function renderGoals (measurements: readonly Measurement[]): string {
   const of = (scenario: string) => measurements.filter((m) => m.scenario === scenario)
   const ratio = (scenario: string, target: string, baseline: string, metric: Metric) => ratioOf(of(scenario), target, baseline, metric)
@@ -218,7 +218,7 @@ export function renderProfile (label: string, unit: string, units: number, summa
   const share = (value: number) => `${number(value * 100, 1)} %`
   const rows = (entries: ProfileSummary['topSelf']) => entries.map((e) => `| \`${e.name}\` | ${number(e.nsEach, 0)} | ${share(e.share)} |`)
   return [
-    `#### ${label}`,
+    `## ${label}`,
     '',
     `${number(units, 0)} ${unit === 'delivery' ? 'deliveries' : `${unit}s`} profiled; busy time ${number(summary.busyNsEach, 0)} ns per ${unit}. Profile: \`${file}\`.`,
     '',

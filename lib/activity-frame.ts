@@ -9,8 +9,8 @@ export function encodeActivityFrame (cursor: string, activityJson: string): Buff
 /**
  * The complete WebSocket text frame around `payload` (RFC 6455 §5.2: FIN, opcode 1, no mask — server frames are not
  * masked). A broadcast is framed once and the same bytes are written to every subscriber's socket, instead of ws
- * framing it again for each one. Not cached: a cache keyed by the payload (a `WeakMap`) cost more per broadcast than
- * framing again the few entries a resume replays.
+ * framing it again for each one. Not cached: a cache keyed by the payload cost more per broadcast than framing again
+ * the few entries a resume replays (docs/architecture.md, "No frame cache").
  */
 export function wireFrameOf (payload: Buffer): Buffer {
   const length = payload.length

@@ -1,4 +1,4 @@
-/** Internal limits that are not options: each is documented in the README under "Limits". */
+/** Internal limits that are not options: each is documented in docs/limits.md. */
 
 /** Invalid messages in a row (no valid one between) before a socket is closed with 1008. */
 export const INVALID_MESSAGE_STREAK_LIMIT = 20

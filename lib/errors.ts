@@ -1,6 +1,6 @@
 /**
  * The errors this plugin throws or rejects with, made with @fastify/error under the `POV_REALTIME_` prefix.
- * Each is listed in the README. HTTP ones carry the status the token route or the upgrade answers with.
+ * Each is listed in docs/errors.md. HTTP ones carry the status the token route or the upgrade answers with.
  */
 import createError from '@fastify/error'
 

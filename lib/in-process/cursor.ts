@@ -4,12 +4,9 @@
  * - `seq` (base 36) numbers every activity the broker publishes, across all PoVs, so it orders each PoV's activities.
  * - `epoch` changes with every start, so a cursor from before a restart (whose history and read marks are gone) is
  *   recognised as such.
- * - `tag` is the first 48 bits of SHA-256(key ‖ PoV ‖ seq), under a key drawn at start. It proves that the cursor was
- *   issued for that PoV, which a read mark needs, without keeping every cursor ever issued (the history window forgets
- *   them). Its 48 bits make guessing a valid tag a 1 in 2^48 shot per try. A keyed hash rather than an HMAC: it is
- *   computed for every broadcast, and one `crypto.hash` call costs a third of building an Hmac object; the length
- *   extension that makes a bare key-prefix hash unfit as a MAC needs the whole digest, and a cursor shows 48 of its
- *   256 bits.
+ * - `tag`, 48 bits of a keyed SHA-256 of PoV and seq, proves that the cursor was issued for that PoV (a read mark
+ *   needs that) without keeping every cursor ever issued. A keyed hash rather than an HMAC because it runs on every
+ *   broadcast; the cost and why it is safe: docs/architecture.md, "The in-process cursor's tag".
  *
  * Every part fits the protocol's cursor alphabet (`[A-Za-z0-9_.:-]`).
  */

@@ -1,5 +1,5 @@
 /**
- * Floods (issue 6): message floods on single sockets, subscription storms and bursts of hundreds of upgrades at once,
+ * Floods (hardening): message floods on single sockets, subscription storms and bursts of hundreds of upgrades at once,
  * in waves, while well-behaved subscribers receive activities broadcast at a fixed rate. The flooders get what the
  * protocol promises (`RATE_LIMITED` then 4008, `SUBSCRIPTION_LIMIT`, 401), and the well-behaved subscribers get every
  * activity, in order, on time: their delivery latency is measured before and during the floods.
@@ -30,7 +30,7 @@ const BURST_FORGED = 100
 /** The watchers' p99 delivery latency during the floods must stay under this. */
 const P99_BOUND_MS = 500
 
-/** The defaults the floods run against (PROTOCOL.md; README "Limits"). */
+/** The defaults the floods run against (PROTOCOL.md; docs/limits.md). */
 const RATE_MAX = 200
 const MAX_SUBSCRIPTIONS = 100
 

@@ -1,5 +1,5 @@
 /**
- * Leaks (issue 6): 10,000 connect / subscribe / drop cycles, concurrent in bounded groups, dropped in every way a
+ * Leaks (hardening): 10,000 connect / subscribe / drop cycles, concurrent in bounded groups, dropped in every way a
  * client goes (cut, clean close, unsubscribe first, cut mid-subscribe, resume with `since`), while activities are
  * published. Afterwards the plugin's counters are 0, the broker was told to unwatch every PoV it was told to watch,
  * no timer or socket created on the way is left, and the heap after GC has not grown beyond a bound.

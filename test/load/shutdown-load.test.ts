@@ -1,5 +1,5 @@
 /**
- * Shutdown under load (issue 6), beyond the quiet shutdown of shutdown.test.ts: `fastify.close()` while activities are
+ * Shutdown under load (hardening), beyond the quiet shutdown of shutdown.test.ts: `fastify.close()` while activities are
  * broadcast to hundreds of sockets a few per millisecond, none of them awaited before the next. Every socket gets
  * 1001; every broadcast either was published and reached every socket of its PoV before that 1001, or rejects with
  * POV_REALTIME_CLOSED and reached no one; close finishes in bounded time; nothing is left: no counter, no timer, no

@@ -1,5 +1,5 @@
 /**
- * Slow consumers under load (issue 6), beyond the cut itself (slow-consumer.test.ts): while a peer that stopped
+ * Slow consumers under load (hardening), beyond the cut itself (slow-consumer.test.ts): while a peer that stopped
  * reading is sent thousands of activities, the memory the server holds for it stays within `maxBufferedBytes`, and
  * the fast subscribers of the same PoV get their activities as quickly as when no slow peer is there. With `presence`
  * on, presence and typing are what the slow peer loses first; its activities keep going until the cut.

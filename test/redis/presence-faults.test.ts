@@ -16,7 +16,7 @@ import { startTcpProxy } from '../helpers/tcp-proxy.js'
 /** A short liveness ttl, so that the tests need not wait the default 15 s. */
 const TTL = 1500
 
-/** The bound the README states: a dead instance's members leave within ttl + ttl / 3 of its last heartbeat. */
+/** The bound docs/redis.md states: a dead instance's members leave within ttl + ttl / 3 of its last heartbeat. */
 const BOUND = TTL + TTL / 3
 
 /** Room for the scripts, the pub/sub hop and a loaded machine's timers on top of the bound. */
