@@ -24,6 +24,7 @@ import type { Feature } from '../../types/schemas.js'
 import type { PresenceFeature, PresenceReceiver } from '../presence/presence-feature.js'
 import type { ReadReceiptsFeature, ReadState } from '../read-receipts/read-receipts-feature.js'
 import { SocketWriter } from './socket-writer.js'
+import { closeCodeOfFrameError } from './frame-errors.js'
 
 /** What a session needs from the hub that owns it. */
 export interface SessionHost {
@@ -45,18 +46,6 @@ export interface SessionHost {
 }
 
 const TEXT = { binary: false } as const
-
-/** The close codes ws sends for the frame errors it reports (RFC 6455 §7.4.1); other `WS_ERR_*` codes: 1002. */
-const wsErrorCloseCodes: Readonly<Record<string, CloseCode>> = {
-  WS_ERR_UNSUPPORTED_MESSAGE_LENGTH: CloseCode.MESSAGE_TOO_BIG,
-  WS_ERR_INVALID_UTF8: CloseCode.INVALID_PAYLOAD
-}
-
-/** The close code ws sent for a frame it refused (the client's fault), or undefined for any other socket error. */
-export function closeCodeOfFrameError (err: Error & { code?: string }): CloseCode | undefined {
-  if (!err.code?.startsWith('WS_ERR_')) return undefined
-  return wsErrorCloseCodes[err.code] ?? CloseCode.PROTOCOL_ERROR
-}
 
 export class SocketSession implements ActivityReceiver, PresenceReceiver {
   readonly #ws: WebSocket
