@@ -13,8 +13,6 @@ import { PovPresence } from './pov-presence.js'
 import type { PresenceReceiver } from './presence-receiver.js'
 import type { Member } from '../../types/messages.js'
 
-export type { PresenceReceiver } from './presence-receiver.js'
-
 export class PresenceFeature {
   readonly #options: ResolvedPresenceOptions
   readonly #relay: PresenceRelay | undefined
