@@ -2,7 +2,7 @@
  * The instance's live state: its sockets, the subscription index, the broker and the counters. It is what
  * `fastify.povRealtime` exposes and what `fastify.broadcastActivity` calls. One activity's path:
  * `broadcast` → `serializeActivity` → `broker.publish` → `deliver` (the broker's sink) → `SubscriptionIndex.fanOut`
- * → `Subscription.deliver` → `SocketSession.sendActivity` → the socket.
+ * → `Subscription.deliver` → `SocketWriter.sendActivity` → the socket.
  */
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'

@@ -1,19 +1,11 @@
 /**
  * `GET {tokenRoute}`: the access-token cookie in, a short-lived WebSocket token out.
  */
-import type { FastifyInstance, FastifyRequest } from 'fastify'
-import { UnauthorizedError } from '../errors.js'
+import type { FastifyInstance } from 'fastify'
 import type { ResolvedOptions } from '../options.js'
 import type { StatsCounters } from '../stats.js'
-import { TokenRefusal, type RefusalReason, type TokenService } from './tokens.js'
-
-/** Counts and logs a refused credential (its reason and the request id, never the token), then returns the 401. */
-export function refuseCredential (request: FastifyRequest, stats: StatsCounters, reason: RefusalReason, what: string): Error {
-  stats.authFailures++
-  request.log.info({ reason }, `pov-realtime: ${what} refused`)
-  const message = reason === 'missing' ? `No ${what}` : reason === 'expired' ? `The ${what} has expired` : `Invalid ${what}`
-  return new UnauthorizedError(message)
-}
+import { refuseCredential } from './credential-refusal.js'
+import { TokenRefusal, type TokenService } from './tokens.js'
 
 export function registerTokenRoute (instance: FastifyInstance, options: ResolvedOptions, tokens: TokenService, stats: StatsCounters): void {
   instance.get(options.tokenRoute, async (request, reply) => {

@@ -12,20 +12,9 @@
 import type { MemberState } from '../broker.js'
 import { PRESENCE_DIFF_WINDOW_MS, PRESENCE_HEAL_DELAY_MS } from '../constants.js'
 import type { MemberInfo } from './member-info.js'
+import type { PresenceReceiver } from './presence-receiver.js'
 import type { Member, MemberStatus, TypingEvent } from '../../types/messages.js'
 import { TypingIndicators } from './typing-indicators.js'
-
-/** The socket side of presence. */
-export interface PresenceReceiver {
-  readonly userId: string
-  /** The socket's activity status (`active` at connect). */
-  readonly status: MemberStatus
-  /**
-   * Writes one serialized presence or typing message (shared by its recipients) unless the socket is backed up;
-   * returns whether it was written.
-   */
-  sendEphemeral (payload: Buffer): boolean
-}
 
 /** What a PoV's presence tells the rest of the instance. */
 export interface PresenceOutlet {

@@ -9,10 +9,9 @@ import type { MemberState, PresenceRelay, PresenceSink } from '../broker.js'
 import { povIdArgument } from '../api-arguments.js'
 import { resolveMemberInfo, type MemberInfo } from './member-info.js'
 import type { PovRealtimeUser, ResolvedPresenceOptions } from '../options.js'
-import { PovPresence, type PresenceReceiver } from './pov-presence.js'
+import { PovPresence } from './pov-presence.js'
+import type { PresenceReceiver } from './presence-receiver.js'
 import type { Member } from '../../types/messages.js'
-
-export type { PresenceReceiver } from './pov-presence.js'
 
 export class PresenceFeature {
   readonly #options: ResolvedPresenceOptions

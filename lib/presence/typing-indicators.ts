@@ -10,7 +10,7 @@
  * comes (the instance died). The gap between two refreshes stays under 1.5 × `typingTimeout`, hence the factor 2;
  * it assumes every instance has the same `typingTimeout`.
  */
-import type { PresenceReceiver } from './pov-presence.js'
+import type { PresenceReceiver } from './presence-receiver.js'
 
 /** What the indicators tell the PoV. */
 export interface TypingListener {

@@ -4,9 +4,9 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { BadHandshakeError, ForbiddenOriginError } from '../errors.js'
+import { refuseCredential } from '../auth/credential-refusal.js'
 import { forgetHandshakeToken, takeHandshakeToken } from '../auth/handshake-token.js'
 import type { RealtimeHub } from '../realtime-hub.js'
-import { refuseCredential } from '../auth/token-route.js'
 import { TokenRefusal, type SocketIdentity } from '../auth/tokens.js'
 
 export function registerSocketRoute (instance: FastifyInstance, hub: RealtimeHub): void {

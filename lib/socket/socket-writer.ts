@@ -1,16 +1,36 @@
 /**
- * Batches the frames one socket gets in one turn of the event loop into one write. The first frame of a turn is
- * written at once (no added latency, no cost when one frame per turn is the rule); a socket written to again in the
- * same turn is corked, and every corked socket is uncorked when the turn's synchronous work ends, so its other frames
- * leave in one `writev`. On loopback most of a delivery's cost is the system call (the receiver's TCP path runs inside
- * it), so ten broadcasts in one turn cost about two writes per socket instead of ten.
+ * Everything one socket is sent goes out here: activities, `read` events, presence and typing, the answers to the
+ * client's own requests, pings and close frames. The writer owns how a frame is written (an activity's shared,
+ * ready frame straight to the connection, or ws framing the payload), the slow-consumer bound (`maxBufferedBytes`,
+ * then close with 4008), the ephemeral share (presence and typing are dropped first), and corking.
  *
+ * Corking: the first frame a socket gets in a turn of the event loop is written at once (no added latency, no cost
+ * when one frame per turn is the rule); a socket written to again in the same turn is corked, and every corked socket
+ * is uncorked when the turn's synchronous work ends, so its other frames leave in one `writev`. On loopback most of a
+ * delivery's cost is the system call, so ten broadcasts in one turn cost about two writes per socket instead of ten.
  * "A turn" ends at the next `process.nextTick`: the publisher's synchronous loop, or a broker handing over several
- * messages from one read. Corked bytes are in the socket's writable buffer (so in `ws.bufferedAmount`) until then,
- * although the kernel may take them all: a queue over the limit is judged after a `flush`, and the writer's `flushed`
- * callback, called after the turn's uncork, is where the slow-consumer check belongs.
+ * messages from one read. Corked bytes count in `ws.bufferedAmount` until then, although the kernel may take them
+ * all: the bound is judged only after a flush.
  */
 import type { Duplex } from 'node:stream'
+import type { FastifyBaseLogger } from 'fastify'
+import type { WebSocket } from 'ws'
+import { CloseCode } from '../../types/wire-constants.js'
+import type { ServerMessage } from '../../types/messages.js'
+import { wireFrameOf } from '../activity-frame.js'
+import { EPHEMERAL_BUFFER_SHARE } from '../constants.js'
+import type { StatsCounters } from '../stats.js'
+import type { ActivityReceiver } from '../subscription-index.js'
+
+/**
+ * Whether the answers to the client's own requests (`subscribed`, `unsubscribed`, `pong`, `error`, `authenticated`,
+ * `reads`) count against `maxBufferedBytes`. They do not: only what the server pushes (activities, `read` events)
+ * can close a socket as a slow consumer, and an answer is written however much is queued. Making every frame count
+ * is setting this to true.
+ */
+const ANSWERS_COUNT_AGAINST_THE_BOUND = false
+
+const TEXT = { binary: false } as const
 
 /** Counts turns that wrote anything: a writer last written in an earlier one writes at once. */
 let turn = 1
@@ -25,24 +45,147 @@ function endTurn (): void {
   for (const writer of writers) writer.endTurn()
 }
 
-/** One socket's writes of whole frames (ready bytes), corked from its second write in a turn. */
-export class SocketWriter {
+export interface SocketWriterOptions {
+  /** More than this queued once a turn's frames were handed over: the socket is closed as a slow consumer. */
+  readonly maxBufferedBytes: number
+  readonly stats: StatsCounters
+  readonly log: FastifyBaseLogger
+  /** The socket's user, for the log line of a slow-consumer close. */
+  readonly userId: string
+}
+
+export class SocketWriter implements ActivityReceiver {
+  readonly #ws: WebSocket
+  /** The upgraded connection ws reads and writes (the upgrade request's socket). */
   readonly #socket: Duplex
-  readonly #flushed: () => void
+  /** No extension was negotiated (ws computes `extensions` on each read): ws would frame an activity as we do. */
+  readonly #plainFrames: boolean
+  readonly #maxBufferedBytes: number
+  /** Past this much queued, presence and typing messages are dropped (activities keep the rest of the room). */
+  readonly #ephemeralBound: number
+  readonly #stats: StatsCounters
+  readonly #log: FastifyBaseLogger
+  readonly #userId: string
+  /** No more frames: the socket closed, or was cut as a slow consumer (its `close` event may still be on its way). */
+  #closed = false
   #lastTurn = 0
   #corked = false
 
   /**
-   * @param socket the connection's socket
-   * @param flushed called after the end of a turn sent what a cork held
+   * @param ws the session's WebSocket
+   * @param socket the connection under it (`request.raw.socket`)
    */
-  constructor (socket: Duplex, flushed: () => void) {
+  constructor (ws: WebSocket, socket: Duplex, options: SocketWriterOptions) {
+    this.#ws = ws
     this.#socket = socket
-    this.#flushed = flushed
+    this.#plainFrames = ws.extensions === ''
+    this.#maxBufferedBytes = options.maxBufferedBytes
+    this.#ephemeralBound = options.maxBufferedBytes * EPHEMERAL_BUFFER_SHARE
+    this.#stats = options.stats
+    this.#log = options.log
+    this.#userId = options.userId
   }
 
-  /** Writes `frame`: at once when it is the socket's first of this turn, else into the socket's cork. */
-  write (frame: Buffer): void {
+  /** Whether the socket takes no more frames. */
+  get closed (): boolean {
+    return this.#closed
+  }
+
+  /**
+   * Writes one activity. `wire` is the payload already framed (shared by every recipient of the broadcast); it goes
+   * straight to the connection's socket when ws would frame it the same way (an open socket without extensions:
+   * ws then writes each frame synchronously, so frames never interleave), else ws frames the payload itself.
+   * Closes the socket as a slow consumer once too much is queued to it.
+   */
+  sendActivity (payload: Buffer, wire: Buffer = wireFrameOf(payload)): boolean {
+    if (this.#closed) return false
+    const ws = this.#ws
+    if (this.#plainFrames && ws.readyState === ws.OPEN) this.#write(wire)
+    else ws.send(payload, TEXT)
+    this.#stats.deliveries++
+    if (ws.bufferedAmount > this.#maxBufferedBytes) this.#checkBound()
+    return true
+  }
+
+  /** Writes one serialized server message of a PoV (shared by its recipients); bounded like an activity. */
+  sendMessage (payload: Buffer): void {
+    if (this.#closed) return
+    this.#ws.send(payload, TEXT)
+    if (this.#ws.bufferedAmount > this.#maxBufferedBytes) this.#checkBound()
+  }
+
+  /**
+   * Writes one serialized presence or typing message (shared by its recipients), unless the socket already has more
+   * than its share of `maxBufferedBytes` queued: those are ephemeral, and the first thing dropped for a slow consumer.
+   */
+  sendEphemeral (payload: Buffer): boolean {
+    if (this.#closed) return false
+    if (this.#ws.bufferedAmount > this.#ephemeralBound) {
+      this.#stats.presenceDropped++
+      return false
+    }
+    this.#ws.send(payload, TEXT)
+    return true
+  }
+
+  /** Writes the answer to one of the client's requests (see `ANSWERS_COUNT_AGAINST_THE_BOUND`). */
+  answer (message: ServerMessage): void {
+    if (this.#closed) return
+    this.#ws.send(JSON.stringify(message))
+    if (ANSWERS_COUNT_AGAINST_THE_BOUND && this.#ws.bufferedAmount > this.#maxBufferedBytes) this.#checkBound()
+  }
+
+  /** A heartbeat ping. */
+  ping (): void {
+    this.#ws.ping()
+  }
+
+  /** Closes with `code` (counted in stats), unless already closing. */
+  close (code: CloseCode, reason: string): void {
+    if (this.#closed || this.#ws.readyState >= this.#ws.CLOSING) return
+    this.#stats.countClosed(code)
+    this.#ws.close(code, reason)
+  }
+
+  /**
+   * Closes with 1011: activities of a watched PoV were lost in transit. The client reconnects and resumes with
+   * `since`, and the answer (`recovered: false`) tells it to reload, rather than it silently missing them.
+   */
+  closeInterrupted (): void {
+    this.close(CloseCode.INTERNAL_ERROR, 'feed interrupted; resume')
+  }
+
+  /** Closes with 4008: the client cannot keep up. */
+  closeSlowConsumer (): void {
+    if (this.#closed) return
+    this.#closed = true // no more writes: the queue is already past its bound
+    this.#stats.slowConsumerCloses++
+    this.#stats.countClosed(CloseCode.TOO_MANY)
+    this.#log.warn({ userId: this.#userId, bufferedAmount: this.#ws.bufferedAmount }, 'pov-realtime: client reads too slowly; closing')
+    // The close frame queues behind the data the client is not reading, so the connection is cut as well.
+    this.#ws.close(CloseCode.TOO_MANY, 'too slow')
+    this.#ws.terminate()
+  }
+
+  /** The socket closed: nothing more is written. */
+  end (): void {
+    this.#closed = true
+  }
+
+  /** The turn ended (called by this module only): uncork, then look at what is still queued. */
+  endTurn (): void {
+    if (this.#flush()) this.#checkBound()
+  }
+
+  /** Closes a slow consumer: more than `maxBufferedBytes` queued once the turn's corked frames were handed over. */
+  #checkBound (): void {
+    if (this.#closed) return
+    this.#flush()
+    if (this.#ws.bufferedAmount > this.#maxBufferedBytes) this.closeSlowConsumer()
+  }
+
+  /** Writes a ready frame: at once when it is the socket's first of this turn, else into the socket's cork. */
+  #write (frame: Buffer): void {
     if (!endOfTurnScheduled) {
       endOfTurnScheduled = true
       process.nextTick(endTurn)
@@ -61,15 +204,10 @@ export class SocketWriter {
   }
 
   /** Sends what the cork holds now (before the turn ends); returns whether anything was corked. */
-  flush (): boolean {
+  #flush (): boolean {
     if (!this.#corked) return false
     this.#corked = false
     this.#socket.uncork()
     return true
-  }
-
-  /** The turn ended (called by this module only): uncork, then let the owner look at what is still queued. */
-  endTurn (): void {
-    if (this.flush()) this.#flushed()
   }
 }
