@@ -14,7 +14,7 @@ import type { RunReport } from '../../bench/main.js'
 import { scenarios } from '../../bench/scenarios.js'
 import { redisBrokerMissing } from '../../bench/servers/plugin.js'
 
-const root = fileURLToPath(new URL('..', import.meta.url))
+const root = fileURLToPath(new URL('../..', import.meta.url))
 const SMOKE_DEADLINE_MS = 240_000
 
 function runSmoke (jsonFile: string): Promise<{ code: number | null, output: string }> {

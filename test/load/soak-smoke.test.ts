@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import type { SoakReport } from '../../bench/soak/main.js'
 
-const root = fileURLToPath(new URL('..', import.meta.url))
+const root = fileURLToPath(new URL('../..', import.meta.url))
 const DEADLINE_MS = 90_000
 const CLIENTS = 20
 
