@@ -272,7 +272,7 @@ function fetchToken (origin: string, cookie: string, agent: Agent): Promise<stri
 async function connect ({ wire, endpoints, count, concurrency, secret, subscribeTo }: ConnectRequest): Promise<ConnectResult> {
   const agent = new Agent({ keepAlive: true, maxSockets: concurrency })
   // The access cookies exist before the measurement: the app's login set them.
-  const sign = secret ? createSigner({ key: secret }) : undefined
+  const sign = secret ? createSigner({ key: secret, expiresIn: '8h' }) : undefined
   const cookies = sign ? Array.from({ length: count }, (_, i) => sign({ userId: `u${i}`, email: `u${i}@example.com`, role: 'member' }) as string) : []
   const opened: BenchClient[] = new Array(count)
   let next = 0

@@ -35,7 +35,8 @@ const NewActivityBody = Type.Object({
 /**
  * Builds the example app without listening (so a test may `inject` before the port opens).
  * @param {object} options
- * @param {string} options.secret signs the `accessToken` cookie (and, inside the plugin, the WebSocket tokens)
+ * @param {string} options.secret signs the `accessToken` cookie (the plugin signs its WebSocket tokens with a key derived
+ *   from it, so the routes below refuse a WebSocket token as a session)
  * @param {ActivityStore} [options.store=new ActivityStore()] the activity "database"; pass one to keep it across restarts
  * @param {import('fastify').FastifyServerOptions['logger']} [options.logger=false]
  * @returns {Promise<import('fastify').FastifyInstance>}

@@ -34,7 +34,10 @@ export interface PresenceOptions {
 }
 
 export interface PovRealtimeOptions {
-  /** Required: the secret that signs the app's `accessToken` cookie JWTs (and the WebSocket tokens). */
+  /**
+   * Required: the secret that signs the app's `accessToken` cookie JWTs (HS256). The WebSocket tokens are signed with
+   * a key derived from it (HKDF-SHA256), never with it, so the app's own verifier cannot take one for a session.
+   */
   secret: string
   /** The access-token cookie. Default `'accessToken'`. */
   cookieName?: string
@@ -44,7 +47,10 @@ export interface PovRealtimeOptions {
   wsRoute?: string
   /** WebSocket token lifetime: seconds, or a duration string such as `'1h'`. Default `'1h'`. */
   tokenExpiresIn?: number | string
-  /** The app's own check of the access cookie. Default: verify it as an HS256 JWT signed with `secret`. */
+  /**
+   * The app's own check of the access cookie. Default: verify it as an HS256 JWT signed with `secret`, with an `exp`.
+   * Either way, a `userId` longer than 256 characters or with control or bidirectional-formatting characters is a 401.
+   */
   verifyAccessToken?: (token: string, request: FastifyRequest) => PovRealtimeUser | Promise<PovRealtimeUser>
   /** May this user watch this PoV? Default: any authenticated user. */
   authorizeSubscription?: (user: PovRealtimeUser, povId: string, request: FastifyRequest) => boolean | Promise<boolean>

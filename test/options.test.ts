@@ -259,3 +259,13 @@ t.test('a custom verifyAccessToken that fails with a 503 of its own is a 5xx, no
   await t.resolves(waitFor(() => server.logs.some((line) => line.includes('10.0.0.7')), 2000, 'the fault to be logged'),
     'the fault is logged for the operator')
 })
+
+t.test('a secret shorter than 32 characters logs one warning at registration; a long enough one none', async (t) => {
+  const warningsOf = (logs: readonly string[]) => logs.map((line) => JSON.parse(line) as { level: number, msg: string })
+    .filter((line) => line.level === 40 && /secret is shorter than 32 characters/.test(line.msg))
+  const short = await startServer(t, { secret: 'x'.repeat(31) })
+  for (let i = 0; i < 3; i++) await (await fetch(`${short.httpUrl}/api/auth/ws-token`)).arrayBuffer()
+  t.equal(warningsOf(short.logs).length, 1, '31 characters: warned once, not on every request')
+  const long = await startServer(t, { secret: 'x'.repeat(32) })
+  t.equal(warningsOf(long.logs).length, 0, '32 characters: no warning')
+})

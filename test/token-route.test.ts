@@ -1,5 +1,5 @@
 import t from 'tap'
-import { accessToken, socketToken, startServer } from './helpers/server.js'
+import { accessToken, socketToken, startServer, type TestServer } from './helpers/server.js'
 
 const decode = (jwt: string) => JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString())
 
@@ -41,4 +41,94 @@ t.test('a bad access cookie is a 401 with a JSON body, never a 500', async (t) =
   const refusals = server.logs.filter((line) => line.includes('access token refused'))
   t.equal(refusals.length, Object.keys(cases).length, 'each refusal is logged once')
   for (const line of refusals) t.match(JSON.parse(line), { reqId: String, reason: String })
+})
+
+/** The token route's answer to `cookie`, and the reasons it logged for refusing it. */
+async function exchange (server: TestServer, cookie: string, cookieName = 'accessToken') {
+  const logged = server.logs.length
+  const response = await fetch(`${server.httpUrl}/api/auth/ws-token`, { headers: { cookie: `${cookieName}=${cookie}` } })
+  const reasons = server.logs.slice(logged).map((line) => JSON.parse(line) as { reason?: string, msg: string })
+    .filter((line) => line.msg.includes('access token refused')).map((line) => line.reason)
+  return { status: response.status, body: await response.json() as Record<string, unknown>, reasons }
+}
+
+t.test('an access cookie without exp is a 401, never a token: a leaked one would mint tokens for ever', async (t) => {
+  const server = await startServer(t)
+  const answer = await exchange(server, accessToken({ exp: undefined }))
+  t.equal(answer.status, 401)
+  t.match(answer.body, { statusCode: 401, code: 'POV_REALTIME_UNAUTHORIZED' })
+  t.notOk('token' in answer.body, 'no token')
+  t.same(answer.reasons, ['no-expiry'], 'logged once with its reason')
+  t.equal(server.app.povRealtime.stats().authFailures, 1, 'counted')
+  t.equal((await exchange(server, accessToken())).status, 200, 'the same cookie with an exp is exchanged')
+})
+
+t.test('a userId the plugin cannot carry safely is a 401, never a token, through the default verifier', async (t) => {
+  const server = await startServer(t)
+  const unsafe: Record<string, Record<string, unknown>> = {
+    '257 characters': { userId: 'u'.repeat(257) },
+    'a NUL': { userId: 'u1\u0000' },
+    'a line feed (a forged log line)': { userId: 'u1\nadmin' },
+    DEL: { userId: 'u1\u007f' },
+    'a C1 control (NEL)': { userId: 'u1\u0085' },
+    'a C1 control (CSI)': { userId: 'u1\u009b31m' },
+    'a right-to-left override': { userId: 'admin\u202egnp.exe' },
+    'a left-to-right embedding': { userId: '\u202aalice' },
+    'a pop directional formatting': { userId: 'alice\u202c' },
+    'a right-to-left isolate': { userId: '\u2067alice\u2069' },
+    'a first-strong isolate': { userId: '\u2068alice' },
+    'a right-to-left mark': { userId: 'alice\u200f' },
+    'a left-to-right mark': { userId: '\u200ealice' },
+    'an Arabic letter mark': { userId: 'alice\u061c' },
+    'in sub, without a userId': { userId: undefined, sub: 'alice\u202e' }
+  }
+  for (const [what, claims] of Object.entries(unsafe)) {
+    const answer = await exchange(server, accessToken(claims))
+    t.equal(answer.status, 401, `${what}: 401`)
+    t.notOk('token' in answer.body, `${what}: no token`)
+    t.same(answer.reasons, ['unsafe-identity'], `${what}: logged once as unsafe-identity`)
+  }
+  t.equal(server.app.povRealtime.stats().authFailures, Object.keys(unsafe).length, 'each refusal is counted')
+
+  const longest = await exchange(server, accessToken({ userId: 'u'.repeat(256) }))
+  t.equal(longest.status, 200, '256 characters is still a userId')
+  const unicode = await exchange(server, accessToken({ userId: 'Zoë-ñ 李 عليّ 😀' }))
+  t.equal(unicode.status, 200, 'letters of any script, spaces and emoji are fine')
+  t.equal(decode(unicode.body.token as string).userId, 'Zoë-ñ 李 عليّ 😀')
+})
+
+t.test('a custom verifyAccessToken returning a userId the plugin cannot carry is a 401 too', async (t) => {
+  let userId = ''
+  const server = await startServer(t, { verifyAccessToken: () => ({ userId }) })
+  for (const unsafe of ['u'.repeat(257), 'u1\r\n', 'admin\u202e', '\u2066u1']) {
+    userId = unsafe
+    const answer = await exchange(server, 'opaque-session')
+    t.equal(answer.status, 401, `${JSON.stringify(unsafe.slice(0, 12))}: 401`)
+    t.same(answer.reasons, ['unsafe-identity'], 'logged with its reason')
+  }
+  userId = 'u'.repeat(256)
+  t.equal((await exchange(server, 'opaque-session')).status, 200, 'a carriable userId from the app is exchanged')
+})
+
+t.test('a 401 from the token route names the cookie it looked for, never the cookie\'s value', async (t) => {
+  const cookieName = '__Host-pov-session'
+  const server = await startServer(t, { cookieName })
+  const missing = await fetch(`${server.httpUrl}/api/auth/ws-token`, { headers: { cookie: `accessToken=${accessToken()}` } })
+  t.equal(missing.status, 401, 'the default cookie name is not read when another is configured')
+  t.match(await missing.json(), { message: /^No access token.*"__Host-pov-session"/ }, 'missing: names the cookie')
+  const bad: Record<string, string> = {
+    forged: accessToken({}, { key: 'another-secret-another-secret-another!' }),
+    expired: accessToken({}, { expiresIn: -10_000 }),
+    'not a JWT': 'secret-session-value-1234',
+    'a WebSocket token': socketToken()
+  }
+  for (const [what, value] of Object.entries(bad)) {
+    const answer = await exchange(server, value, cookieName)
+    t.equal(answer.status, 401, `${what}: 401`)
+    t.match(answer.body.message, /"__Host-pov-session"/, `${what}: names the cookie`)
+    const body = JSON.stringify(answer.body)
+    for (const part of value.split('.').filter((segment) => segment.length >= 8)) {
+      t.notOk(body.includes(part), `${what}: the body holds no part of the cookie's value`)
+    }
+  }
 })

@@ -7,7 +7,7 @@ import { connect as connectTcp } from 'node:net'
 import type { FastifyRequest } from 'fastify'
 import t from 'tap'
 import type { PovRealtimeUser } from '../index.js'
-import { accessToken, activity, sleep, socketToken, startServer, type TestServer } from './helpers/server.js'
+import { accessToken, activity, SECRET, sleep, SOCKET_TOKEN_KEY, socketToken, startServer, type TestServer } from './helpers/server.js'
 import { attemptUpgrade, jwtSegments, resignJwt, type UpgradeOptions, type UpgradeOutcome } from './helpers/upgrade.js'
 
 const OTHER_SECRET = 'another-secret-that-is-also-long-enough!!'
@@ -28,13 +28,17 @@ function refusedTokens (): Record<string, string> {
     'RS256 where HS256 is expected': socketToken({}, { algorithm: 'RS256', key: rsaPrivateKey }),
     'an expired token': socketToken({ iat: now - 7200, exp: now - 60 }),
     'no exp': socketToken({ exp: undefined }),
-    'exp as a string': resignJwt(socketToken(), { claims: { exp: String(now + 3600) } }),
+    'exp as a string': resignJwt(socketToken(), { claims: { exp: String(now + 3600) } }, SOCKET_TOKEN_KEY),
     'nbf in the future': socketToken({ nbf: now + 3600 }),
     'a wrong aud': socketToken({ aud: 'another-app' }),
     'a sub that is not its userId': socketToken({ sub: 'u2' }),
     'no aud (an access token used as a WebSocket token)': accessToken(),
     'an empty signature': `${valid.header}.${valid.payload}.`,
     'a token signed with another secret': socketToken({}, { key: OTHER_SECRET }),
+    'a token signed with the secret itself rather than its derived key': socketToken({}, { key: SECRET }),
+    'a userId with a right-to-left override': socketToken({ userId: 'u1\u202e', sub: 'u1\u202e' }),
+    'a userId with a control character': socketToken({ userId: 'u1\n', sub: 'u1\n' }),
+    'a userId of 257 characters': socketToken({ userId: 'u'.repeat(257), sub: 'u'.repeat(257) }),
     'something that is not a JWT': 'not-a-jwt'
   }
 }

@@ -200,7 +200,7 @@ function failed (result: ClientResult): boolean {
 
 async function soak (server: ChildHandle<{ port: number }>, secret: string, options: SoakOptions, log: (line: string) => void): Promise<SoakReport> {
   const origin = `http://127.0.0.1:${server.info.port}`
-  const signAccessCookie = createSigner({ key: secret })
+  const signAccessCookie = createSigner({ key: secret, expiresIn: '1h' })
   const endpoint: SoakEndpoint = {
     wsUrl: `ws://127.0.0.1:${server.info.port}/ws`,
     async token (userId) {

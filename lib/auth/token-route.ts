@@ -10,13 +10,15 @@ import { TokenRefusal, type TokenService } from './tokens.js'
 export function registerTokenRoute (instance: FastifyInstance, options: ResolvedOptions, tokens: TokenService, stats: StatsCounters): void {
   instance.get(options.tokenRoute, async (request, reply) => {
     reply.header('cache-control', 'no-store')
+    // The cookie's name, never its value: a 401 body may end up in a client's log or error report.
+    const where = `cookie ${JSON.stringify(options.cookieName)}`
     const cookie = request.cookies[options.cookieName]
-    if (!cookie) throw refuseCredential(request, stats, 'missing', 'access token')
+    if (!cookie) throw refuseCredential(request, stats, 'missing', 'access token', where)
     try {
       const user = await tokens.verifyAccessToken(cookie, request)
       return tokens.issue(user)
     } catch (err) {
-      if (err instanceof TokenRefusal) throw refuseCredential(request, stats, err.reason, 'access token')
+      if (err instanceof TokenRefusal) throw refuseCredential(request, stats, err.reason, 'access token', where)
       throw err
     }
   })

@@ -1,18 +1,21 @@
 /**
- * The two JWTs the plugin deals with: the app's access token (read from the cookie) and the short-lived
- * WebSocket token it issues in exchange. Signed and verified with fast-jwt, the engine of @fastify/jwt, used
- * directly: @fastify/jwt's namespaces write into an app's own `fastify.jwt` when the app registered it first,
- * and the plugin must leave the app's decorations alone.
+ * The two JWTs the plugin deals with: the app's access token (read from the cookie, verified with `secret`) and the
+ * short-lived WebSocket token it issues in exchange (signed with a key derived from `secret`, so neither passes for the
+ * other). Signed and verified with fast-jwt, the engine of @fastify/jwt, used directly: @fastify/jwt's namespaces
+ * write into an app's own `fastify.jwt` when the app registered it first, and the plugin must leave the app's
+ * decorations alone.
  */
 import { createSigner, createVerifier } from 'fast-jwt'
 import type { FastifyRequest } from 'fastify'
 import { TOKEN_AUDIENCE } from '../../types/wire-constants.js'
 import type { PovRealtimeUser, ResolvedOptions } from '../options.js'
+import { deriveSocketTokenKey } from './socket-token-key.js'
 
 /** Why a token was refused: logged and counted, never the token itself. */
 export type RefusalReason =
   | 'missing' | 'malformed' | 'expired' | 'not-yet-valid' | 'bad-signature' | 'wrong-algorithm'
-  | 'wrong-claims' | 'websocket-token-as-access-token' | 'rejected-by-app'
+  | 'wrong-claims' | 'no-expiry' | 'unsafe-identity' | 'websocket-token-as-access-token'
+  | 'access-token-as-websocket-token' | 'rejected-by-app'
 
 export class TokenRefusal extends Error {
   constructor (readonly reason: RefusalReason) {
@@ -63,6 +66,33 @@ function verifyWith (verify: (token: string) => unknown, token: string): Record<
   return payload as Record<string, unknown>
 }
 
+/** Tells whether `token` verifies with `verify`: only to name a refusal more precisely, never to accept. */
+function verifies (verify: (token: string) => unknown, token: string): boolean {
+  try {
+    verify(token)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** The longest `userId` a token carries (JavaScript string length): the same bound as an activity's `userId`. */
+export const MAX_USER_ID_LENGTH = 256
+
+// C0 controls and DEL, C1 controls, and the invisible marks that reorder text around them: the Arabic letter mark,
+// LRM and RLM, the bidirectional embeddings and overrides (U+202A-U+202E) and isolates (U+2066-U+2069).
+// eslint-disable-next-line no-control-regex
+const UNSAFE_USER_ID_CHARACTER = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/
+
+/**
+ * Whether the plugin may put `userId` in a WebSocket token. Other users see it (presence, typing, "seen by") and logs
+ * record it: a direction override or an invisible mark makes one name pass for another, a control character can
+ * break a log line or a terminal, and a huge one costs every frame that carries it.
+ */
+export function isCarriableUserId (userId: string): boolean {
+  return userId.length <= MAX_USER_ID_LENGTH && !UNSAFE_USER_ID_CHARACTER.test(userId)
+}
+
 function optionalString (value: unknown): string | undefined {
   return typeof value === 'string' ? value : undefined
 }
@@ -84,22 +114,44 @@ function isUser (value: unknown): value is PovRealtimeUser {
     (user.role === undefined || typeof user.role === 'string')
 }
 
-/** The token service for `options.secret`: signers and verifiers are built once, here. */
+/** The identity the plugin will carry, or {@link TokenRefusal} `unsafe-identity`. */
+function carriable (user: PovRealtimeUser): PovRealtimeUser {
+  if (!isCarriableUserId(user.userId)) throw new TokenRefusal('unsafe-identity')
+  return user
+}
+
+/**
+ * The token service for `options.secret`: signers and verifiers are built once, here. Access tokens are verified with
+ * `secret` (the app's own key); WebSocket tokens are signed and verified with the key derived from it.
+ */
 export function createTokenService (options: ResolvedOptions): TokenService {
   const algorithms = ['HS256' as const]
+  const socketKey = deriveSocketTokenKey(options.secret)
   const accessJwt = createVerifier({ key: options.secret, algorithms })
   const socketJwt = createVerifier({
-    key: options.secret, algorithms, allowedAud: TOKEN_AUDIENCE, requiredClaims: ['exp', 'sub', 'aud']
+    key: socketKey, algorithms, allowedAud: TOKEN_AUDIENCE, requiredClaims: ['exp', 'sub', 'aud']
   })
-  const sign = createSigner({ key: options.secret, algorithm: 'HS256' })
+  const sign = createSigner({ key: socketKey, algorithm: 'HS256' })
 
   function defaultVerifyAccessToken (token: string): PovRealtimeUser {
-    const payload = verifyWith(accessJwt, token)
-    // A WebSocket token is useless as an access cookie: it would let a leaked socket token mint more.
+    let payload: Record<string, unknown>
+    try {
+      payload = verifyWith(accessJwt, token)
+    } catch (err) {
+      // Another key signed it: say in the log when that key is ours, a WebSocket token offered as a session.
+      if ((err as TokenRefusal).reason === 'bad-signature' && verifies(socketJwt, token)) {
+        throw new TokenRefusal('websocket-token-as-access-token')
+      }
+      throw err
+    }
+    // A WebSocket token is useless as an access cookie: it would let a leaked socket token mint more. The derived key
+    // already keeps ours out; this also refuses one signed with `secret` itself (by an older version, or by the app).
     if (hasAudience(payload, TOKEN_AUDIENCE)) throw new TokenRefusal('websocket-token-as-access-token')
+    // A session without an end would mint WebSocket tokens for ever once leaked.
+    if (typeof payload.exp !== 'number') throw new TokenRefusal('no-expiry')
     const userId = optionalString(payload.userId) ?? optionalString(payload.sub)
     if (!userId) throw new TokenRefusal('wrong-claims')
-    return { userId, email: optionalString(payload.email), role: optionalString(payload.role) }
+    return carriable({ userId, email: optionalString(payload.email), role: optionalString(payload.role) })
   }
 
   return {
@@ -119,12 +171,21 @@ export function createTokenService (options: ResolvedOptions): TokenService {
     },
 
     verifySocketToken (token) {
-      const payload = verifyWith(socketJwt, token)
+      let payload: Record<string, unknown>
+      try {
+        payload = verifyWith(socketJwt, token)
+      } catch (err) {
+        if ((err as TokenRefusal).reason === 'bad-signature' && verifies(accessJwt, token)) {
+          throw new TokenRefusal('access-token-as-websocket-token')
+        }
+        throw err
+      }
       const user = { userId: payload.userId, email: payload.email, role: payload.role }
       if (!isUser(user) || payload.sub !== user.userId || typeof payload.exp !== 'number') {
         throw new TokenRefusal('wrong-claims')
       }
-      return { user, expiresAt: payload.exp * 1000 }
+      // Only a holder of the derived key could sign such a token: refused all the same, as the token route would.
+      return { user: carriable(user), expiresAt: payload.exp * 1000 }
     },
 
     async verifyAccessToken (token, request) {
@@ -138,7 +199,8 @@ export function createTokenService (options: ResolvedOptions): TokenService {
         throw err instanceof TokenRefusal ? err : new TokenRefusal('rejected-by-app')
       }
       if (!isUser(user)) throw new TokenRefusal('rejected-by-app')
-      return { userId: user.userId, email: user.email, role: user.role }
+      // The app's verifier decides who the user is, not what the plugin will carry: the same rule as the default's.
+      return carriable({ userId: user.userId, email: user.email, role: user.role })
     }
   }
 }

@@ -5,9 +5,12 @@ import { Writable } from 'node:stream'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { createSigner } from 'fast-jwt'
 import povRealtime, { type PovRealtimeOptions } from '../../index.js'
+import { deriveSocketTokenKey } from '../../lib/auth/socket-token-key.js'
 import { TestClient } from './client.js'
 
 export const SECRET = 'test-secret-that-is-long-enough-for-hs256!'
+/** The key the plugin signs WebSocket tokens with when given {@link SECRET}. */
+export const SOCKET_TOKEN_KEY = deriveSocketTokenKey(SECRET)
 
 /** The bits of a `tap` Test the harness needs (so it works with any test object that has teardown). */
 export interface Teardown { teardown (fn: () => unknown): void }
@@ -34,15 +37,19 @@ export interface ConnectOptions {
   headers?: Record<string, string>
 }
 
-/** An access-token JWT as the app would set in its cookie. */
+/** An access-token JWT as the app would set in its cookie: signed with {@link SECRET}, valid for 8 hours. */
 export function accessToken (claims: AccessClaims = {}, signOptions: Record<string, unknown> = {}): string {
-  return createSigner({ key: SECRET, ...signOptions })({ userId: 'u1', email: 'u1@example.com', role: 'member', ...claims })
+  const now = Math.floor(Date.now() / 1000)
+  return createSigner({ key: SECRET, ...signOptions })({ userId: 'u1', email: 'u1@example.com', role: 'member', exp: now + 8 * 3600, ...claims })
 }
 
-/** A WebSocket-token-shaped JWT signed directly (to forge expired, wrongly signed or otherwise bad tokens). */
+/**
+ * A WebSocket-token-shaped JWT signed directly with the plugin's key (to forge expired, wrongly signed or otherwise bad
+ * tokens; `signOptions.key` signs with another).
+ */
 export function socketToken (claims: Record<string, unknown> = {}, signOptions: Record<string, unknown> = {}): string {
   const now = Math.floor(Date.now() / 1000)
-  return createSigner({ key: SECRET, ...signOptions })({
+  return createSigner({ key: SOCKET_TOKEN_KEY, ...signOptions })({
     userId: 'u1', email: 'u1@example.com', role: 'member', sub: 'u1', aud: 'pov-realtime', iat: now, exp: now + 3600, ...claims
   })
 }

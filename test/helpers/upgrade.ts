@@ -59,7 +59,7 @@ function decodeSegment (segment: string): Record<string, unknown> {
  * `jwt` with its header and claims changed as given (an `undefined` value removes a claim), HMAC-SHA256 signed again
  * with `key` (default the test secret): for the tokens a signing library refuses to make, such as `exp` as a string.
  */
-export function resignJwt (jwt: string, changes: { header?: Record<string, unknown>, claims?: Record<string, unknown> }, key = SECRET): string {
+export function resignJwt (jwt: string, changes: { header?: Record<string, unknown>, claims?: Record<string, unknown> }, key: string | Buffer = SECRET): string {
   const segments = jwtSegments(jwt)
   const encode = (value: Record<string, unknown>) => Buffer.from(JSON.stringify(value)).toString('base64url')
   const signed = `${encode({ ...decodeSegment(segments.header), ...changes.header })}.${encode({ ...decodeSegment(segments.payload), ...changes.claims })}`
