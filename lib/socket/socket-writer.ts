@@ -32,8 +32,9 @@ import type { ActivityReceiver } from '../subscription-index.js'
 const TEXT = { binary: false } as const
 
 /**
- * How soon a waiting catch-up looks at the queue again when the connection will not emit `drain` (it does so only
- * after a write it refused, at its 16 KiB high-water mark: a bound smaller than that and one frame).
+ * How soon a waiting catch-up looks at the queue again when the connection will not emit `drain`: it does so only
+ * after a write that reached its 16 KiB high-water mark, so a queue below that which still leaves no room for a frame
+ * (a `maxBufferedBytes` of a few tens of KiB) is looked at on a timer instead.
  */
 const CATCH_UP_RECHECK_MS = 10
 
