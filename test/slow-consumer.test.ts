@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net'
 import t from 'tap'
 import { RawWebSocket } from './helpers/raw-socket.js'
 import { activity, sleep, startServer, waitFor, type TestServer } from './helpers/server.js'
@@ -175,4 +176,42 @@ t.test('requests that pile up behind a catch-up the client does not read are bou
   await waitFor(() => server.app.povRealtime.stats().slowConsumerCloses === 1, 5000, 'the peer to be cut')
   t.equal(server.app.povRealtime.stats().closed['4008'], 1, 'with 4008')
   await waitFor(() => server.app.povRealtime.stats().connections === 0, 5000, 'the socket to be forgotten')
+})
+
+t.test('a resume paced under a bound smaller than the connection\'s high-water mark still reaches a client that reads again', async (t) => {
+  // With less than 16 KiB queued the connection never emits `drain`: the waiting replay must look again by itself.
+  const maxBufferedBytes = 12 * 1024
+  const serverSockets: Socket[] = []
+  const server = await startServer(t, { maxBufferedBytes }, (app) => {
+    app.server.on('connection', (socket: Socket) => { serverSockets.push(socket) })
+  })
+  const first = await server.app.broadcastActivity(activity('p1', { id: 'seen' }))
+  const ids: string[] = []
+  for (let i = 0; i < 99; i++) {
+    await server.app.broadcastActivity(activity('p1', { id: `r${i}`, message: 'm'.repeat(1000) }))
+    ids.push(`r${i}`)
+  }
+  const peer = await RawWebSocket.open(server.port, '/ws', await server.wsToken())
+  t.teardown(() => peer.destroy())
+  peer.send({ type: 'subscribe', povId: 'p0' })
+  await peer.waitForMessage('subscribed')
+  peer.stopReading()
+  const onServer = serverSockets.find((socket) => socket.remotePort === peer.socket.localPort)!
+  // Fill the kernel's buffers with p0's activities until the server starts to queue, well within the bound: one per
+  // turn, so that none is corked and the queue never reaches the high-water mark.
+  for (let i = 0; onServer.writableLength === 0; i++) {
+    if (i === 20_000) throw new Error('the kernel\'s buffers never filled up')
+    await server.app.broadcastActivity(activity('p0', { id: `fill${i}`, message: 'f'.repeat(1000) }))
+    await new Promise((resolve) => setImmediate(resolve))
+  }
+  t.notOk(onServer.writableNeedDrain, 'the connection will not emit drain')
+  t.ok(onServer.writableLength < maxBufferedBytes, `the server queues ${onServer.writableLength} bytes, within the bound`)
+  peer.send({ type: 'subscribe', povId: 'p1', since: first.cursor })
+  await sleep(200) // the replay writes up to half the bound, then waits below the high-water mark
+  t.equal(server.app.povRealtime.stats().slowConsumerCloses, 0, 'the waiting replay did not make it a slow consumer')
+  peer.socket.resume()
+  await waitFor(() => peer.messages().some((m) => m.type === 'subscribed' && m.povId === 'p1'), 20_000, 'the replay to reach the peer')
+  const replayed = peer.messages().filter((m) => m.type === 'activity' && (m.data as { povId: string }).povId === 'p1')
+  t.same(replayed.map((m) => (m.data as { id: string }).id), ids, 'every missed activity, once, oldest first')
+  t.equal(server.app.povRealtime.stats().slowConsumerCloses, 0)
 })
