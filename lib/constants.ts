@@ -48,3 +48,13 @@ export const MAX_MEMBER_INFO_BYTES = 1024
  * `maxBufferedBytes` queued: activities keep the rest of the room.
  */
 export const EPHEMERAL_BUFFER_SHARE = 0.5
+
+/**
+ * A catch-up (a resume's replay, and what arrived for the PoV while it was sent) is written while the socket has at
+ * most this share of `maxBufferedBytes` queued, then paced by what the client reads: a full history window may be
+ * several times the bound, and live frames keep the rest of the room.
+ */
+export const CATCH_UP_BUFFER_SHARE = 0.5
+
+/** Random bytes in each heartbeat ping: only a pong that echoes them keeps the peer alive (it read up to the ping). */
+export const PING_PAYLOAD_BYTES = 8

@@ -56,7 +56,10 @@ export interface PovRealtimeOptions {
   authorizeSubscription?: (user: PovRealtimeUser, povId: string, request: FastifyRequest) => boolean | Promise<boolean>
   /** Allowed `Origin`s of the upgrade. Default: any (the token is what authenticates). */
   allowedOrigins?: readonly string[] | ((origin: string) => boolean)
-  /** Milliseconds between protocol pings; a peer that has not answered the previous one is terminated. Default 30000. */
+  /**
+   * Milliseconds between protocol pings; a peer that has not answered the previous one (with a pong echoing its
+   * payload) is terminated. Default 30000.
+   */
   heartbeatInterval?: number
   /** Largest client frame in bytes; larger ones close the socket with 1009. Default 16384. */
   maxPayload?: number
@@ -64,7 +67,10 @@ export interface PovRealtimeOptions {
   maxSubscriptions?: number
   /** Client messages per socket per window, or `false`. Default `{ max: 200, timeWindow: 10000 }`. */
   rateLimit?: RateLimitOptions | false
-  /** Bytes queued to one socket before it counts as too slow and is closed with 4008. Default 1 MiB. */
+  /**
+   * Bytes queued to one socket before it counts as too slow and is closed with 4008: everything counts, the answers to
+   * its own requests included (a resume's replay is paced by its reading instead). Default 1 MiB.
+   */
   maxBufferedBytes?: number
   /** Per-PoV replay window, or `false`. Default `{ size: 100, ttl: 600000 }` (100 activities, 10 minutes). */
   history?: Partial<HistoryOptions> | false

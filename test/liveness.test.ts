@@ -1,5 +1,6 @@
 import t from 'tap'
 import { TestClient } from './helpers/client.js'
+import { RawWebSocket } from './helpers/raw-socket.js'
 import { accessToken, sleep, socketToken, startServer, waitFor, type Teardown, type TestServer } from './helpers/server.js'
 
 /** The `exp` of a JWT, in ms since epoch. */
@@ -44,6 +45,56 @@ t.test('a peer that does not answer pings is terminated after about two heartbea
   await healthy.closed
   await waitFor(() => server.app.povRealtime.stats().connections === 0, 5000, 'the healthy socket to be forgotten')
   t.match(server.app.povRealtime.stats(), { connections: 0, subscriptions: 0, povs: 0 })
+})
+
+const OPCODE_PING = 0x9
+const OPCODE_PONG = 0xa
+
+/** A raw peer that answers each of the server's pings with a pong whose payload `answer` makes of the ping's. */
+function answerPings (peer: RawWebSocket, answer: (payload: Buffer) => Buffer): void {
+  let answered = 0
+  peer.socket.on('data', () => {
+    const pings = peer.frames().filter((frame) => frame.opcode === OPCODE_PING)
+    for (; answered < pings.length; answered++) peer.sendFrame(OPCODE_PONG, answer(pings[answered]!.payload))
+  })
+}
+
+t.test('a peer that reads nothing is terminated by the heartbeat, however many pongs of its own it sends', async (t) => {
+  const heartbeatInterval = 500
+  const server = await startServer(t, { heartbeatInterval })
+  const peer = await RawWebSocket.open(server.port, '/ws', await server.wsToken())
+  t.teardown(() => peer.destroy())
+  peer.send({ type: 'subscribe', povId: 'p1' })
+  await peer.waitForMessage('subscribed')
+  peer.stopReading()
+  const openedAt = Date.now()
+  // Unsolicited pongs, empty and with a payload, ten times per interval.
+  const pongs = setInterval(() => {
+    peer.sendFrame(OPCODE_PONG, Buffer.alloc(0))
+    peer.sendFrame(OPCODE_PONG, Buffer.from('still here'))
+  }, heartbeatInterval / 10)
+  t.teardown(() => clearInterval(pongs))
+  await waitFor(() => server.app.povRealtime.stats().connections === 0, 10 * heartbeatInterval, 'the server to let go of the peer')
+  const elapsed = Date.now() - openedAt
+  t.ok(elapsed <= 3 * heartbeatInterval, `within about two intervals (${elapsed} ms)`)
+  t.match(server.app.povRealtime.stats(), { subscriptions: 0, povs: 0 })
+})
+
+t.test('a pong must echo the ping\'s payload to keep a peer alive', async (t) => {
+  const heartbeatInterval = 300
+  const server = await startServer(t, { heartbeatInterval })
+  const echoing = await RawWebSocket.open(server.port, '/ws', await server.wsToken({ userId: 'u1' }))
+  const wrong = await RawWebSocket.open(server.port, '/ws', await server.wsToken({ userId: 'u2' }))
+  t.teardown(() => { echoing.destroy(); wrong.destroy() })
+  answerPings(echoing, (payload) => payload)
+  answerPings(wrong, (payload) => Buffer.from(payload.map((byte) => byte ^ 0xff)))
+  await waitFor(() => wrong.socket.closed, 10 * heartbeatInterval, 'the peer whose pongs do not echo the ping to be terminated')
+  t.ok(wrong.frames().some((frame) => frame.opcode === OPCODE_PING), 'the peer answered pings, wrongly')
+  await sleep(heartbeatInterval * 4)
+  t.equal(echoing.socket.readyState, 'open', 'the peer that echoes the payload outlives several intervals')
+  t.equal(server.app.povRealtime.stats().connections, 1)
+  echoing.send({ type: 'ping' })
+  t.same(await echoing.waitForMessage('pong'), { type: 'pong' }, 'and is still served')
 })
 
 t.test('a token that expires on a live connection closes it with 4002', async (t) => {

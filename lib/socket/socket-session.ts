@@ -4,14 +4,20 @@
  * (`auth/socket-credential.ts`), presence and read receipts (each feature's `*-messages.ts`). Everything the socket is
  * sent goes through its writer (`socket-writer.ts`). The session itself keeps only liveness (ping/pong) and the
  * socket's close. Messages are handled one at a time in arrival order (a `subscribe` may wait on
- * `authorizeSubscription` or a replay), so answers come in the order their requests were sent.
+ * `authorizeSubscription` or a replay paced by the client's reading), so answers come in the order their requests
+ * were sent; the requests waiting meanwhile are bounded like what is queued to the socket.
+ *
+ * Liveness: each ping carries random bytes, and only a pong that echoes them counts. A peer answers it only once it
+ * has read everything queued before the ping, so a peer that reads nothing cannot keep itself alive with pongs of its
+ * own; browsers and ws answer pings with their payload by themselves.
  */
+import { randomBytes } from 'node:crypto'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
 import { CloseCode, ErrorCode } from '../../types/wire-constants.js'
 import type { ClientMessage, ErrorMessage, ServerMessage } from '../../types/messages.js'
 import type { Feature } from '../../types/schemas.js'
-import { INVALID_MESSAGE_STREAK_LIMIT } from '../constants.js'
+import { INVALID_MESSAGE_STREAK_LIMIT, PING_PAYLOAD_BYTES } from '../constants.js'
 import type { PovRealtimeUser } from '../options.js'
 import type { StatsCounters } from '../stats.js'
 import { SocketCredential, type CredentialSession } from '../auth/socket-credential.js'
@@ -51,10 +57,14 @@ export class SocketSession implements SubscribingSession, CredentialSession, Pre
   readonly #presence: PresenceMessages | undefined
   readonly #readReceipts: ReadReceiptsMessages | undefined
   readonly #limiter: MessageRateLimiter | undefined
-  readonly #queue: ClientMessage[] = []
+  /** Requests waiting while an earlier one is handled, and their size on the wire. */
+  readonly #queue: Array<{ message: ClientMessage, bytes: number }> = []
+  #queuedBytes = 0
   #draining = false
   #invalidStreak = 0
   #answeredPing = true
+  /** What the last ping carried: the pong that echoes it is the answer (see the header). */
+  #pingPayload: Buffer | undefined
 
   constructor (ws: WebSocket, request: FastifyRequest, identity: SocketIdentity, host: SessionHost) {
     const { options, stats } = host
@@ -73,7 +83,7 @@ export class SocketSession implements SubscribingSession, CredentialSession, Pre
     })
     this.#limiter = options.rateLimit ? new MessageRateLimiter(options.rateLimit) : undefined
     ws.on('message', (data: Buffer, isBinary: boolean) => this.#onFrame(data, isBinary))
-    ws.on('pong', () => { this.#answeredPing = true })
+    ws.on('pong', (data: Buffer) => { if (this.#pingPayload?.equals(data)) this.#answeredPing = true })
     ws.on('close', () => this.#onClosed())
     ws.on('error', (err) => this.#onProtocolError(err))
   }
@@ -86,7 +96,7 @@ export class SocketSession implements SubscribingSession, CredentialSession, Pre
     return this.#credential.user.userId
   }
 
-  /** One heartbeat tick: terminate the peer if it missed the previous ping, else ping it. */
+  /** One heartbeat tick: terminate the peer if it has not answered the previous ping, else ping it. */
   heartbeat (): void {
     if (this.#writer.closed) return
     if (!this.#answeredPing) {
@@ -95,7 +105,8 @@ export class SocketSession implements SubscribingSession, CredentialSession, Pre
       return
     }
     this.#answeredPing = false
-    this.#writer.ping()
+    this.#pingPayload = randomBytes(PING_PAYLOAD_BYTES)
+    this.#writer.ping(this.#pingPayload)
   }
 
   /** Closes with `code` (counted in stats), unless already closing. */
@@ -153,7 +164,10 @@ export class SocketSession implements SubscribingSession, CredentialSession, Pre
       return
     }
     this.#invalidStreak = 0
-    this.#queue.push(parsed.message)
+    this.#queue.push({ message: parsed.message, bytes: data.length })
+    this.#queuedBytes += data.length
+    // Requests pile up only while an earlier one waits (often on the client's own reading): bounded as its queue is.
+    if (this.#queuedBytes > this.#host.options.maxBufferedBytes) return this.#writer.closeSlowConsumer()
     if (!this.#draining) this.#drain() // never rejects: faults close the socket with 1011
   }
 
@@ -161,7 +175,9 @@ export class SocketSession implements SubscribingSession, CredentialSession, Pre
     this.#draining = true
     try {
       while (this.#queue.length > 0 && !this.#writer.closed) {
-        const pending = this.#handle(this.#queue.shift()!)
+        const { message, bytes } = this.#queue.shift()!
+        this.#queuedBytes -= bytes
+        const pending = this.#handle(message)
         if (pending) await pending
       }
     } catch (err) {
@@ -221,6 +237,7 @@ export class SocketSession implements SubscribingSession, CredentialSession, Pre
     this.#writer.end()
     this.#credential.stop()
     this.#queue.length = 0
+    this.#queuedBytes = 0
     this.#subscriptions.releaseAll()
     this.#host.forget(this)
   }

@@ -134,26 +134,36 @@ export class SocketSubscriptions {
    * Answers a subscription whose live entries are held: the activities the client missed after `since` (when it
    * resumes), then `subscribed` (with the read state when read receipts are on), then the presence snapshot (which
    * the protocol puts right after `subscribed`), then what arrived meanwhile in arrival order: live entries (each
-   * once) and other messages of the PoV (`read` events).
+   * once) and other messages of the PoV (`read` events). The replay and what was held are a catch-up, paced by what
+   * the client reads (`SocketWriter.roomFor`); what arrives while it waits is held too, so the order stays.
    */
   async #answerHeld (subscription: Subscription, since: string | undefined): Promise<void> {
     const { povId } = subscription
     const replay = since === undefined ? undefined : await this.#replay(povId, since)
     const readState = await this.#readState(povId)
-    if (this.#writer.closed || this.#byPov.get(povId) !== subscription) return
+    const current = (): boolean => !this.#writer.closed && this.#byPov.get(povId) === subscription
+    if (!current()) return
     const sent = new Set<string>()
     for (const entry of replay?.entries ?? []) {
+      let room = this.#writer.roomFor(entry.frame.length)
+      if (typeof room !== 'boolean') room = await room && current() // the client must read first
+      if (!room) return
       this.#writer.sendActivity(entry.frame)
       sent.add(entry.cursor)
     }
     this.#writer.answer({ type: 'subscribed', povId, ...(replay && { recovered: replay.recovered }), ...readState })
     this.#joinPresence(povId)
     const pending = subscription.pending ?? []
-    subscription.pending = null
-    for (const held of pending) {
+    while (pending.length > 0) {
+      const held = pending[0]!
+      let room = this.#writer.roomFor(Buffer.isBuffer(held) ? held.length : held.frame.length)
+      if (typeof room !== 'boolean') room = await room && current()
+      if (!room) return
+      pending.shift()
       if (Buffer.isBuffer(held)) this.#writer.sendMessage(held)
       else if (!sent.has(held.cursor) && !replay?.held?.(held.cursor)) this.#writer.sendActivity(held.frame)
     }
+    subscription.pending = null
   }
 
   async #replay (povId: string, since: string): Promise<Replay> {

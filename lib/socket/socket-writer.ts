@@ -2,7 +2,14 @@
  * Everything one socket is sent goes out here: activities, `read` events, presence and typing, the answers to the
  * client's own requests, pings and close frames. The writer owns how a frame is written (an activity's shared,
  * ready frame straight to the connection, or ws framing the payload), the slow-consumer bound (`maxBufferedBytes`,
- * then close with 4008), the ephemeral share (presence and typing are dropped first), and corking.
+ * then close with 4008), the ephemeral share (presence and typing are dropped first), catch-up pacing, and corking.
+ *
+ * The bound counts every frame: what the server pushes and the answers to the client's own requests alike, so a peer
+ * that stops reading while it goes on asking is cut like any slow consumer. It is judged after each write, on ws's
+ * `bufferedAmount` (the connection's `writableLength`, corked bytes included, plus what ws's sender holds), so the
+ * server never holds more than the bound and one frame for a socket. A catch-up (a resume's replay, and what arrived
+ * while it was sent) may be several times the bound by design (a full history window): it is paced by what the client
+ * reads instead (see `roomFor`).
  *
  * Corking: the first frame a socket gets in a turn of the event loop is written at once (no added latency, no cost
  * when one frame per turn is the rule); a socket written to again in the same turn is corked, and every corked socket
@@ -18,19 +25,18 @@ import type { WebSocket } from 'ws'
 import { CloseCode } from '../../types/wire-constants.js'
 import type { ServerMessage } from '../../types/messages.js'
 import { wireFrameOf } from '../activity-frame.js'
-import { EPHEMERAL_BUFFER_SHARE } from '../constants.js'
+import { CATCH_UP_BUFFER_SHARE, EPHEMERAL_BUFFER_SHARE } from '../constants.js'
 import type { StatsCounters } from '../stats.js'
 import type { ActivityReceiver } from '../subscription-index.js'
 
-/**
- * Whether the answers to the client's own requests (`subscribed`, `unsubscribed`, `pong`, `error`, `authenticated`,
- * `reads`) count against `maxBufferedBytes`. They do not: only what the server pushes (activities, `read` events)
- * can close a socket as a slow consumer, and an answer is written however much is queued. Making every frame count
- * is setting this to true.
- */
-const ANSWERS_COUNT_AGAINST_THE_BOUND = false
-
 const TEXT = { binary: false } as const
+
+/**
+ * How soon a waiting catch-up looks at the queue again when the connection will not emit `drain`: it does so only
+ * after a write that reached its 16 KiB high-water mark, so a queue below that which still leaves no room for a frame
+ * (a `maxBufferedBytes` of a few tens of KiB) is looked at on a timer instead.
+ */
+const CATCH_UP_RECHECK_MS = 10
 
 /** Counts turns that wrote anything: a writer last written in an earlier one writes at once. */
 let turn = 1
@@ -63,6 +69,8 @@ export class SocketWriter implements ActivityReceiver {
   readonly #maxBufferedBytes: number
   /** Past this much queued, presence and typing messages are dropped (activities keep the rest of the room). */
   readonly #ephemeralBound: number
+  /** A catch-up writes while the queue stays within this (live frames keep the rest of the room). */
+  readonly #catchUpBound: number
   readonly #stats: StatsCounters
   readonly #log: FastifyBaseLogger
   readonly #userId: string
@@ -81,6 +89,7 @@ export class SocketWriter implements ActivityReceiver {
     this.#plainFrames = ws.extensions === ''
     this.#maxBufferedBytes = options.maxBufferedBytes
     this.#ephemeralBound = options.maxBufferedBytes * EPHEMERAL_BUFFER_SHARE
+    this.#catchUpBound = options.maxBufferedBytes * CATCH_UP_BUFFER_SHARE
     this.#stats = options.stats
     this.#log = options.log
     this.#userId = options.userId
@@ -103,7 +112,7 @@ export class SocketWriter implements ActivityReceiver {
     if (this.#plainFrames && ws.readyState === ws.OPEN) this.#write(wire)
     else ws.send(payload, TEXT)
     this.#stats.deliveries++
-    if (ws.bufferedAmount > this.#maxBufferedBytes) this.#checkBound()
+    this.#bounded()
     return true
   }
 
@@ -111,7 +120,7 @@ export class SocketWriter implements ActivityReceiver {
   sendMessage (payload: Buffer): void {
     if (this.#closed) return
     this.#ws.send(payload, TEXT)
-    if (this.#ws.bufferedAmount > this.#maxBufferedBytes) this.#checkBound()
+    this.#bounded()
   }
 
   /**
@@ -125,19 +134,40 @@ export class SocketWriter implements ActivityReceiver {
       return false
     }
     this.#ws.send(payload, TEXT)
+    this.#bounded() // one frame larger than the rest of the bound (a snapshot of a crowded PoV)
     return true
   }
 
-  /** Writes the answer to one of the client's requests (see `ANSWERS_COUNT_AGAINST_THE_BOUND`). */
+  /**
+   * Writes the answer to one of the client's requests. Bounded like an activity: a client that asks without reading
+   * the answers is a slow consumer too.
+   */
   answer (message: ServerMessage): void {
     if (this.#closed) return
     this.#ws.send(JSON.stringify(message))
-    if (ANSWERS_COUNT_AGAINST_THE_BOUND && this.#ws.bufferedAmount > this.#maxBufferedBytes) this.#checkBound()
+    this.#bounded()
   }
 
-  /** A heartbeat ping. */
-  ping (): void {
-    this.#ws.ping()
+  /** A heartbeat ping carrying `payload`, which the peer's pong must echo. */
+  ping (payload: Buffer): void {
+    if (this.#closed) return
+    this.#ws.ping(payload)
+    this.#bounded()
+  }
+
+  /**
+   * Whether `bytes` more of a catch-up (a resume's replay, then what the subscription held meanwhile) may be written
+   * now: when nothing is queued, or the queue stays within `CATCH_UP_BUFFER_SHARE` of `maxBufferedBytes` with them.
+   * Otherwise the answer is a promise, settled once the client has read enough (false when the socket closed first).
+   * So a replay several times the bound reaches a client that reads, however slowly, without the server holding more
+   * than the bound for it; a client that reads nothing holds its catch-up until the heartbeat ends it.
+   */
+  roomFor (bytes: number): boolean | Promise<boolean> {
+    if (this.#closed || this.#socket.destroyed) return false
+    if (this.#fits(bytes)) return true
+    this.#flush() // corked frames wait only for the end of the turn: judge what the kernel left
+    if (this.#fits(bytes)) return true
+    return this.#queueShrank().then(() => this.roomFor(bytes))
   }
 
   /** Closes with `code` (counted in stats), unless already closing. */
@@ -175,6 +205,33 @@ export class SocketWriter implements ActivityReceiver {
   /** The turn ended (called by this module only): uncork, then look at what is still queued. */
   endTurn (): void {
     if (this.#flush()) this.#checkBound()
+  }
+
+  /** After every write: past the bound, look closer (the check itself is the rare path). */
+  #bounded (): void {
+    if (this.#ws.bufferedAmount > this.#maxBufferedBytes) this.#checkBound()
+  }
+
+  #fits (bytes: number): boolean {
+    const queued = this.#ws.bufferedAmount
+    return queued === 0 || queued + bytes <= this.#catchUpBound
+  }
+
+  /** Settles once the connection's queue emptied or it closed, or after a short while when it will not tell. */
+  #queueShrank (): Promise<void> {
+    const socket = this.#socket
+    return new Promise((resolve) => {
+      let timer: NodeJS.Timeout | undefined
+      const done = (): void => {
+        clearTimeout(timer)
+        socket.off('drain', done)
+        socket.off('close', done)
+        resolve()
+      }
+      socket.once('drain', done)
+      socket.once('close', done)
+      if (!socket.writableNeedDrain) timer = setTimeout(done, CATCH_UP_RECHECK_MS)
+    })
   }
 
   /** Closes a slow consumer: more than `maxBufferedBytes` queued once the turn's corked frames were handed over. */
