@@ -121,7 +121,10 @@ export class ActivityFeed {
    */
   refused (message: ErrorMessage): void {
     const pov = message.povId === undefined ? undefined : this.#options.povs.get(message.povId)
-    if (pov?.subscribed && message.code === ErrorCode.FORBIDDEN) pov.revoked()
+    if (message.code === ErrorCode.FORBIDDEN && message.povId !== undefined) {
+      this.#options.watches.refuse(message.povId)
+      if (pov?.subscribed) pov.revoked()
+    }
     // A refused typing or read on a subscribed PoV (or a feature that is off) is no reason to show the feed as failed.
     if (pov && !pov.subscribed && message.code !== ErrorCode.NOT_ENABLED) pov.activities.setError(message)
   }

@@ -22,25 +22,34 @@ interface Watch {
   blind: boolean
   /** The server revoked it: not subscribed again until a new watcher comes. */
   revoked: boolean
+  /** The server refused its subscription (`FORBIDDEN`): a new watcher asks again (so does a reconnect). */
+  refused: boolean
 }
 
 export class WatchRegistry {
   readonly #watches = new Map<string, Watch>()
 
   /**
-   * Adds a watcher of `povId`; true when the PoV was not subscribed yet, or was revoked (a `subscribe` must be sent:
-   * a new watcher of a revoked PoV is the app asking for it again).
+   * Adds a watcher of `povId`; true when the PoV was not subscribed yet, or was revoked or refused (a `subscribe` must
+   * be sent: a new watcher is the app asking for it again).
    */
   add (povId: string): boolean {
     const watch = this.#watches.get(povId)
     if (watch) {
       watch.count++
-      if (!watch.revoked) return false
+      if (!watch.revoked && !watch.refused) return false
       watch.revoked = false
+      watch.refused = false
       return true
     }
-    this.#watches.set(povId, { count: 1, cursor: undefined, confirmed: false, blind: false, revoked: false })
+    this.#watches.set(povId, { count: 1, cursor: undefined, confirmed: false, blind: false, revoked: false, refused: false })
     return true
+  }
+
+  /** The server refused to subscribe `povId`. */
+  refuse (povId: string): void {
+    const watch = this.#watches.get(povId)
+    if (watch) watch.refused = true
   }
 
   /** The server revoked `povId`: it stays watched, but is not subscribed again by itself. */
@@ -116,6 +125,7 @@ export class WatchRegistry {
     const missedUnknown = watch.blind
     watch.confirmed = true
     watch.blind = false
+    watch.refused = false
     return missedUnknown
   }
 

@@ -185,6 +185,15 @@ t.test('a FORBIDDEN on a subscribed PoV (a repeated subscribe refused) shows as 
   t.same(screen.getAllByRole('alert').map((p) => p.textContent), ['p1: not allowed to watch this PoV'])
 })
 
+t.test('a refused PoV is asked for again by a new watcher (the app granted access meanwhile, say)', async (t) => {
+  const { rerender } = render(<MockWebSocketProvider><GuardedFeed povId='p1' /></MockWebSocketProvider>)
+  act(() => simulateWebSocketMessage({ type: 'error', code: 'FORBIDDEN', message: 'not allowed to watch this PoV', povId: 'p1' }))
+  rerender(<MockWebSocketProvider><GuardedFeed povId='p1' /><GuardedFeed povId='p1' /></MockWebSocketProvider>)
+  t.same(getSentMessages(), [{ type: 'subscribe', povId: 'p1' }, { type: 'subscribe', povId: 'p1' }], 'asked again')
+  act(() => simulateSubscribed('p1'))
+  t.same(screen.queryAllByRole('alert'), [], 'and shown once subscribed')
+})
+
 t.test('mockUseWebSocket has useWebSocket\'s shape and follows the same simulate calls, without a provider', async (t) => {
   let seen: ReturnType<typeof mockUseWebSocket> | undefined
   function Banner () {
