@@ -73,10 +73,13 @@ t.test('revoke resolves only once every instance has applied it', async (t) => {
   const servers = await startRedisInstances(t, redis, 3)
   const clients = await Promise.all(servers.map((server) => connectAs(server, 'u1')))
   for (const client of clients) await client.subscribe('p1')
+  const started = process.hrtime.bigint()
   await servers[0]!.app.povRealtime.revoke({ userId: 'u1', povId: 'p1' })
   // Read at once, with nothing awaited in between: each instance has already ended its subscription.
+  const took = Number(process.hrtime.bigint() - started) / 1e6
   t.same(servers.map((server) => server.app.povRealtime.stats().subscriptions), [0, 0, 0], 'no instance still has one')
   t.same(servers.map((server) => server.app.povRealtime.stats().revoked), [1, 1, 1])
+  t.comment(`revoke across 3 instances took ${took.toFixed(2)} ms`)
 })
 
 t.test('revoke rejects with POV_REALTIME_BROKER_UNAVAILABLE when an instance that received it does not confirm', async (t) => {
