@@ -18,7 +18,7 @@ import type { ActivityInput } from './types/activity.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** This instance's live state: `stats()`, `presence(povId)`, and the read-receipt functions (`markRead`, `reads`, `unreadCounts`). */
+    /** This instance's live state: `stats()`, `presence(povId)`, `revoke(...)`, and the read-receipt functions (`markRead`, `reads`, `unreadCounts`). */
     povRealtime: PovRealtimeApi
     /**
      * Publishes an activity to every subscriber of its PoV. Rejects (never throws synchronously) with
@@ -52,7 +52,8 @@ const povRealtimePlugin: FastifyPluginAsync<PovRealtimeOptions> = async (fastify
     presence: async (povId) => await hub.requirePresence('presence').members(povId),
     markRead: async (userId, povId, cursor) => await hub.requireReadReceipts('markRead').markRead(userId, povId, cursor),
     reads: async (povId) => await hub.requireReadReceipts('reads').reads(povId),
-    unreadCounts: async (userId, povIds) => await hub.requireReadReceipts('unreadCounts').unreadCounts(userId, povIds)
+    unreadCounts: async (userId, povIds) => await hub.requireReadReceipts('unreadCounts').unreadCounts(userId, povIds),
+    revoke: async (target) => await hub.revoke(target)
   } satisfies PovRealtimeApi)
   fastify.decorate('broadcastActivity', (activity: ActivityInput) => hub.broadcast(activity))
 
@@ -108,7 +109,7 @@ export type { BroadcastResult, PovRealtimeApi } from './lib/realtime-hub.js'
 export type { ReadState } from './lib/read-receipts/read-receipts-feature.js'
 export type { PovRealtimeStats } from './lib/stats.js'
 export type {
-  Broker, BrokerEntry, BrokerSink, BrokerStartContext, HistoryOptions, MemberState, PresenceRelay, PresenceSink,
+  Broker, BrokerEntry, BrokerSink, BrokerStartContext, ControlMessage, HistoryOptions, MemberState, PresenceRelay, PresenceSink,
   ReadMarkStore, ReadSink, RemoteMember, Replay
 } from './lib/broker.js'
 export * as errors from './lib/errors.js'

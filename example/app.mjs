@@ -1,6 +1,7 @@
 /**
- * The example app: a Fastify server with a demo sign-in, an in-memory activity "database", and the plugin
- * registered the way a user registers it (presence and read receipts on, with the unread-counts route the page uses).
+ * The example app: a Fastify server with a demo sign-in, an in-memory activity "database" and PoV membership, and the
+ * plugin registered the way a user registers it (presence and read receipts on, with the unread-counts route the page
+ * uses; `authorizeSubscription` asking the membership, and `revoke` when a user leaves a PoV).
  * `server.mjs` runs it (`npm start`); the end-to-end test starts and stops it in-process through the same functions.
  */
 import { randomUUID } from 'node:crypto'
@@ -43,6 +44,11 @@ const NewActivityBody = Type.Object({
  */
 export async function buildExampleApp ({ secret, store = new ActivityStore(), logger = false }) {
   const app = Fastify({ logger })
+  // The demo's membership: everyone is on every demo PoV until they leave it (a real app keeps this in its database).
+  /** @type {Map<string, Set<string>>} user → the PoVs they left */
+  const leftPovs = new Map()
+  /** @param {string} userId @param {string} povId */
+  const isMember = (userId, povId) => leftPovs.get(userId)?.has(povId) !== true
 
   // The app's own auth: its access token lives in an HttpOnly cookie, read by @fastify/jwt for the app's routes
   // and by the plugin's token route, which exchanges it for a short-lived WebSocket token.
@@ -58,7 +64,10 @@ export async function buildExampleApp ({ secret, store = new ActivityStore(), lo
     // member: the demo's display name (its sign-in name), never anything private such as an e-mail.
     presence: { info: (user) => ({ name: user.userId }) },
     // Read marks per user and PoV: unread badges, "seen by", and `GET /api/unread` below.
-    readReceipts: true
+    readReceipts: true,
+    // The app's own rule for who may watch a PoV, asked at each subscribe. Leaving a PoV changes the rule *and* calls
+    // `revoke` (below), which ends the subscriptions the user already has.
+    authorizeSubscription: (user, povId) => isMember(user.userId, povId)
   })
 
   app.post('/api/demo/sign-in', { schema: { body: SignInBody } }, async (request, reply) => {
@@ -95,12 +104,34 @@ export async function buildExampleApp ({ secret, store = new ActivityStore(), lo
     api.get('/api/povs/:povId/activities', { schema: { params: PovParams } }, async (request, reply) => {
       const { povId } = request.params
       if (!isDemoPov(povId)) return noSuchPov(reply, povId)
+      if (!isMember(request.user.userId, povId)) return notAMember(reply, povId)
       return { activities: store.list(povId) }
+    })
+
+    // Leaving a PoV: the membership changes first (so that a subscribe from now on is refused), then `revoke` ends
+    // the user's live subscriptions on every instance: their pages get `unsubscribed` with `reason: 'revoked'`.
+    api.post('/api/povs/:povId/leave', { schema: { params: PovParams } }, async (request, reply) => {
+      const { povId } = request.params
+      if (!isDemoPov(povId)) return noSuchPov(reply, povId)
+      const { userId } = request.user
+      if (!leftPovs.has(userId)) leftPovs.set(userId, new Set())
+      leftPovs.get(userId).add(povId)
+      await app.povRealtime.revoke({ userId, povId })
+      return { left: povId }
+    })
+
+    // Joining again: the page then watches the PoV anew (a revoked PoV is not subscribed again by itself).
+    api.post('/api/povs/:povId/join', { schema: { params: PovParams } }, async (request, reply) => {
+      const { povId } = request.params
+      if (!isDemoPov(povId)) return noSuchPov(reply, povId)
+      leftPovs.get(request.user.userId)?.delete(povId)
+      return { joined: povId }
     })
 
     api.post('/api/povs/:povId/activities', { schema: { params: PovParams, body: NewActivityBody } }, async (request, reply) => {
       const { povId } = request.params
       if (!isDemoPov(povId)) return noSuchPov(reply, povId)
+      if (!isMember(request.user.userId, povId)) return notAMember(reply, povId)
       const { id = randomUUID(), title, message, severity } = request.body
       if (store.has(povId, id)) {
         return reply.code(409).send({ statusCode: 409, error: 'Conflict', message: `Activity ${id} already exists` })
@@ -161,6 +192,14 @@ function isDemoPov (povId) {
  */
 function noSuchPov (reply, povId) {
   return reply.code(404).send({ statusCode: 404, error: 'Not Found', message: `No PoV ${JSON.stringify(povId)}` })
+}
+
+/**
+ * @param {import('fastify').FastifyReply} reply
+ * @param {string} povId
+ */
+function notAMember (reply, povId) {
+  return reply.code(403).send({ statusCode: 403, error: 'Forbidden', message: `You left ${JSON.stringify(povId)}; join it again to see it` })
 }
 
 /**

@@ -30,7 +30,7 @@ export interface UseConnectionStatusResult {
   readonly isConnected: boolean
   readonly connectionStatus: ConnectionStatus
   readonly authError: AuthError | null
-  /** The finer state: `'idle' | 'authenticating' | 'connecting' | 'open' | 'waiting' | 'auth-failed'`. */
+  /** The finer state: `'idle' | 'authenticating' | 'connecting' | 'open' | 'waiting' | 'auth-failed' | 'revoked'`. */
   readonly state: ConnectionSnapshot['state']
   readonly reconnect: () => void
 }

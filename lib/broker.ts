@@ -27,6 +27,17 @@ export interface Replay {
   readonly held?: (cursor: string) => boolean
 }
 
+/**
+ * A message for every instance's sockets rather than for a PoV's subscribers: today `fastify.povRealtime.revoke`.
+ * `revoke` ends `userId`'s subscriptions of `povId` on every instance, or, without `povId`, closes every socket of
+ * `userId` with 4003.
+ */
+export interface ControlMessage {
+  readonly type: 'revoke'
+  readonly userId: string
+  readonly povId?: string
+}
+
 /** What the plugin gives a broker: the way into this instance's sockets. */
 export interface BrokerSink {
   /**
@@ -39,6 +50,11 @@ export interface BrokerSink {
    * cut off), so its subscribers' feeds have a gap that no replay can fill. Delivery goes on after it.
    */
   interrupted (povId: string): void
+  /**
+   * Apply a control message (see {@link Broker.control}) to this instance's sockets, synchronously. The plugin's sink
+   * always has it; optional for sinks that stand in for the plugin in a broker's own tests.
+   */
+  control? (message: ControlMessage): void
 }
 
 /** History settings resolved from the plugin's `history` option. */
@@ -153,6 +169,12 @@ export interface Broker {
   replay (povId: string, since: string): Promise<Replay>
   /** Release what the broker opened (never what the app passed in). */
   close (): Promise<void>
+  /**
+   * Optional: carries `message` to every instance, this one included (its sink's `control`), and resolves once each
+   * has applied it; rejects with `POV_REALTIME_BROKER_UNAVAILABLE` when that cannot be confirmed. A broker without it
+   * gets revocations applied to this instance only, which is right for one instance and wrong for several.
+   */
+  control? (message: ControlMessage): Promise<void>
   /** Carries presence between instances; see {@link PresenceRelay}. */
   readonly presence?: PresenceRelay
   /** Stores read marks; see {@link ReadMarkStore}. */

@@ -42,7 +42,8 @@ const COUNTERS = [
   { field: 'deliveries', name: 'deliveries_total', help: "Activity frames written to this instance's sockets" },
   { field: 'authFailures', name: 'auth_failures_total', help: 'Refused token requests and refused upgrades' },
   { field: 'slowConsumerCloses', name: 'slow_consumer_closes_total', help: 'Sockets closed with 4008 for reading too slowly' },
-  { field: 'presenceDropped', name: 'presence_dropped_total', help: 'Presence and typing messages dropped for sockets reading too slowly' }
+  { field: 'presenceDropped', name: 'presence_dropped_total', help: 'Presence and typing messages dropped for sockets reading too slowly' },
+  { field: 'revoked', name: 'revoked_total', help: 'Subscriptions ended by revocation or by a refused re-authorization' }
 ] as const satisfies ReadonlyArray<{ field: StatsField, name: string, help: string }>
 
 /** The totals by code: one counter each, with a `code` label. */
@@ -57,7 +58,7 @@ const PREFIX_PATTERN = /^(?:[a-zA-Z_:][a-zA-Z0-9_:]*)?$/
 /**
  * Registers gauges (`connections`, `subscriptions`, `povs`, `presence_members`) and counters (`broadcasts_total`,
  * `deliveries_total`, `rejected_total{code}`, `closed_total{code}`, `auth_failures_total`, `slow_consumer_closes_total`,
- * `presence_dropped_total`) that read `app.povRealtime.stats()` at each scrape. Call it after `await app.register(povRealtime, …)`, once per registry.
+ * `presence_dropped_total`, `revoked_total`) that read `app.povRealtime.stats()` at each scrape. Call it after `await app.register(povRealtime, …)`, once per registry.
  * @param app a Fastify instance with fastify-pov-realtime registered
  * @param [options.register=prom-client's default registry] where the metrics are registered
  * @param [options.prefix='pov_realtime_'] prefix of every metric name

@@ -83,6 +83,17 @@ export interface PovRealtimeOptions {
    * marks: the default one does, and so does `createRedisBroker`.
    */
   readReceipts?: boolean
+  /**
+   * Milliseconds between re-checks of each socket's subscriptions with `authorizeSubscription` (refused ones end with
+   * `unsubscribed`, `reason: 'revoked'`), or `false` for none. Each socket's first re-check comes at a random point of
+   * its first interval, so sockets are not re-checked all at once. Default `false`.
+   */
+  reauthorizeInterval?: number | false
+  /**
+   * Milliseconds `authorizeSubscription` may take before its answer counts as a refusal (a `subscribe` is answered
+   * `FORBIDDEN`, as when it throws) and the socket's other messages move on. Default 10000.
+   */
+  authorizeTimeout?: number
 }
 
 /** The `presence` option with its defaults filled in. */
@@ -110,6 +121,8 @@ export interface ResolvedOptions {
   readonly broker: Broker | undefined
   readonly presence: ResolvedPresenceOptions | false
   readonly readReceipts: boolean
+  readonly reauthorizeInterval: number | false
+  readonly authorizeTimeout: number
 }
 
 export const DEFAULTS = {
@@ -123,7 +136,9 @@ export const DEFAULTS = {
   rateLimit: { max: 200, timeWindow: 10_000 },
   maxBufferedBytes: 1024 * 1024,
   history: { size: 100, ttl: 10 * 60_000 },
-  presence: { typingTimeout: 5000 }
+  presence: { typingTimeout: 5000 },
+  reauthorizeInterval: false,
+  authorizeTimeout: 10_000
 } as const
 
 const noPublicInfo = (): Record<string, unknown> => ({})
@@ -204,6 +219,17 @@ function readReceipts (value: unknown): boolean {
   return value === true
 }
 
+/** A delay a Node timer can wait (longer ones would fire at once). */
+function timerDelay (name: string, value: unknown): number {
+  const ms = positiveInteger(name, value)
+  if (ms > MAX_TIMER_DELAY) fail(`${name} must be at most ${MAX_TIMER_DELAY} ms, got ${ms}`)
+  return ms
+}
+
+function reauthorizeInterval (value: unknown): number | false {
+  return value === false ? false : timerDelay('reauthorizeInterval', value)
+}
+
 function broker (value: unknown): Broker | undefined {
   if (value === undefined) return undefined
   if (!isPlainObject(value)) fail('broker must be a broker object such as createRedisBroker(...)')
@@ -248,7 +274,9 @@ export function resolveOptions (options: PovRealtimeOptions): ResolvedOptions {
     heartbeatInterval = DEFAULTS.heartbeatInterval,
     maxPayload = DEFAULTS.maxPayload,
     maxSubscriptions = DEFAULTS.maxSubscriptions,
-    maxBufferedBytes = DEFAULTS.maxBufferedBytes
+    maxBufferedBytes = DEFAULTS.maxBufferedBytes,
+    reauthorizeInterval: reauthorizeEvery = DEFAULTS.reauthorizeInterval,
+    authorizeTimeout = DEFAULTS.authorizeTimeout
   } = options
   if (typeof secret !== 'string' || secret.length === 0) fail('secret is required: a non-empty string')
   if (typeof cookieName !== 'string' || cookieName.length === 0) fail('cookieName must be a non-empty string')
@@ -269,7 +297,9 @@ export function resolveOptions (options: PovRealtimeOptions): ResolvedOptions {
     history: history(options.history),
     broker: broker(options.broker),
     presence: presence(options.presence),
-    readReceipts: readReceipts(options.readReceipts)
+    readReceipts: readReceipts(options.readReceipts),
+    reauthorizeInterval: reauthorizeInterval(reauthorizeEvery),
+    authorizeTimeout: timerDelay('authorizeTimeout', authorizeTimeout)
   }
   if (resolved.tokenRoute === resolved.wsRoute) fail('tokenRoute and wsRoute must differ')
   if (resolved.readReceipts && resolved.broker && !isReadMarkStore(resolved.broker.readMarks)) {

@@ -10,7 +10,8 @@ import { CloseCode } from '../types/wire-constants.js'
 import type { ActivityInput } from '../types/activity.js'
 import type { Member, ReadMark } from '../types/messages.js'
 import { serializeActivity } from './activity-serializer.js'
-import type { Broker, BrokerEntry } from './broker.js'
+import { revokeArgument } from './api-arguments.js'
+import type { Broker, BrokerEntry, ControlMessage } from './broker.js'
 import { SHUTDOWN_GRACE_MS } from './constants.js'
 import { ClosedError, NotEnabledError } from './errors.js'
 import { InProcessBroker } from './in-process/index.js'
@@ -54,6 +55,15 @@ export interface PovRealtimeApi {
    * `POV_REALTIME_NOT_ENABLED` while the option is off, `POV_REALTIME_INVALID_ARGUMENT` for a malformed `povId`.
    */
   presence (povId: string): Promise<Member[]>
+  /**
+   * Ends `userId`'s access on every instance: their sockets stop watching `povId` (each is sent `unsubscribed` with
+   * `reason: 'revoked'`, and nothing of the PoV after it; the user leaves its presence), or, without `povId`, every
+   * socket of the user is closed with 4003. Resolves once every instance has applied it (see docs/server-api.md for
+   * what "every" means with the Redis broker); rejects with `POV_REALTIME_BROKER_UNAVAILABLE` when that cannot be
+   * confirmed, `POV_REALTIME_INVALID_ARGUMENT` for a malformed target. Revoke after the app's own authorization has
+   * changed: a later `subscribe` is checked with `authorizeSubscription` as always.
+   */
+  revoke (target: { userId: string, povId?: string }): Promise<void>
 }
 
 export class RealtimeHub implements SessionHost {
@@ -67,6 +77,9 @@ export class RealtimeHub implements SessionHost {
   readonly presence: PresenceFeature | undefined
   readonly #index = new SubscriptionIndex()
   readonly #sessions = new Set<SocketSession>()
+  /** The open sockets of each user, for revocations. */
+  readonly #sessionsOf = new Map<string, Set<SocketSession>>()
+  #warnedLocalRevoke = false
   readonly #log: FastifyBaseLogger
   #tokens: TokenService | undefined
   #heartbeatTimer: NodeJS.Timeout | undefined
@@ -106,7 +119,8 @@ export class RealtimeHub implements SessionHost {
         interrupted: (povId: string) => {
           this.#log.warn({ povId }, 'pov-realtime: activities of a PoV were lost in transit; its subscribers must resume')
           this.#index.interrupt(povId)
-        }
+        },
+        control: (message: ControlMessage) => this.#applyControl(message)
       },
       history: this.options.history,
       log: this.#log
@@ -125,6 +139,25 @@ export class RealtimeHub implements SessionHost {
     const result = await this.broker.publish(povId, json)
     this.stats.broadcasts++
     return result
+  }
+
+  /** `fastify.povRealtime.revoke`: on every instance, through the broker. */
+  async revoke (target: unknown): Promise<void> {
+    const { userId, povId } = revokeArgument(target)
+    const message: ControlMessage = povId === undefined ? { type: 'revoke', userId } : { type: 'revoke', userId, povId }
+    if (this.broker.control) return await this.broker.control(message)
+    if (!this.#warnedLocalRevoke) {
+      this.#warnedLocalRevoke = true
+      this.#log.warn('pov-realtime: the broker has no control(); revocations reach this instance only')
+    }
+    this.#applyControl(message)
+  }
+
+  /** A control message from any instance (this one included), applied to this instance's sockets. */
+  #applyControl (message: ControlMessage): void {
+    const sessions = this.#sessionsOf.get(message.userId)
+    if (!sessions) return
+    for (const session of [...sessions]) session.revoke(message.povId)
   }
 
   /** The read receipts, or a rejection naming the option when it is off. */
@@ -146,7 +179,11 @@ export class RealtimeHub implements SessionHost {
       ws.close(CloseCode.GOING_AWAY, 'server shutting down')
       return
     }
-    this.#sessions.add(new SocketSession(ws, request, identity, this))
+    const session = new SocketSession(ws, request, identity, this)
+    this.#sessions.add(session)
+    const ofUser = this.#sessionsOf.get(session.userId)
+    if (ofUser) ofUser.add(session)
+    else this.#sessionsOf.set(session.userId, new Set([session]))
   }
 
   async watch (subscription: Subscription): Promise<void> {
@@ -167,6 +204,8 @@ export class RealtimeHub implements SessionHost {
 
   forget (session: SocketSession): void {
     this.#sessions.delete(session)
+    const ofUser = this.#sessionsOf.get(session.userId)
+    if (ofUser?.delete(session) && ofUser.size === 0) this.#sessionsOf.delete(session.userId)
     if (this.#sessions.size === 0) this.#onAllClosed?.()
   }
 

@@ -27,6 +27,11 @@ export interface PovRealtimeStats {
   presenceMembers: number
   /** `presence` on: presence and typing messages not written to a socket because it was reading too slowly. */
   presenceDropped: number
+  /**
+   * Subscriptions ended by revocation (`fastify.povRealtime.revoke`, a socket closed with 4003 by it included) or by
+   * `authorizeSubscription` refusing them on a re-check (a repeated `subscribe`, an in-band `auth`, `reauthorizeInterval`).
+   */
+  revoked: number
 }
 
 export class StatsCounters {
@@ -35,6 +40,7 @@ export class StatsCounters {
   authFailures = 0
   slowConsumerCloses = 0
   presenceDropped = 0
+  revoked = 0
   readonly rejected: Record<string, number> = Object.create(null)
   readonly closed: Record<string, number> = Object.create(null)
 
@@ -55,7 +61,8 @@ export class StatsCounters {
       closed: { ...this.closed },
       authFailures: this.authFailures,
       slowConsumerCloses: this.slowConsumerCloses,
-      presenceDropped: this.presenceDropped
+      presenceDropped: this.presenceDropped,
+      revoked: this.revoked
     }
   }
 }

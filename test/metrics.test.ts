@@ -48,7 +48,8 @@ function samplesOf (stats: PovRealtimeStats): Map<string, number> {
     ['pov_realtime_auth_failures_total', stats.authFailures],
     ['pov_realtime_slow_consumer_closes_total', stats.slowConsumerCloses],
     ['pov_realtime_presence_members', stats.presenceMembers],
-    ['pov_realtime_presence_dropped_total', stats.presenceDropped]
+    ['pov_realtime_presence_dropped_total', stats.presenceDropped],
+    ['pov_realtime_revoked_total', stats.revoked]
   ])
   for (const [code, count] of Object.entries(stats.rejected)) samples.set(`pov_realtime_rejected_total{code="${code}"}`, count)
   for (const [code, count] of Object.entries(stats.closed)) samples.set(`pov_realtime_closed_total{code="${code}"}`, count)
@@ -91,6 +92,7 @@ t.test('/metrics shows what stats() counts, scraped while clients subscribe and 
     pov_realtime_slow_consumer_closes_total: 'counter',
     pov_realtime_presence_members: 'gauge',
     pov_realtime_presence_dropped_total: 'counter',
+    pov_realtime_revoked_total: 'counter',
     pov_realtime_rejected_total: 'counter',
     pov_realtime_closed_total: 'counter'
   }, 'gauges for current values, counters for totals')
@@ -158,7 +160,12 @@ t.test('/metrics shows what stats() counts, scraped while clients subscribe and 
     burst.push(server.app.broadcastActivity(activity('slow', { id: `s${i}`, message: 'x'.repeat(9000) })))
   }
   await Promise.all(burst)
-  await waitFor(() => server.app.povRealtime.stats().connections === 2, 5000, 'the flooder and the slow peer to be gone')
+  // A revocation of a user as a whole: her socket is closed with 4003, her subscription counted as revoked.
+  const erin = await server.connect({ claims: { userId: 'erin' } })
+  await erin.subscribe('p1')
+  await server.app.povRealtime.revoke({ userId: 'erin' })
+  t.equal((await erin.closed).code, 4003)
+  await waitFor(() => server.app.povRealtime.stats().connections === 2, 5000, 'the flooder, the slow peer and erin to be gone')
 
   const busy = await scrape()
   const stats = server.app.povRealtime.stats()
@@ -172,9 +179,11 @@ t.test('/metrics shows what stats() counts, scraped while clients subscribe and 
     'pov_realtime_rejected_total{code="SUBSCRIPTION_LIMIT"}': 1,
     'pov_realtime_rejected_total{code="RATE_LIMITED"}': 1,
     'pov_realtime_closed_total{code="4008"}': 2,
+    'pov_realtime_closed_total{code="4003"}': 1,
     pov_realtime_auth_failures_total: 2,
-    pov_realtime_slow_consumer_closes_total: 1
-  }, 'each rejection, close and refusal by code')
+    pov_realtime_slow_consumer_closes_total: 1,
+    pov_realtime_revoked_total: 1
+  }, 'each rejection, close, refusal and revocation by code')
 
   alice.close()
   bob.close()
@@ -189,7 +198,7 @@ t.test('the collector goes in prom-client\'s default registry under the default 
   const server: TestServer = await startServer(t)
   const collector = povRealtimeCollector(server.app)
   t.teardown(() => collector.unregister())
-  t.equal(collector.names.length, 11)
+  t.equal(collector.names.length, 12)
   t.ok(collector.names.every((name) => name.startsWith('pov_realtime_')))
   const client = await server.connect()
   await client.subscribe('p1')
@@ -203,7 +212,7 @@ t.test('the collector goes in prom-client\'s default registry under the default 
 
   t.throws(() => povRealtimeCollector(server.app, { register: registry, prefix: 'feeds_' }),
     { code: 'POV_REALTIME_INVALID_OPTION', message: /already has feeds_connections/ }, 'a second collector with the same names is refused')
-  t.equal(parseExposition(await registry.metrics()).samples.size, 9, 'and registered nothing new (the labelled counters have no sample yet)')
+  t.equal(parseExposition(await registry.metrics()).samples.size, 10, 'and registered nothing new (the labelled counters have no sample yet)')
   prefixed.unregister()
   t.equal((await registry.metrics()).trim(), '', 'unregister() removes every metric')
   povRealtimeCollector(server.app, { register: registry, prefix: 'feeds_' })

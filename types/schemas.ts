@@ -134,7 +134,15 @@ export const SubscribedMessage = Type.Object({
   unread: Type.Optional(Type.Union([Type.Integer({ minimum: 0 }), Type.Null()]))
 })
 
-export const UnsubscribedMessage = Type.Object({ type: Type.Literal('unsubscribed'), povId: PovId })
+/**
+ * The answer to `unsubscribe`; also sent unasked, with `reason: 'revoked'`, when the server ended the subscription
+ * (`fastify.povRealtime.revoke`, or `authorizeSubscription` refusing it on a re-check): nothing of the PoV follows.
+ */
+export const UnsubscribedMessage = Type.Object({
+  type: Type.Literal('unsubscribed'),
+  povId: PovId,
+  reason: Type.Optional(Type.Literal('revoked'))
+})
 
 export const AuthenticatedMessage = Type.Object({ type: Type.Literal('authenticated'), expiresAt: Type.Number() })
 

@@ -1,8 +1,9 @@
 import { useCallback, useEffect, useState } from 'react'
 import {
-  clearPersistedRealtimeState, useConnectionStatus, useReadReceipts, useRealtimeClient, type Activity, type ReadReceipts
+  REVOKED_MESSAGE, clearPersistedRealtimeState, useConnectionStatus, usePovActivities, useReadReceipts, useRealtimeClient,
+  type Activity, type ReadReceipts
 } from 'fastify-pov-realtime/hooks'
-import { fetchMe, fetchPovs, signOut, type Pov } from './api.js'
+import { fetchMe, fetchPovs, joinPov, leavePov, signOut, type Pov } from './api.js'
 import { ActivityFeed } from './ActivityFeed.js'
 import { ConnectionBadge } from './ConnectionBadge.js'
 import { PostActivityForm } from './PostActivityForm.js'
@@ -39,6 +40,8 @@ function SignedIn ({ userId, onSignedOut }: { userId: string, onSignedOut: () =>
   const { authError, connectionStatus } = useConnectionStatus()
   const [povs, setPovs] = useState<Pov[]>([])
   const [povId, setPovId] = useState<string>()
+  // Bumped when the user joins a PoV again: its view mounts anew, which is what subscribes a revoked PoV again.
+  const [joins, setJoins] = useState(0)
   // The open PoV's count is live (from the socket); the others' come from the app's route, fetched again on each
   // switch and after a reconnect.
   const receipts = useReadReceipts(povId)
@@ -99,22 +102,65 @@ function SignedIn ({ userId, onSignedOut }: { userId: string, onSignedOut: () =>
           <button className='secondary' data-testid='sign-out-button' onClick={signOutNow}>Sign out</button>
         </header>
       </section>
-      {povId && <PovView key={povId} povId={povId} userId={userId} receipts={receipts} />}
+      {povId && (
+        <PovView key={`${povId}:${joins}`} povId={povId} userId={userId} receipts={receipts} onJoined={() => setJoins((n) => n + 1)} />
+      )}
     </>
   )
 }
 
-/** One PoV: who is here, the post form and the feed. Keyed by PoV, so switching starts with a fresh state. */
-function PovView ({ povId, userId, receipts }: { povId: string, userId: string, receipts: ReadReceipts }) {
+/**
+ * One PoV: who is here, the post form and the feed. Keyed by PoV, so switching starts with a fresh state. "Leave PoV"
+ * asks the app's route, which calls `fastify.povRealtime.revoke`: the revocation comes back over the socket (on every
+ * page of the user), and the view shows it until the user joins again.
+ */
+function PovView ({ povId, userId, receipts, onJoined }: {
+  povId: string
+  userId: string
+  receipts: ReadReceipts
+  onJoined: () => void
+}) {
   const [confirmed, setConfirmed] = useState<Activity[]>([])
+  const [failure, setFailure] = useState<string>()
+  // FORBIDDEN: revoked while watched ('access revoked'), or refused at subscribe (left before this page loaded).
+  const { error } = usePovActivities(povId)
   const { markRead } = receipts
   const posted = useCallback((activity: Activity, cursor: string) => {
     setConfirmed((list) => [...list, activity])
     // The user has seen their own note: it does not count as new for them.
     markRead(cursor)
   }, [markRead])
+
+  async function leave () {
+    await leavePov(povId).catch((err: Error) => setFailure(err.message))
+  }
+
+  async function join () {
+    try {
+      await joinPov(povId)
+      onJoined()
+    } catch (err) {
+      setFailure((err as Error).message)
+    }
+  }
+
+  if (error?.code === 'FORBIDDEN') {
+    return (
+      <section data-testid='pov-revoked'>
+        <p className='notice'>
+          {error.message === REVOKED_MESSAGE ? 'You left this PoV: its live feed stopped.' : 'You are not on this PoV.'}
+        </p>
+        <button data-testid='join-pov-button' onClick={join}>Join again</button>
+        {failure && <p className='notice'>{failure}</p>}
+      </section>
+    )
+  }
   return (
     <>
+      <p>
+        <button className='secondary small' data-testid='leave-pov-button' onClick={leave}>Leave PoV</button>
+        {failure && <span className='notice'> {failure}</span>}
+      </p>
       <PresenceList povId={povId} userId={userId} />
       <PostActivityForm povId={povId} userId={userId} onPosted={posted} />
       <ActivityFeed povId={povId} userId={userId} confirmed={confirmed} receipts={receipts} />

@@ -77,3 +77,13 @@ export async function fetchUnreadCounts (): Promise<Record<string, UnreadCount> 
     throw err
   }
 }
+
+/** Leaves the PoV: the server ends this user's subscriptions of it (on every page) and refuses new ones. */
+export async function leavePov (povId: string): Promise<void> {
+  await request('POST', `/api/povs/${encodeURIComponent(povId)}/leave`, {})
+}
+
+/** Joins the PoV again; the page must then watch it anew. */
+export async function joinPov (povId: string): Promise<void> {
+  await request('POST', `/api/povs/${encodeURIComponent(povId)}/join`, {})
+}

@@ -1,21 +1,30 @@
 /**
  * The activity feeds of the watched PoVs: one `subscribe` per PoV however many components watch it (`watch-registry.ts`),
  * resuming after the last cursor seen, again after every reconnect; the activities that arrive, deduplicated, into each
- * PoV's store; the server's confirmation or refusal of each subscription; and the listeners told of each new activity,
- * or of a gap a resume could not fill (`resync`).
+ * PoV's store; the server's confirmation, refusal or revocation of each subscription; and the listeners told of each
+ * new activity, of a gap a resume could not fill (`resync`), and of a revocation (`revoked`).
  */
 import type { Activity } from '../../types/activity.js'
-import type { ActivityMessage, ErrorMessage, SubscribedMessage, SubscribeMessage, UnsubscribeMessage } from '../../types/messages.js'
+import type {
+  ActivityMessage, ErrorMessage, SubscribedMessage, SubscribeMessage, UnsubscribedMessage, UnsubscribeMessage
+} from '../../types/messages.js'
 import { ErrorCode } from '../../types/wire-constants.js'
 import type { ReloadPersistence } from './persistence/reload-persistence.js'
 import type { PovRegistry } from './pov-registry.js'
 import type { PovState } from './pov-state.js'
 import type { WatchRegistry } from './watch-registry.js'
 
-/** What a per-PoV listener hears: each new activity, and `resync` when a resume could not fill the gap. */
+/**
+ * What a per-PoV listener hears: each new activity, `resync` when a resume could not fill the gap, and `revoked` when
+ * the server ended the user's access to the PoV (it is not subscribed again until the app watches it anew).
+ */
 export type ActivityEvent =
   | { readonly type: 'activity', readonly povId: string, readonly activity: Activity, readonly cursor: string }
   | { readonly type: 'resync', readonly povId: string }
+  | { readonly type: 'revoked', readonly povId: string }
+
+/** What a revoked PoV's `error` reads (`usePovActivities`): a `FORBIDDEN` the server did not send as such. */
+export const REVOKED_MESSAGE = 'access revoked'
 
 /** A new activity, added to its PoV's store. */
 export interface ActivityArrival {
@@ -61,14 +70,15 @@ export class ActivityFeed {
     send(cursor === undefined ? { type: 'subscribe', povId } : { type: 'subscribe', povId, since: cursor })
   }
 
-  /** One fewer watcher of `povId`; after the last, it is unsubscribed. */
+  /** One fewer watcher of `povId`; after the last, it is unsubscribed (unless the server already ended it). */
   unwatch (povId: string): void {
     const { povs, watches, send } = this.#options
     if (!watches.remove(povId)) return
     // On the next microtask, so that an unmount followed by a remount in the same commit changes nothing.
     queueMicrotask(() => {
+      const revoked = watches.isRevoked(povId)
       if (!watches.settle(povId)) return
-      send({ type: 'unsubscribe', povId })
+      if (!revoked) send({ type: 'unsubscribe', povId })
       povs.releaseUnread(povId)
     })
   }
@@ -105,11 +115,45 @@ export class ActivityFeed {
     return { pov, resync: message.recovered === false || missedUnknown }
   }
 
-  /** The server refused something: a refused subscription shows on its PoV. */
+  /**
+   * The server refused something: a refused subscription shows on its PoV. A `FORBIDDEN` on a subscribed PoV (a
+   * repeated `subscribe` that the server checked again and refused) means the server dropped the subscription.
+   */
   refused (message: ErrorMessage): void {
     const pov = message.povId === undefined ? undefined : this.#options.povs.get(message.povId)
+    if (message.code === ErrorCode.FORBIDDEN && message.povId !== undefined) {
+      this.#options.watches.refuse(message.povId)
+      if (pov?.subscribed) pov.revoked()
+    }
     // A refused typing or read on a subscribed PoV (or a feature that is off) is no reason to show the feed as failed.
     if (pov && !pov.subscribed && message.code !== ErrorCode.NOT_ENABLED) pov.activities.setError(message)
+  }
+
+  /**
+   * The server ended the subscription (`unsubscribed` with `reason: 'revoked'`): the PoV stays watched and shows the
+   * revocation as its error, but is not subscribed again until the app watches it anew. True when it was watched (the
+   * listeners are then to be told).
+   */
+  revoked ({ povId }: UnsubscribedMessage): boolean {
+    const { watches } = this.#options
+    if (!watches.isWatched(povId)) return false
+    watches.revoke(povId)
+    this.#showRevoked(povId)
+    return true
+  }
+
+  /** The server closed the connection with 4003 (the user's access revoked): every watched PoV shows it. */
+  revokedAll (): string[] {
+    const revoked = [...this.#options.povs.ids()].filter((povId) => this.#options.watches.isWatched(povId))
+    for (const povId of revoked) this.#showRevoked(povId)
+    return revoked
+  }
+
+  #showRevoked (povId: string): void {
+    const pov = this.#options.povs.get(povId)
+    if (!pov) return
+    pov.revoked()
+    pov.activities.setError({ type: 'error', code: ErrorCode.FORBIDDEN, message: REVOKED_MESSAGE, povId })
   }
 
   /** Calls `listener` with each event of `povId`; see `RealtimeClient.onActivity`. */

@@ -5,6 +5,7 @@
  */
 export { RealtimeClient, DISCONNECTED } from './realtime-client.js'
 export type { ConnectionSnapshot, OutgoingMessage } from './realtime-client.js'
+export { REVOKED_MESSAGE } from './activity-feed.js'
 export type { ActivityEvent } from './activity-feed.js'
 export { getSharedClient } from './shared-clients.js'
 export { CLIENT_DEFAULTS, resolveSocketUrl } from './client-options.js'
@@ -27,6 +28,6 @@ export type { PageDocument } from './presence/idle-detector.js'
 // The wire protocol's types, for typing what the client hands out
 export type { Activity, ActivityInput } from '../../types/activity.js'
 export type {
-  ClientMessage, ServerMessage, ActivityMessage, ErrorMessage, SubscribedMessage, Member, MemberStatus, ReadMark,
+  ClientMessage, ServerMessage, ActivityMessage, ErrorMessage, SubscribedMessage, UnsubscribedMessage, Member, MemberStatus, ReadMark,
   PresenceMessage, PresenceDiffMessage, TypingEvent, ReadEvent, ReadsMessage
 } from '../../types/messages.js'

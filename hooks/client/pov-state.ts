@@ -52,6 +52,15 @@ export class PovState {
     this.typing = undefined
   }
 
+  /**
+   * The server revoked the PoV: nothing of it is subscribed any more, and its members, who the user may no longer
+   * see, go. Its activities stay for the app to show or hide.
+   */
+  revoked (): void {
+    this.connectionLost()
+    this.presence.clear()
+  }
+
   /** Forgets everything (the session ended). */
   clear (): void {
     this.connectionLost()

@@ -47,7 +47,7 @@ export interface ConnectionSnapshot {
   readonly isConnected: boolean
   /** Set when the token route refused the session (signed out): the client stopped reconnecting. */
   readonly authError: AuthError | null
-  /** The machine's finer state (`'waiting'` between attempts, `'auth-failed'`, …). */
+  /** The machine's finer state (`'waiting'` between attempts, `'auth-failed'`, `'revoked'` after a 4003 close, …). */
   readonly state: ConnectionState
 }
 
@@ -81,6 +81,7 @@ export class RealtimeClient {
   /** The session's user, from the token; `undefined` until a token is known (or when it is not a readable JWT). */
   #userId: string | undefined
   #wasOpen = false
+  #wasRevoked = false
 
   /** See {@link RealtimeClientOptions} for the options and their defaults. */
   constructor (options: RealtimeClientOptions = {}) {
@@ -170,8 +171,9 @@ export class RealtimeClient {
   }
 
   /**
-   * Connects now: after an auth error (once the user has signed in again), to cut a backoff wait short, or to
-   * replace the current connection. Watched PoVs are resubscribed, resuming after their last cursor.
+   * Connects now: after an auth error (once the user has signed in again), after the server revoked the user's access
+   * (a 4003 close), to cut a backoff wait short, or to replace the current connection. Watched PoVs are resubscribed,
+   * resuming after their last cursor, except those the server revoked one by one (they wait for a new watcher).
    */
   reconnect (): void {
     // After close(), components still mounted get their connection back.
@@ -300,6 +302,12 @@ export class RealtimeClient {
 
   #onStateChanged (): void {
     this.#connection.set(this.#snapshot())
+    const revoked = this.#machine.state === 'revoked'
+    if (revoked && !this.#wasRevoked) {
+      // Closed with 4003: the user's access was revoked as a whole; every watched PoV shows it.
+      for (const povId of this.#feed.revokedAll()) this.#feed.emit(povId, { type: 'revoked', povId })
+    }
+    this.#wasRevoked = revoked
     const open = this.#machine.state === 'open'
     if (this.#wasOpen && !open) {
       // A new connection starts `active` at the server, and subscribes afresh.
@@ -319,6 +327,11 @@ export class RealtimeClient {
         break
       case 'error':
         this.#feed.refused(message)
+        break
+      case 'unsubscribed':
+        if (message.reason === 'revoked' && this.#feed.revoked(message)) {
+          this.#feed.emit(message.povId, { type: 'revoked', povId: message.povId })
+        }
         break
       case 'presence':
       case 'presence_diff':
@@ -369,8 +382,9 @@ export class RealtimeClient {
   }
 
   /**
-   * Calls `listener` with each new activity of `povId` (duplicates excluded) and with `resync` after a reconnect
-   * whose resume could not fill the gap. It does not watch the PoV by itself: pair it with {@link watch}.
+   * Calls `listener` with each new activity of `povId` (duplicates excluded), with `resync` after a reconnect whose
+   * resume could not fill the gap, and with `revoked` when the server ended the user's access to it. It does not watch
+   * the PoV by itself: pair it with {@link watch}.
    */
   onActivity (povId: string, listener: (event: ActivityEvent) => void): () => void {
     return this.#feed.onActivity(povId, listener)

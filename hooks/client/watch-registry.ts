@@ -4,6 +4,9 @@
  * Counting makes two components on one PoV one subscription. A PoV whose count drops to zero is only "leaving"
  * until `settle()`: the client settles on the next microtask, so React StrictMode's unmount/remount (which happens
  * inside one commit) neither unsubscribes nor loses the cursor.
+ *
+ * A PoV the server revoked stays watched (its components still show it, as revoked) but is not subscribed again, not
+ * even after a reconnect, until the app asks for it anew: one more watcher (a component mounting, a new `watch`).
  */
 import type { SubscribeMessage } from '../../types/messages.js'
 
@@ -17,20 +20,47 @@ interface Watch {
    * the client was away cannot be recovered, so the confirmation must be treated as `recovered: false`.
    */
   blind: boolean
+  /** The server revoked it: not subscribed again until a new watcher comes. */
+  revoked: boolean
+  /** The server refused its subscription (`FORBIDDEN`): a new watcher asks again (so does a reconnect). */
+  refused: boolean
 }
 
 export class WatchRegistry {
   readonly #watches = new Map<string, Watch>()
 
-  /** Adds a watcher of `povId`; true when the PoV was not subscribed yet (a `subscribe` must be sent). */
+  /**
+   * Adds a watcher of `povId`; true when the PoV was not subscribed yet, or was revoked or refused (a `subscribe` must
+   * be sent: a new watcher is the app asking for it again).
+   */
   add (povId: string): boolean {
     const watch = this.#watches.get(povId)
     if (watch) {
       watch.count++
-      return false
+      if (!watch.revoked && !watch.refused) return false
+      watch.revoked = false
+      watch.refused = false
+      return true
     }
-    this.#watches.set(povId, { count: 1, cursor: undefined, confirmed: false, blind: false })
+    this.#watches.set(povId, { count: 1, cursor: undefined, confirmed: false, blind: false, revoked: false, refused: false })
     return true
+  }
+
+  /** The server refused to subscribe `povId`. */
+  refuse (povId: string): void {
+    const watch = this.#watches.get(povId)
+    if (watch) watch.refused = true
+  }
+
+  /** The server revoked `povId`: it stays watched, but is not subscribed again by itself. */
+  revoke (povId: string): void {
+    const watch = this.#watches.get(povId)
+    if (watch) watch.revoked = true
+  }
+
+  /** Whether the server revoked `povId` (and no new watcher has come since). */
+  isRevoked (povId: string): boolean {
+    return this.#watches.get(povId)?.revoked === true
   }
 
   /** Removes a watcher; true when it was the last one (the PoV is now leaving). Unknown PoVs: false. */
@@ -78,7 +108,7 @@ export class WatchRegistry {
   subscriptions (): SubscribeMessage[] {
     const messages: SubscribeMessage[] = []
     for (const [povId, watch] of this.#watches) {
-      if (watch.count === 0) continue
+      if (watch.count === 0 || watch.revoked) continue
       watch.blind = watch.cursor === undefined && watch.confirmed
       messages.push(watch.cursor === undefined ? { type: 'subscribe', povId } : { type: 'subscribe', povId, since: watch.cursor })
     }
@@ -95,6 +125,7 @@ export class WatchRegistry {
     const missedUnknown = watch.blind
     watch.confirmed = true
     watch.blind = false
+    watch.refused = false
     return missedUnknown
   }
 

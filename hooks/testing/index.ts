@@ -12,6 +12,7 @@
  *
  * Presence, typing and read receipts: `simulatePresence`, `simulateJoin`, `simulateLeave`, `simulateStatus`,
  * `simulateTyping`, `simulateSubscribed`, `simulateRead`, `simulateReads` (each a server message, as the server sends it).
+ * Revocation: `simulateRevoke(povId)`, or `simulateRevoke()` for the whole session (a 4003 close).
  */
 import type { Member, MemberStatus, ReadMark, ServerMessage } from '../../types/messages.js'
 import type { ConnectionStatus } from '../client/connection/connection-machine.js'
@@ -42,6 +43,19 @@ export function simulateConnectionStatus (status: ConnectionStatus): void {
  */
 export function simulateWebSocketMessage (message: ServerMessage | { type: string, [field: string]: unknown } | string): void {
   mockServer.deliver(message)
+}
+
+/**
+ * The server revokes the user's access (shown after a synchronous `act()`):
+ * - `simulateRevoke('p1')`: to one PoV, as `fastify.povRealtime.revoke({ userId, povId })` does (an `unsubscribed` with
+ *   `reason: 'revoked'`): `usePovActivities('p1')` shows the `FORBIDDEN` error `'access revoked'`, `useActivityEffect`
+ *   hears `{ type: 'revoked' }`, and the PoV is not subscribed again, even after a reconnect, until a component
+ *   watches it anew;
+ * - `simulateRevoke()`: to everything (every connection closed with 4003): the connection's `state` is `'revoked'`,
+ *   every watched PoV shows it, and nothing reconnects until `reconnect()` (or `simulateConnectionStatus`).
+ */
+export function simulateRevoke (povId?: string): void {
+  mockServer.revoke(povId)
 }
 
 /**

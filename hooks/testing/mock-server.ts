@@ -86,11 +86,11 @@ class MockConnection implements Connection {
     if (this.#open) this.#events?.message(data)
   }
 
-  /** The network dropped it: the client hears a 1006 close. */
-  drop (): void {
+  /** The network dropped it (the client hears a 1006 close), or the server closed it with `code`. */
+  drop (code = 1006, reason = ''): void {
     const events = this.#events
     this.close()
-    events?.close(1006, '')
+    events?.close(code, reason)
   }
 }
 
@@ -163,6 +163,15 @@ class MockServer {
   deliver (message: ServerMessage | { type: string, [field: string]: unknown } | string): void {
     const data = typeof message === 'string' ? message : JSON.stringify(message)
     for (const connection of [...this.connections]) connection.deliver(data)
+  }
+
+  /**
+   * The server revoked the user's access: to `povId` (an `unsubscribed` with `reason: 'revoked'`), or to everything
+   * (every open connection closed with 4003).
+   */
+  revoke (povId: string | undefined): void {
+    if (povId !== undefined) return this.deliver({ type: 'unsubscribed', povId, reason: 'revoked' })
+    for (const connection of [...this.connections]) if (connection.isOpen) connection.drop(4003, 'access revoked')
   }
 
   sentMessages (): OutgoingMessage[] {

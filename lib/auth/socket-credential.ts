@@ -1,7 +1,8 @@
 /**
  * One socket's credential over its lifetime: the user its token names, and the token's expiry (the socket is closed
- * with 4001 when it passes). An in-band `auth` with a fresh token moves both, for the same user only: a token for
- * another user closes the socket rather than change who it is.
+ * with 4002 when it passes). An in-band `auth` with a fresh token moves both, for the same user only: a token for
+ * another user closes the socket rather than change who it is. An accepted one has the socket's subscriptions
+ * checked again with the refreshed claims (a changed role may have lost access).
  */
 import { CloseCode, ErrorCode } from '../../types/wire-constants.js'
 import type { FastifyBaseLogger } from 'fastify'
@@ -17,6 +18,8 @@ export interface CredentialSession {
   /** Answers one of the client's requests. */
   answer (message: AuthenticatedMessage): void
   close (code: CloseCode, reason: string): void
+  /** A fresh token was accepted: what the socket watches is checked again for the refreshed user. */
+  refreshed (): void
 }
 
 export class SocketCredential {
@@ -57,6 +60,7 @@ export class SocketCredential {
     this.#expiresAt = identity.expiresAt
     this.#scheduleExpiry()
     this.#session.answer({ type: 'authenticated', expiresAt: this.#expiresAt })
+    this.#session.refreshed()
   }
 
   /** The socket closed: the expiry timer goes. */

@@ -5,7 +5,7 @@
  * which PoV a cursor was issued for.
  */
 import { encodeActivityFrame } from '../activity-frame.js'
-import type { Broker, BrokerSink, BrokerStartContext, Replay } from '../broker.js'
+import type { Broker, BrokerSink, BrokerStartContext, ControlMessage, Replay } from '../broker.js'
 import { MAX_IN_PROCESS_READ_MARKS } from '../constants.js'
 import { HistoryWindow } from './history-window.js'
 import { InProcessCursors } from './cursor.js'
@@ -50,6 +50,11 @@ export class InProcessBroker implements Broker {
     const seq = this.#cursors.seqOf(povId, since)
     if (seq === undefined || !this.#history) return NOT_RECOVERED
     return this.#history.replay(povId, seq)
+  }
+
+  /** One instance: applied here, and so everywhere, before it resolves. */
+  async control (message: ControlMessage): Promise<void> {
+    this.#sink!.control?.(message)
   }
 
   async close (): Promise<void> {

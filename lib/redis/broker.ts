@@ -13,9 +13,10 @@ import { once } from 'node:events'
 import type { FastifyBaseLogger } from 'fastify'
 import { Redis, ReplyError, type RedisOptions } from 'ioredis'
 import { encodeActivityFrame } from '../activity-frame.js'
-import type { Broker, BrokerEntry, BrokerSink, BrokerStartContext, Replay } from '../broker.js'
+import type { Broker, BrokerEntry, BrokerSink, BrokerStartContext, ControlMessage, Replay } from '../broker.js'
 import { BrokerUnavailableError, InvalidOptionError } from '../errors.js'
 import { compareStreamIds, formatCursor, newEpoch, parseCursor, type StreamPosition } from './cursor.js'
+import { RedisControlRelay } from './control.js'
 import type { RedisLink } from './link.js'
 import { PovFeed } from './pov-feed.js'
 import { DEFAULT_PRESENCE_TTL, RedisPresenceRelay, newInstanceId } from './presence.js'
@@ -171,6 +172,7 @@ class RedisBroker implements Broker {
   readonly #onCommandsReady = () => this.#retryNow()
   readonly presence: RedisPresenceRelay
   readonly readMarks: RedisReadMarkStore
+  readonly #control: RedisControlRelay
 
   constructor ({
     redis,
@@ -196,6 +198,7 @@ class RedisBroker implements Broker {
     const link = this.#lend()
     this.presence = new RedisPresenceRelay(link, presenceTtl)
     this.readMarks = new RedisReadMarkStore(link)
+    this.#control = new RedisControlRelay(link)
   }
 
   async start ({ sink, history, log }: BrokerStartContext): Promise<void> {
@@ -231,6 +234,13 @@ class RedisBroker implements Broker {
     if (this.#commands.status !== 'ready' || this.#subscriber.status !== 'ready') {
       this.#log.warn('pov-realtime: Redis is not reachable yet; activities cannot be published until it is')
     }
+    // Listening before any socket connects, so that a revocation sent from now on counts this instance.
+    await this.#control.start((message) => this.#sink.control?.(message))
+  }
+
+  /** A revocation, to every instance connected to Redis (see `control.ts` for what that means exactly). */
+  async control (message: ControlMessage): Promise<void> {
+    await this.#control.send(message)
   }
 
   async publish (povId: string, activityJson: string): Promise<{ cursor: string, delivered: number }> {
@@ -317,6 +327,7 @@ class RedisBroker implements Broker {
     // First, while the connections are up: this instance's members leave.
     await this.presence.close()
     this.readMarks.close()
+    this.#control.close()
     this.#closed = true
     clearTimeout(this.#retryTimer)
     for (const feed of this.#feeds.values()) feed.close()

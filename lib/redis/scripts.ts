@@ -14,7 +14,8 @@
  *   `<prefix>{<povId>}:r` for the marks that move (see `read-marks.ts`).
  *
  * Outside any PoV's slot, the presence option keeps one sorted set, `<prefix>presence:instances`: each instance's last
- * heartbeat (see `presence.ts`).
+ * heartbeat (see `presence.ts`); and every instance listens on channels `<prefix>control` (revocations) and
+ * `<prefix>control:<instanceId>` (their confirmations, see `control.ts`).
  *
  * Requires Redis 6.2 or later (XTRIM MINID, exclusive ranges).
  */

@@ -2,10 +2,11 @@
  * One connected socket. The session reads the client's frames, checks them (size, rate, shape) and routes each
  * message to the part that owns it: its subscriptions (`socket-subscriptions.ts`), its credential
  * (`auth/socket-credential.ts`), presence and read receipts (each feature's `*-messages.ts`). Everything the socket is
- * sent goes through its writer (`socket-writer.ts`). The session itself keeps only liveness (ping/pong) and the
- * socket's close. Messages are handled one at a time in arrival order (a `subscribe` may wait on
- * `authorizeSubscription` or a replay paced by the client's reading), so answers come in the order their requests
- * were sent; the requests waiting meanwhile are bounded like what is queued to the socket.
+ * sent goes through its writer (`socket-writer.ts`). The session itself keeps only liveness (ping/pong), the timer of
+ * its re-checks (`reauthorizeInterval`), its revocation and the socket's close. Messages are handled one at a time in
+ * arrival order (a `subscribe` may wait on `authorizeSubscription` or a replay paced by the client's reading), so
+ * answers come in the order their requests were sent; the requests waiting meanwhile are bounded like what is queued
+ * to the socket. Revocations and re-checks come from outside that queue.
  *
  * Liveness: each ping carries random bytes, and only a pong that echoes them counts. A peer answers it only once it
  * has read everything queued before the ping, so a peer that reads nothing cannot keep itself alive with pongs of its
@@ -65,6 +66,11 @@ export class SocketSession implements SubscribingSession, CredentialSession, Pre
   #answeredPing = true
   /** What the last ping carried: the pong that echoes it is the answer (see the header). */
   #pingPayload: Buffer | undefined
+  /** Revoked as a whole: closing with 4003, nothing more is handled. */
+  #revoked = false
+  /** The `reauthorizeInterval` timer (a timeout for the first re-check, then an interval). */
+  #recheckTimer: NodeJS.Timeout | undefined
+  #rechecking = false
 
   constructor (ws: WebSocket, request: FastifyRequest, identity: SocketIdentity, host: SessionHost) {
     const { options, stats } = host
@@ -82,6 +88,7 @@ export class SocketSession implements SubscribingSession, CredentialSession, Pre
       presence: this.#presence, readReceipts: this.#readReceipts
     })
     this.#limiter = options.rateLimit ? new MessageRateLimiter(options.rateLimit) : undefined
+    this.#scheduleRechecks()
     ws.on('message', (data: Buffer, isBinary: boolean) => this.#onFrame(data, isBinary))
     ws.on('pong', (data: Buffer) => { if (this.#pingPayload?.equals(data)) this.#answeredPing = true })
     ws.on('close', () => this.#onClosed())
@@ -114,6 +121,27 @@ export class SocketSession implements SubscribingSession, CredentialSession, Pre
     this.#writer.close(code, reason)
   }
 
+  /**
+   * `fastify.povRealtime.revoke` reached this socket: its subscription to `povId` ends (`unsubscribed`, `reason:
+   * 'revoked'`), or, without `povId`, every subscription ends and the socket is closed with 4003. Synchronous: nothing
+   * of a revoked PoV is written to the socket once this returns.
+   */
+  revoke (povId?: string): void {
+    if (povId !== undefined) return this.#subscriptions.revoke(povId)
+    if (this.#revoked || this.#writer.closed) return
+    this.#revoked = true
+    this.#queue.length = 0
+    clearTimeout(this.#recheckTimer)
+    this.#subscriptions.revokeAll()
+    this.log.info({ userId: this.userId }, 'pov-realtime: access revoked; closing the socket')
+    this.close(CloseCode.FORBIDDEN, 'access revoked')
+  }
+
+  /** An in-band `auth` was accepted: every subscription is checked again, for the refreshed user. */
+  refreshed (): void {
+    this.#subscriptions.reauthorize().catch((err: unknown) => this.#fault(err))
+  }
+
   /** Cuts the connection without a close handshake (shutdown past its grace period). */
   terminate (): void {
     this.#ws.terminate()
@@ -142,7 +170,7 @@ export class SocketSession implements SubscribingSession, CredentialSession, Pre
   // ---- incoming ------------------------------------------------------------------------------
 
   #onFrame (data: Buffer, isBinary: boolean): void {
-    if (this.#writer.closed) return
+    if (this.#writer.closed || this.#revoked) return
     // ws enforces maxPayload when this plugin registered @fastify/websocket; this covers an app-registered one.
     if (data.length > this.#host.options.maxPayload) {
       this.close(CloseCode.MESSAGE_TOO_BIG, 'message too big')
@@ -181,11 +209,15 @@ export class SocketSession implements SubscribingSession, CredentialSession, Pre
         if (pending) await pending
       }
     } catch (err) {
-      this.log.error({ err }, 'pov-realtime: unexpected fault while handling a message')
-      this.close(CloseCode.INTERNAL_ERROR, 'internal error')
+      this.#fault(err)
     } finally {
       this.#draining = false
     }
+  }
+
+  #fault (err: unknown): void {
+    this.log.error({ err }, 'pov-realtime: unexpected fault while handling a message')
+    this.close(CloseCode.INTERNAL_ERROR, 'internal error')
   }
 
   /** Routes one message; returns a promise only when the handling waits on something. */
@@ -233,7 +265,29 @@ export class SocketSession implements SubscribingSession, CredentialSession, Pre
     this.log.info({ code, reason: err.message }, 'pov-realtime: closed a socket that sent an invalid frame')
   }
 
+  /**
+   * `reauthorizeInterval`: the socket's subscriptions are checked again every interval, the first time at a random
+   * point of the first one, so that sockets opened together (a reconnect storm) are not re-checked together. Nothing
+   * without `authorizeSubscription` (every authenticated user may watch every PoV).
+   */
+  #scheduleRechecks (): void {
+    const { reauthorizeInterval: interval, authorizeSubscription } = this.#host.options
+    if (interval === false || !authorizeSubscription) return
+    const recheck = () => {
+      if (this.#rechecking) return // the previous one still waits on the app (at most authorizeTimeout)
+      this.#rechecking = true
+      this.#subscriptions.reauthorize()
+        .catch((err: unknown) => this.#fault(err))
+        .finally(() => { this.#rechecking = false })
+    }
+    this.#recheckTimer = setTimeout(() => {
+      recheck()
+      this.#recheckTimer = setInterval(recheck, interval).unref()
+    }, Math.floor(Math.random() * interval)).unref()
+  }
+
   #onClosed (): void {
+    clearTimeout(this.#recheckTimer)
     this.#writer.end()
     this.#credential.stop()
     this.#queue.length = 0

@@ -1,8 +1,13 @@
 /**
  * One socket's subscriptions: `subscribe` (checked with `authorizeSubscription`, watched, then answered in the
  * protocol's order: the replay, `subscribed` with the read state, the presence snapshot, what arrived meanwhile),
- * `unsubscribe`, and their release when the socket closes. A subscription's receiver is the socket's writer, so a
- * live activity goes from the index to the socket without passing through the session.
+ * `unsubscribe`, their end by revocation or a refused re-check (`unsubscribed` with `reason: 'revoked'`), and their
+ * release when the socket closes. A subscription's receiver is the socket's writer, so a live activity goes from the
+ * index to the socket without passing through the session.
+ *
+ * A revocation or a re-check comes from outside the socket's message queue, so it may land while a `subscribe` waits
+ * (on the app's check, the broker, the read state): after each wait, a `subscribe` goes on only if its entry in
+ * `#byPov` is still the one it put there.
  */
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import { ErrorCode } from '../../types/wire-constants.js'
@@ -12,13 +17,16 @@ import type { PovRealtimeUser, ResolvedOptions } from '../options.js'
 import type { PresenceMessages } from '../presence/presence-messages.js'
 import type { ReadReceiptsMessages } from '../read-receipts/read-receipts-messages.js'
 import type { ReadState } from '../read-receipts/read-receipts-feature.js'
+import type { StatsCounters } from '../stats.js'
 import { Subscription } from '../subscription-index.js'
+import { checkSubscription, type AuthorizationAnswer } from '../auth/subscription-check.js'
 import type { SocketWriter } from './socket-writer.js'
 
 /** What subscriptions need of the hub. */
 export interface SubscriptionHost {
   readonly options: ResolvedOptions
   readonly broker: Broker
+  readonly stats: StatsCounters
   /** Adds a live subscription to the index (watching the PoV in the broker if it is the first). */
   watch (subscription: Subscription): Promise<void>
   /** Removes a subscription from the index (unwatching the PoV if it was the last). */
@@ -42,14 +50,19 @@ export interface SubscribingFeatures {
   readonly readReceipts: ReadReceiptsMessages | undefined
 }
 
+/** A `subscribe` being authorized: what `#byPov` holds for its PoV until the subscription exists. */
+interface Authorizing {
+  readonly povId: string
+}
+
 export class SocketSubscriptions {
   readonly #host: SubscriptionHost
   readonly #session: SubscribingSession
   readonly #writer: SocketWriter
   readonly #presence: PresenceMessages | undefined
   readonly #readReceipts: ReadReceiptsMessages | undefined
-  /** PoVs this socket watches, or is being authorized for (then `null`). */
-  readonly #byPov = new Map<string, Subscription | null>()
+  /** PoVs this socket watches, or is being authorized for. */
+  readonly #byPov = new Map<string, Subscription | Authorizing>()
 
   constructor (host: SubscriptionHost, session: SubscribingSession, writer: SocketWriter, features: SubscribingFeatures) {
     this.#host = host
@@ -61,34 +74,34 @@ export class SocketSubscriptions {
 
   /** Whether the subscription to `povId` was authorized (and not ended). */
   watches (povId: string): boolean {
-    return Boolean(this.#byPov.get(povId))
+    return this.#byPov.get(povId) instanceof Subscription
   }
 
   async subscribe ({ povId, since }: SubscribeMessage): Promise<void> {
     const { options } = this.#host
-    if (this.#byPov.has(povId)) {
-      // Idempotent: still one subscription, still one copy of each activity.
-      this.#writer.answer({ type: 'subscribed', povId, ...await this.#readState(povId) })
-      this.#joinPresence(povId)
-      return
-    }
+    const current = this.#byPov.get(povId)
+    if (current instanceof Subscription) return await this.#subscribeAgain(current)
     if (this.#byPov.size >= options.maxSubscriptions) {
       return this.#session.sendError(ErrorCode.SUBSCRIPTION_LIMIT, `at most ${options.maxSubscriptions} PoVs per connection`, povId)
     }
-    this.#byPov.set(povId, null)
-    if (!await this.#mayWatch(povId)) {
+    const authorizing: Authorizing = { povId }
+    this.#byPov.set(povId, authorizing)
+    const answer = await this.#check(povId)
+    if (this.#byPov.get(povId) !== authorizing) return // revoked meanwhile (and told so), or the socket closed
+    if (answer.verdict !== 'granted') {
       this.#byPov.delete(povId)
-      if (!this.#writer.closed) this.#session.sendError(ErrorCode.FORBIDDEN, 'not allowed to watch this PoV', povId)
+      this.#logFault(answer, povId, 'refusing the subscription')
+      if (!this.#writer.closed) this.#refuse(povId)
       return
     }
     if (this.#presence && !this.#presence.hasInfo) await this.#presence.resolveInfo(this.#session.user)
-    if (this.#writer.closed) return
+    if (this.#writer.closed || this.#byPov.get(povId) !== authorizing) return
     const subscription = new Subscription(this.#writer, povId)
     // Live entries wait while the replay or the read state is fetched, so that they follow `subscribed`.
     if (since !== undefined || this.#readReceipts) subscription.pending = []
     this.#byPov.set(povId, subscription)
     await this.#host.watch(subscription)
-    if (this.#writer.closed) return
+    if (this.#writer.closed || this.#byPov.get(povId) !== subscription) return
     if (subscription.pending === null) {
       this.#writer.answer({ type: 'subscribed', povId })
       this.#joinPresence(povId)
@@ -101,33 +114,102 @@ export class SocketSubscriptions {
   unsubscribe (povId: string): void {
     const subscription = this.#byPov.get(povId)
     this.#byPov.delete(povId)
-    if (subscription) this.#release(subscription)
+    if (subscription instanceof Subscription) this.#release(subscription)
     this.#writer.answer({ type: 'unsubscribed', povId })
+  }
+
+  /**
+   * Ends the socket's subscription to `povId` (or its `subscribe` being authorized): the client is told `unsubscribed`
+   * with `reason: 'revoked'`, and nothing of the PoV reaches the socket after it. Nothing when it does not watch it.
+   */
+  revoke (povId: string): void {
+    const entry = this.#byPov.get(povId)
+    if (entry === undefined) return
+    this.#byPov.delete(povId)
+    if (entry instanceof Subscription) {
+      this.#release(entry)
+      this.#host.stats.revoked++
+    }
+    this.#session.log.info({ userId: this.#session.user.userId, povId }, 'pov-realtime: subscription revoked')
+    this.#writer.answer({ type: 'unsubscribed', povId, reason: 'revoked' })
+  }
+
+  /**
+   * Checks every subscription again with `authorizeSubscription`, for the user as they are now (an in-band `auth` may
+   * have changed their claims); a refused one is revoked. A check that throws or times out keeps the subscription
+   * (logged; the next re-check decides): a fault of the app's check must not end every user's access at once.
+   */
+  async reauthorize (): Promise<void> {
+    const subscriptions = [...this.#byPov.values()].filter((entry) => entry instanceof Subscription)
+    await Promise.all(subscriptions.map(async (subscription) => {
+      const answer = await this.#check(subscription.povId)
+      if (this.#writer.closed || this.#byPov.get(subscription.povId) !== subscription) return
+      if (answer.verdict === 'refused') return this.revoke(subscription.povId)
+      if (answer.verdict === 'failed') {
+        this.#session.log.warn({ err: answer.error, userId: this.#session.user.userId, povId: subscription.povId },
+          'pov-realtime: authorizeSubscription failed on a re-check; the subscription stays until the next one')
+      }
+    }))
   }
 
   /** The socket closed: every subscription is released. */
   releaseAll (): void {
     for (const subscription of this.#byPov.values()) {
-      if (subscription) this.#release(subscription)
+      if (subscription instanceof Subscription) this.#release(subscription)
     }
     this.#byPov.clear()
+  }
+
+  /** Revoked as a whole (the socket is being closed with 4003): every subscription ends, counted as revoked. */
+  revokeAll (): void {
+    for (const entry of this.#byPov.values()) {
+      if (entry instanceof Subscription) this.#host.stats.revoked++
+    }
+    this.releaseAll()
+  }
+
+  /**
+   * A `subscribe` of a PoV the socket already watches: checked again, since access may have been withdrawn. Granted,
+   * it is idempotent (still one subscription, one copy of each activity) and answered as the first one was; refused,
+   * the subscription ends and the answer is `FORBIDDEN`, with nothing of the PoV before it.
+   */
+  async #subscribeAgain (subscription: Subscription): Promise<void> {
+    const { povId } = subscription
+    const answer = await this.#check(povId)
+    if (this.#writer.closed) return
+    if (this.#byPov.get(povId) !== subscription) return this.#refuse(povId) // revoked meanwhile
+    if (answer.verdict !== 'granted') {
+      this.#logFault(answer, povId, 'ending the subscription')
+      this.#byPov.delete(povId)
+      this.#release(subscription)
+      this.#host.stats.revoked++
+      return this.#refuse(povId)
+    }
+    const readState = await this.#readState(povId)
+    if (this.#writer.closed) return
+    if (this.#byPov.get(povId) !== subscription) return this.#refuse(povId)
+    this.#writer.answer({ type: 'subscribed', povId, ...readState })
+    this.#joinPresence(povId)
+  }
+
+  #check (povId: string): Promise<AuthorizationAnswer> {
+    return checkSubscription(this.#host.options, this.#session.user, povId, this.#session.request)
+  }
+
+  #refuse (povId: string): void {
+    this.#session.sendError(ErrorCode.FORBIDDEN, 'not allowed to watch this PoV', povId)
+  }
+
+  /** A check that threw or timed out is the app's fault: logged at error. */
+  #logFault (answer: AuthorizationAnswer, povId: string, outcome: string): void {
+    if (answer.verdict !== 'failed') return
+    this.#session.log.error({ err: answer.error, userId: this.#session.user.userId, povId },
+      `pov-realtime: authorizeSubscription threw or timed out; ${outcome}`)
   }
 
   /** `presence` on, right after `subscribed` (and the replay): the member joins, if new, and gets the snapshot. */
   #joinPresence (povId: string): void {
     if (!this.#writer.closed) this.#presence?.join(povId)
-  }
-
-  async #mayWatch (povId: string): Promise<boolean> {
-    const authorize = this.#host.options.authorizeSubscription
-    if (!authorize) return true
-    try {
-      // Only a real `true` grants access: a truthy stray value (an unawaited promise, an object) does not.
-      return await authorize(this.#session.user, povId, this.#session.request) === true
-    } catch (err) {
-      this.#session.log.error({ err, povId }, 'pov-realtime: authorizeSubscription threw; refusing the subscription')
-      return false
-    }
   }
 
   /**

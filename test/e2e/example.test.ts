@@ -1,7 +1,7 @@
 /**
  * The example app in a real browser: Debian's Chromium driven by playwright-core (no downloaded browser).
  * Two users on the same PoV see each other's activities; across a server restart the page shows 'reconnected'
- * and the activity published while it was away.
+ * and the activity published while it was away; a user who leaves the PoV stops receiving it until she joins again.
  */
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
@@ -87,6 +87,25 @@ t.test('two signed-in pages share a PoV live, and a page recovers what was poste
     await activityItems(alice, 'Back online from bob').waitFor({ timeout: UI_TIMEOUT })
     t.equal(await activityItems(alice, 'Back online from bob').count(), 1, 'alice sees it once')
     await waitForStatus(alice, 'reconnected')
+  })
+
+  await t.test('leaving the PoV revokes it: the page shows it, gets nothing more of it, and joining again brings it back', async (t) => {
+    await alice.getByTestId('leave-pov-button').click()
+    await alice.getByTestId('pov-revoked').waitFor({ timeout: UI_TIMEOUT })
+    t.match(await alice.getByTestId('pov-revoked').textContent(), /You left this PoV/)
+    await waitUntil(() => app.povRealtime.stats().subscriptions === 1, "alice's subscription to end")
+    t.equal(app.povRealtime.stats().revoked, 1, 'counted as revoked')
+    await postFromPage(bob, 'While alice is away', 'She left the PoV.')
+    await activityItems(bob, 'While alice is away').waitFor({ timeout: UI_TIMEOUT })
+    t.equal(await alice.getByTestId('activity-item').count(), 0, 'alice sees no feed while she is off the PoV')
+
+    await alice.getByTestId('join-pov-button').click()
+    await alice.getByTestId('leave-pov-button').waitFor({ timeout: UI_TIMEOUT })
+    await waitUntil(() => app.povRealtime.stats().subscriptions === 2, 'alice to subscribe again')
+    await activityItems(alice, 'While alice is away').waitFor({ timeout: UI_TIMEOUT }) // reloaded from the app's API
+    await postFromPage(bob, 'Welcome back', 'Live again.')
+    await activityItems(alice, 'Welcome back').waitFor({ timeout: UI_TIMEOUT })
+    t.equal(await activityItems(alice, 'Welcome back').count(), 1, 'alice is live on the PoV again')
   })
 
   await t.test('signing out shows the sign-in form and closes that page\'s socket', async (t) => {

@@ -6,7 +6,9 @@
 import 'global-jsdom/register'
 import { act, cleanup, fireEvent, render, screen } from '@testing-library/react'
 import t from 'tap'
-import { useWebSocket, usePovActivities, useActivityEffect, usePresence, useTyping, useReadReceipts } from 'fastify-pov-realtime/hooks'
+import {
+  useConnectionStatus, useWebSocket, usePovActivities, useActivityEffect, usePresence, useTyping, useReadReceipts
+} from 'fastify-pov-realtime/hooks'
 import {
   MockWebSocketProvider,
   getSentMessages,
@@ -17,6 +19,7 @@ import {
   simulateLeave,
   simulatePresence,
   simulateRead,
+  simulateRevoke,
   simulateStatus,
   simulateSubscribed,
   simulateTyping,
@@ -57,6 +60,16 @@ function PovHeader ({ povId }: { povId: string }) {
       <button onClick={() => markRead()}>Seen it</button>
     </header>
   )
+}
+
+/** What the app shows when the server revokes access: to a PoV (its `error`), or to everything (the connection state). */
+function GuardedFeed ({ povId }: { povId: string }) {
+  const { state } = useConnectionStatus()
+  const { activities, error } = usePovActivities(povId)
+  useActivityEffect(povId, (event) => { if (event.type === 'revoked') invalidations++ })
+  if (state === 'revoked') return <p role='alert'>Your access was withdrawn</p>
+  if (error) return <p role='alert'>{povId}: {error.message}</p>
+  return <ul>{activities.map((a) => <li key={a.id}>{a.title}</li>)}</ul>
 }
 
 const activityMessage = (id: string, povId: string, title: string, cursor: string) => ({
@@ -131,6 +144,54 @@ t.test('resetWebSocketMock clears the sent messages and the watched PoVs', async
   t.same(screen.queryAllByRole('listitem'), [], 'the list is empty again')
   act(() => simulateConnectionStatus('reconnected'))
   t.same(getSentMessages(), [], 'nothing is watched any more, so nothing is resubscribed')
+})
+
+t.test('simulateRevoke(povId): the PoV shows the revocation and is not resubscribed after a reconnect until mounted again', async (t) => {
+  const { rerender } = render(<MockWebSocketProvider><GuardedFeed povId='p1' /><GuardedFeed povId='p2' /></MockWebSocketProvider>)
+  act(() => simulateWebSocketMessage(activityMessage('a1', 'p1', 'First', 'c1')))
+  act(() => simulateRevoke('p1'))
+  t.same(screen.getAllByRole('alert').map((p) => p.textContent), ['p1: access revoked'])
+  t.equal(invalidations, 1, 'the activity effect heard it')
+  act(() => {
+    simulateConnectionStatus('disconnected')
+    simulateConnectionStatus('reconnected')
+  })
+  t.same(getSentMessages().slice(2), [{ type: 'subscribe', povId: 'p2' }], 'only p2 is subscribed again')
+  rerender(<MockWebSocketProvider><GuardedFeed povId='p2' /></MockWebSocketProvider>)
+  rerender(<MockWebSocketProvider><GuardedFeed povId='p1' /><GuardedFeed povId='p2' /></MockWebSocketProvider>)
+  await Promise.resolve()
+  t.same(getSentMessages().slice(3), [{ type: 'subscribe', povId: 'p1', since: 'c1' }], 'mounted again, it asks again')
+  act(() => simulateSubscribed('p1'))
+  t.same(screen.queryAllByRole('alert'), [], 'and shows its feed once subscribed')
+})
+
+t.test('simulateRevoke(): the session is revoked (4003) and stays so until reconnect', async (t) => {
+  render(<MockWebSocketProvider><GuardedFeed povId='p1' /></MockWebSocketProvider>)
+  act(() => simulateRevoke())
+  t.same(screen.getAllByRole('alert').map((p) => p.textContent), ['Your access was withdrawn'])
+  t.equal(invalidations, 1)
+  act(() => simulateWebSocketMessage(activityMessage('a1', 'p1', 'First', 'c1')))
+  t.same(getSentMessages(), [{ type: 'subscribe', povId: 'p1' }], 'no reconnection, no resubscription')
+  act(() => simulateConnectionStatus('reconnected'))
+  t.same(getSentMessages().slice(1), [{ type: 'subscribe', povId: 'p1' }], 'reconnect() subscribes again')
+  act(() => simulateSubscribed('p1'))
+  t.same(screen.queryAllByRole('alert'), [])
+})
+
+t.test('a FORBIDDEN on a subscribed PoV (a repeated subscribe refused) shows as its error', async (t) => {
+  render(<MockWebSocketProvider><GuardedFeed povId='p1' /></MockWebSocketProvider>)
+  act(() => simulateSubscribed('p1'))
+  act(() => simulateWebSocketMessage({ type: 'error', code: 'FORBIDDEN', message: 'not allowed to watch this PoV', povId: 'p1' }))
+  t.same(screen.getAllByRole('alert').map((p) => p.textContent), ['p1: not allowed to watch this PoV'])
+})
+
+t.test('a refused PoV is asked for again by a new watcher (the app granted access meanwhile, say)', async (t) => {
+  const { rerender } = render(<MockWebSocketProvider><GuardedFeed povId='p1' /></MockWebSocketProvider>)
+  act(() => simulateWebSocketMessage({ type: 'error', code: 'FORBIDDEN', message: 'not allowed to watch this PoV', povId: 'p1' }))
+  rerender(<MockWebSocketProvider><GuardedFeed povId='p1' /><GuardedFeed povId='p1' /></MockWebSocketProvider>)
+  t.same(getSentMessages(), [{ type: 'subscribe', povId: 'p1' }, { type: 'subscribe', povId: 'p1' }], 'asked again')
+  act(() => simulateSubscribed('p1'))
+  t.same(screen.queryAllByRole('alert'), [], 'and shown once subscribed')
 })
 
 t.test('mockUseWebSocket has useWebSocket\'s shape and follows the same simulate calls, without a provider', async (t) => {

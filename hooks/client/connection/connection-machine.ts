@@ -11,8 +11,13 @@
  *                            │ 401 │ backoff with jitter; `online` or reconnect() cuts it short
  *                            ▼     └───────────▶ authenticating / connecting
  *                       auth-failed  (also: 401 while refreshing); only reconnect() leaves it
+ *
+ *   open ── closed with 4003 (access revoked) ──▶ revoked   only reconnect() (or stop()) leaves it
  * ```
  *
+ * A 4003 close is a revocation unless it answers the machine's own in-band `auth` carrying another user's token (the
+ * server refuses an identity change with 4003 too): then the new user's session is what comes next, so it reconnects.
+  *
  * At most one connection exists at a time: a new attempt starts only after the previous one has been closed and
  * detached. Every asynchronous result is checked against the attempt it belongs to, so a late answer of an
  * abandoned attempt changes nothing. It also keeps the token fresh (in-band `auth` before expiry) and the connection
@@ -24,11 +29,12 @@ import { backoffDelay, type BackoffOptions } from './backoff.js'
 import { HealthMonitor } from './health-monitor.js'
 import type { NetworkSignals } from './network-signals.js'
 import { MAX_TIMER_DELAY, type Timers } from './timers.js'
+import { userIdOfToken } from './token-claims.js'
 import { AuthError, type SocketToken, type TokenProvider } from './token-source.js'
 import type { Connection, Transport } from './transport.js'
 
 /** Where the machine is; see the diagram in `connection-machine.ts`. */
-export type ConnectionState = 'idle' | 'authenticating' | 'connecting' | 'open' | 'waiting' | 'auth-failed'
+export type ConnectionState = 'idle' | 'authenticating' | 'connecting' | 'open' | 'waiting' | 'auth-failed' | 'revoked'
 
 /** What components show: `'disconnected'` until the first open, `'reconnected'` after any later one. */
 export type ConnectionStatus = 'connected' | 'disconnected' | 'reconnected'
@@ -38,9 +44,10 @@ const TRANSITIONS: Readonly<Record<ConnectionState, readonly ConnectionState[]>>
   authenticating: ['connecting', 'waiting', 'auth-failed', 'idle'],
   // reconnect() while connecting abandons the attempt for a new one
   connecting: ['open', 'waiting', 'idle', 'authenticating', 'connecting'],
-  open: ['waiting', 'auth-failed', 'idle', 'authenticating', 'connecting'],
+  open: ['waiting', 'auth-failed', 'idle', 'authenticating', 'connecting', 'revoked'],
   waiting: ['authenticating', 'connecting', 'idle'],
-  'auth-failed': ['authenticating', 'connecting', 'idle']
+  'auth-failed': ['authenticating', 'connecting', 'idle'],
+  revoked: ['authenticating', 'connecting', 'idle']
 }
 
 /** A connection open at least this long was healthy: losing it restarts the backoff from its first step. */
@@ -150,8 +157,8 @@ export class ConnectionMachine {
   }
 
   /**
-   * Connects now: cuts a backoff wait short, leaves `auth-failed` (after the user signed in again), or replaces the
-   * current connection. Nothing when idle or already fetching a token.
+   * Connects now: cuts a backoff wait short, leaves `auth-failed` (after the user signed in again) or `revoked`, or
+   * replaces the current connection. Nothing when idle or already fetching a token.
    */
   reconnect (): void {
     switch (this.#state) {
@@ -160,6 +167,8 @@ export class ConnectionMachine {
         return
       case 'auth-failed':
         this.#authError = null
+        break
+      case 'revoked':
         break
       case 'waiting':
         this.#clearRetry()
@@ -256,15 +265,29 @@ export class ConnectionMachine {
     this.#listener.message(message)
   }
 
-  /** The connection is gone (closed, refused, timed out, or silent): try again after a backoff delay. */
+  /**
+   * The connection is gone (closed, refused, timed out, or silent): try again after a backoff delay; unless the server
+   * revoked the user's access, which reconnecting would not give back (and trying in a loop would hammer the server).
+   */
   #lose (link: Link, code?: number): void {
     const { timers, tokens } = this.#options
+    if (code === CloseCode.FORBIDDEN && !this.#refusedIdentityChange(link)) {
+      tokens.invalidate()
+      this.#dropLink(1000, 'access revoked')
+      this.#enter('revoked')
+      return
+    }
     const wasOpen = link.openedAt !== undefined
     if (wasOpen && timers.now() - link.openedAt! >= STABLE_CONNECTION_MS) this.#attempts = 0
     // A refused upgrade may be the token's fault, and an expired or refused identity surely is.
     if (!wasOpen || code === CloseCode.TOKEN_EXPIRED || code === CloseCode.FORBIDDEN) tokens.invalidate()
     this.#dropLink(1000, 'connection lost')
     this.#retryLater()
+  }
+
+  /** Whether the link's pending in-band `auth` carried another user's token (which the server refuses with 4003). */
+  #refusedIdentityChange (link: Link): boolean {
+    return link.pendingToken !== undefined && userIdOfToken(link.pendingToken.token) !== userIdOfToken(link.token.token)
   }
 
   #retryLater (): void {
