@@ -60,7 +60,11 @@ export interface PovRealtimeOptions {
   rateLimit?: RateLimitOptions | false
   /** Bytes queued to one socket before it counts as too slow and is closed with 4008. Default 1 MiB. */
   maxBufferedBytes?: number
-  /** Per-PoV replay window, or `false`. Default `{ size: 100, ttl: 600000 }` (100 activities, 10 minutes). */
+  /**
+   * Per-PoV replay window, or `false`. Default `{ size: 100, ttl: 600000, maxBytes: 1048576, maxTotalBytes: 134217728 }`
+   * (100 activities, 10 minutes, 1 MiB per PoV, 128 MiB for all PoVs of the instance; the byte bounds apply to the
+   * in-process broker).
+   */
   history?: Partial<HistoryOptions> | false
   /** Where activities travel between instances. Default: in-process (one instance). */
   broker?: Broker
@@ -71,6 +75,11 @@ export interface PovRealtimeOptions {
    * marks: the default one does, and so does `createRedisBroker`.
    */
   readReceipts?: boolean
+  /**
+   * Sockets one user may hold on one instance; one more is refused at the upgrade with HTTP 429
+   * (`POV_REALTIME_TOO_MANY_SOCKETS`) before it opens. Default 32.
+   */
+  maxSocketsPerUser?: number
 }
 
 /** The `presence` option with its defaults filled in. */
@@ -94,11 +103,15 @@ export interface ResolvedOptions {
   readonly maxSubscriptions: number
   readonly rateLimit: RateLimitOptions | false
   readonly maxBufferedBytes: number
-  readonly history: HistoryOptions | false
+  readonly history: ResolvedHistoryOptions | false
   readonly broker: Broker | undefined
   readonly presence: ResolvedPresenceOptions | false
   readonly readReceipts: boolean
+  readonly maxSocketsPerUser: number
 }
+
+/** The `history` option with every bound filled in. */
+export type ResolvedHistoryOptions = Required<HistoryOptions>
 
 export const DEFAULTS = {
   cookieName: 'accessToken',
@@ -110,8 +123,9 @@ export const DEFAULTS = {
   maxSubscriptions: 100,
   rateLimit: { max: 200, timeWindow: 10_000 },
   maxBufferedBytes: 1024 * 1024,
-  history: { size: 100, ttl: 10 * 60_000 },
-  presence: { typingTimeout: 5000 }
+  history: { size: 100, ttl: 10 * 60_000, maxBytes: 1024 * 1024, maxTotalBytes: 128 * 1024 * 1024 },
+  presence: { typingTimeout: 5000 },
+  maxSocketsPerUser: 32
 } as const
 
 const noPublicInfo = (): Record<string, unknown> => ({})
@@ -169,11 +183,21 @@ function rateLimit (value: PovRealtimeOptions['rateLimit']): RateLimitOptions | 
   return { max: positiveInteger('rateLimit.max', max), timeWindow: positiveInteger('rateLimit.timeWindow', timeWindow) }
 }
 
-function history (value: PovRealtimeOptions['history']): HistoryOptions | false {
+function history (value: PovRealtimeOptions['history']): ResolvedHistoryOptions | false {
   if (value === false) return false
-  if (value !== undefined && !isPlainObject(value)) fail('history must be { size, ttl } or false')
-  const { size = DEFAULTS.history.size, ttl = DEFAULTS.history.ttl } = value ?? {}
-  return { size: positiveInteger('history.size', size), ttl: positiveInteger('history.ttl', ttl) }
+  if (value !== undefined && !isPlainObject(value)) fail('history must be { size, ttl, maxBytes, maxTotalBytes } or false')
+  const {
+    size = DEFAULTS.history.size,
+    ttl = DEFAULTS.history.ttl,
+    maxBytes = DEFAULTS.history.maxBytes,
+    maxTotalBytes = DEFAULTS.history.maxTotalBytes
+  } = value ?? {}
+  return {
+    size: positiveInteger('history.size', size),
+    ttl: positiveInteger('history.ttl', ttl),
+    maxBytes: positiveInteger('history.maxBytes', maxBytes),
+    maxTotalBytes: positiveInteger('history.maxTotalBytes', maxTotalBytes)
+  }
 }
 
 function presence (value: PovRealtimeOptions['presence']): ResolvedPresenceOptions | false {
@@ -236,7 +260,8 @@ export function resolveOptions (options: PovRealtimeOptions): ResolvedOptions {
     heartbeatInterval = DEFAULTS.heartbeatInterval,
     maxPayload = DEFAULTS.maxPayload,
     maxSubscriptions = DEFAULTS.maxSubscriptions,
-    maxBufferedBytes = DEFAULTS.maxBufferedBytes
+    maxBufferedBytes = DEFAULTS.maxBufferedBytes,
+    maxSocketsPerUser = DEFAULTS.maxSocketsPerUser
   } = options
   if (typeof secret !== 'string' || secret.length === 0) fail('secret is required: a non-empty string')
   if (typeof cookieName !== 'string' || cookieName.length === 0) fail('cookieName must be a non-empty string')
@@ -257,7 +282,8 @@ export function resolveOptions (options: PovRealtimeOptions): ResolvedOptions {
     history: history(options.history),
     broker: broker(options.broker),
     presence: presence(options.presence),
-    readReceipts: readReceipts(options.readReceipts)
+    readReceipts: readReceipts(options.readReceipts),
+    maxSocketsPerUser: positiveInteger('maxSocketsPerUser', maxSocketsPerUser)
   }
   if (resolved.tokenRoute === resolved.wsRoute) fail('tokenRoute and wsRoute must differ')
   if (resolved.readReceipts && resolved.broker && !isReadMarkStore(resolved.broker.readMarks)) {

@@ -13,6 +13,7 @@ import type { PresenceMessages } from '../presence/presence-messages.js'
 import type { ReadReceiptsMessages } from '../read-receipts/read-receipts-messages.js'
 import type { ReadState } from '../read-receipts/read-receipts-feature.js'
 import { Subscription } from '../subscription-index.js'
+import type { SocketLimitTrips } from './socket-limit-trips.js'
 import type { SocketWriter } from './socket-writer.js'
 
 /** What subscriptions need of the hub. */
@@ -32,6 +33,8 @@ export interface SubscribingSession {
   /** The upgrade request, for `authorizeSubscription`. */
   readonly request: FastifyRequest
   readonly log: FastifyBaseLogger
+  /** The socket's fairness limits. */
+  readonly limits: SocketLimitTrips
   /** Answers the client with an `error` (counted as a rejection). */
   sendError (code: ErrorCode, message: string, povId?: string): void
 }
@@ -73,6 +76,7 @@ export class SocketSubscriptions {
       return
     }
     if (this.#byPov.size >= options.maxSubscriptions) {
+      this.#session.limits.trip('maxSubscriptions', { max: options.maxSubscriptions })
       return this.#session.sendError(ErrorCode.SUBSCRIPTION_LIMIT, `at most ${options.maxSubscriptions} PoVs per connection`, povId)
     }
     this.#byPov.set(povId, null)
