@@ -13,12 +13,16 @@ export const SHUTDOWN_GRACE_MS = 1000
 export const MAX_PENDING_DURING_REPLAY = 10_000
 
 /**
- * Read marks one user may hold in the in-process broker (one per PoV); beyond it that user's least recently moved mark
- * is forgotten, so one user's marks never push out another's. About MARK_BYTES of heap each (docs/limits.md).
+ * Read marks one user may hold in the in-process broker (one per PoV read); beyond it that user's least recently moved
+ * mark is forgotten, so one user's marks never push out another's. A mark costs about 250 bytes of heap (measured with
+ * 11-character ids: docs/limits.md), so one user holds at most about 250 KB.
  */
-export const MAX_READ_MARKS_PER_USER = 10_000
+export const MAX_READ_MARKS_PER_USER = 1000
 
-/** Read marks one PoV may hold in the in-process broker (one per user); beyond it its least recently moved is forgotten. */
+/**
+ * Read marks one PoV may hold in the in-process broker (one per user who read it); beyond it the PoV's least recently
+ * moved mark is forgotten. Only a PoV read by that many users reaches it: about 25 MB for that PoV.
+ */
 export const MAX_READ_MARKS_PER_POV = 100_000
 
 /**
