@@ -107,10 +107,10 @@ export type { PovRealtimeOptions, PovRealtimeUser, PresenceOptions, RateLimitOpt
 export { DEFAULTS } from './lib/options.js'
 export type { BroadcastResult, PovRealtimeApi } from './lib/realtime-hub.js'
 export type { ReadState } from './lib/read-receipts/read-receipts-feature.js'
-export type { PovRealtimeStats } from './lib/stats.js'
+export type { LimitName, PovRealtimeStats } from './lib/stats.js'
 export type {
-  Broker, BrokerEntry, BrokerSink, BrokerStartContext, ControlMessage, HistoryOptions, MemberState, PresenceRelay, PresenceSink,
-  ReadMarkStore, ReadSink, RemoteMember, Replay
+  Broker, BrokerEntry, BrokerLimit, BrokerSink, BrokerStartContext, ControlMessage, HistoryOptions, MemberState,
+  PresenceRelay, PresenceSink, ReadMarkStore, ReadSink, RemoteMember, Replay
 } from './lib/broker.js'
 export * as errors from './lib/errors.js'
 export * from './types/index.js'

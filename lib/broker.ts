@@ -63,13 +63,25 @@ export interface HistoryOptions {
   readonly size: number
   /** Milliseconds an entry is kept. */
   readonly ttl: number
+  /**
+   * Bytes of activity frames one PoV's window may hold (the oldest go first). The plugin always sets it; a broker that
+   * keeps its history outside the process may leave it to its store (the Redis broker does: see docs/redis.md).
+   */
+  readonly maxBytes?: number
+  /** Bytes of activity frames all windows of one instance may hold together (the least recently published PoVs give way first). */
+  readonly maxTotalBytes?: number
 }
+
+/** A broker's bound that dropped data, counted in `stats().limitTrips` when the broker reports it. */
+export type BrokerLimit = 'historyMaxBytes' | 'historyMaxTotalBytes' | 'readMarksPerUser' | 'readMarksPerPov'
 
 export interface BrokerStartContext {
   readonly sink: BrokerSink
   /** `false` when the plugin's `history` option is off: keep no history, answer every replay `recovered: false`. */
   readonly history: HistoryOptions | false
   readonly log: FastifyBaseLogger
+  /** Optional to call: one of the broker's bounds dropped data (an entry of a window, a read mark). */
+  readonly limitTripped?: (limit: BrokerLimit) => void
 }
 
 /** What one instance says of a member: the combined status of that user's sockets there, and their public `info`. */

@@ -13,11 +13,27 @@ export const SHUTDOWN_GRACE_MS = 1000
 export const MAX_PENDING_DURING_REPLAY = 10_000
 
 /**
- * Read marks the in-process broker keeps in all (one per user per PoV; about 120 bytes of heap each, measured, plus
- * the user id: some 120 MB at the bound); beyond it the least recently moved mark of the least recently marked PoV is
- * forgotten.
+ * Read marks one user may hold in the in-process broker (one per PoV read); beyond it that user's least recently moved
+ * mark is forgotten, so one user's marks never push out another's. A mark costs about 250 bytes of heap (measured with
+ * 11-character ids: docs/limits.md), so one user holds at most about 250 KB.
  */
-export const MAX_IN_PROCESS_READ_MARKS = 1_000_000
+export const MAX_READ_MARKS_PER_USER = 1000
+
+/**
+ * Read marks one PoV may hold in the in-process broker (one per user who read it); beyond it the PoV's least recently
+ * moved mark is forgotten. Only a PoV read by that many users reaches it: about 25 MB for that PoV.
+ */
+export const MAX_READ_MARKS_PER_POV = 100_000
+
+/**
+ * PoVs whose counter (cursor positions) and history bookkeeping the in-process broker keeps; beyond it the least
+ * recently published is forgotten (its next activity starts a new run of positions; a resume from before answers
+ * `recovered: false`).
+ */
+export const MAX_IN_PROCESS_POVS = 50_000
+
+/** `history.maxTotalBytes` dropping entries is logged at most once per this many milliseconds (it is counted each time). */
+export const HISTORY_TOTAL_WARN_INTERVAL_MS = 60_000
 
 /**
  * How long moved read marks are gathered before their `read` events go out (per PoV, per user only the newest mark),
@@ -58,3 +74,10 @@ export const CATCH_UP_BUFFER_SHARE = 0.5
 
 /** Random bytes in each heartbeat ping: only a pong that echoes them keeps the peer alive (it read up to the ping). */
 export const PING_PAYLOAD_BYTES = 8
+
+/**
+ * `status` changes one socket may make per window; more are held back and the newest is applied when the window ends.
+ * A change fans out to every member of every PoV the socket watches, so it has a limit of its own on top of
+ * `rateLimit`. A person switching tabs rarely changes status more than once every two seconds.
+ */
+export const STATUS_CHANGE_LIMIT = { max: 5, timeWindow: 10_000 } as const

@@ -51,3 +51,7 @@ export const InvalidArgumentError = createError<'POV_REALTIME_INVALID_ARGUMENT',
 /** A `fastify.povRealtime` function of an optional feature whose option is off (for example `markRead` without `readReceipts`). */
 export const NotEnabledError = createError<'POV_REALTIME_NOT_ENABLED', [string, string]>(
   'POV_REALTIME_NOT_ENABLED', '%s needs the %s option, which is off', 500)
+
+/** The upgrade of a user who already holds `maxSocketsPerUser` sockets on this instance; refused before it opens. */
+export const TooManySocketsError = createError<'POV_REALTIME_TOO_MANY_SOCKETS', [number]>(
+  'POV_REALTIME_TOO_MANY_SOCKETS', 'Too many sockets for this user: at most %d per server instance', 429)

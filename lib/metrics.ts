@@ -43,14 +43,16 @@ const COUNTERS = [
   { field: 'authFailures', name: 'auth_failures_total', help: 'Refused token requests and refused upgrades' },
   { field: 'slowConsumerCloses', name: 'slow_consumer_closes_total', help: 'Sockets closed with 4008 for reading too slowly' },
   { field: 'presenceDropped', name: 'presence_dropped_total', help: 'Presence and typing messages dropped for sockets reading too slowly' },
-  { field: 'revoked', name: 'revoked_total', help: 'Subscriptions ended by revocation or by a refused re-authorization' }
+  { field: 'revoked', name: 'revoked_total', help: 'Subscriptions ended by revocation or by a refused re-authorization' },
+  { field: 'feedInterruptions', name: 'feed_interruptions_total', help: 'PoV feeds the broker reported as having lost activities in transit' }
 ] as const satisfies ReadonlyArray<{ field: StatsField, name: string, help: string }>
 
-/** The totals by code: one counter each, with a `code` label. */
-const COUNTERS_BY_CODE = [
-  { field: 'rejected', name: 'rejected_total', help: 'Error messages sent to clients, by error code' },
-  { field: 'closed', name: 'closed_total', help: 'Closes this server started, by the close code it sent' }
-] as const satisfies ReadonlyArray<{ field: StatsField, name: string, help: string }>
+/** The totals by a label (an error or close code, a limit's name): one counter each. */
+const LABELLED_COUNTERS = [
+  { field: 'rejected', name: 'rejected_total', label: 'code', help: 'Error messages sent to clients, by error code' },
+  { field: 'closed', name: 'closed_total', label: 'code', help: 'Closes this server started, by the close code it sent' },
+  { field: 'limitTrips', name: 'limit_trips_total', label: 'limit', help: 'Times a fairness limit refused, held back or dropped something, by limit' }
+] as const satisfies ReadonlyArray<{ field: StatsField, name: string, label: string, help: string }>
 
 /** Prometheus metric names: `[a-zA-Z_:][a-zA-Z0-9_:]*`; the prefix may be empty. */
 const PREFIX_PATTERN = /^(?:[a-zA-Z_:][a-zA-Z0-9_:]*)?$/
@@ -58,7 +60,7 @@ const PREFIX_PATTERN = /^(?:[a-zA-Z_:][a-zA-Z0-9_:]*)?$/
 /**
  * Registers gauges (`connections`, `subscriptions`, `povs`, `presence_members`) and counters (`broadcasts_total`,
  * `deliveries_total`, `rejected_total{code}`, `closed_total{code}`, `auth_failures_total`, `slow_consumer_closes_total`,
- * `presence_dropped_total`, `revoked_total`) that read `app.povRealtime.stats()` at each scrape. Call it after `await app.register(povRealtime, …)`, once per registry.
+ * `presence_dropped_total`, `revoked_total`, `feed_interruptions_total`, `limit_trips_total{limit}`) that read `app.povRealtime.stats()` at each scrape. Call it after `await app.register(povRealtime, …)`, once per registry.
  * @param app a Fastify instance with fastify-pov-realtime registered
  * @param [options.register=prom-client's default registry] where the metrics are registered
  * @param [options.prefix='pov_realtime_'] prefix of every metric name
@@ -71,7 +73,7 @@ export function povRealtimeCollector (app: FastifyInstance, options: PovRealtime
   if (typeof prefix !== 'string' || !PREFIX_PATTERN.test(prefix)) {
     throw new InvalidOptionError(`prefix must be a valid Prometheus metric name prefix, got ${JSON.stringify(prefix)}`)
   }
-  const names = [...GAUGES, ...COUNTERS, ...COUNTERS_BY_CODE].map(({ name }) => prefix + name)
+  const names = [...GAUGES, ...COUNTERS, ...LABELLED_COUNTERS].map(({ name }) => prefix + name)
   const taken = names.filter((name) => register.getSingleMetric(name) !== undefined)
   if (taken.length > 0) {
     throw new InvalidOptionError(`the registry already has ${taken.join(', ')}: use another prefix or registry, or unregister() the previous collector`)
@@ -94,15 +96,15 @@ export function povRealtimeCollector (app: FastifyInstance, options: PovRealtime
       }
     })
   }
-  for (const { field, name, help } of COUNTERS_BY_CODE) {
+  for (const { field, name, label, help } of LABELLED_COUNTERS) {
     new Counter({ // eslint-disable-line no-new
       name: prefix + name,
       help,
-      labelNames: ['code'],
+      labelNames: [label],
       registers,
       collect () {
         this.reset()
-        for (const [code, count] of Object.entries(stats()[field])) this.inc({ code }, count)
+        for (const [value, count] of Object.entries(stats()[field])) this.inc({ [label]: value }, count)
       }
     })
   }

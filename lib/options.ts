@@ -72,7 +72,11 @@ export interface PovRealtimeOptions {
    * its own requests included (a resume's replay is paced by its reading instead). Default 1 MiB.
    */
   maxBufferedBytes?: number
-  /** Per-PoV replay window, or `false`. Default `{ size: 100, ttl: 600000 }` (100 activities, 10 minutes). */
+  /**
+   * Per-PoV replay window, or `false`. Default `{ size: 100, ttl: 600000, maxBytes: 1048576, maxTotalBytes: 134217728 }`
+   * (100 activities, 10 minutes, 1 MiB per PoV, 128 MiB for all PoVs of the instance; the byte bounds apply to the
+   * in-process broker).
+   */
   history?: Partial<HistoryOptions> | false
   /** Where activities travel between instances. Default: in-process (one instance). */
   broker?: Broker
@@ -94,6 +98,11 @@ export interface PovRealtimeOptions {
    * `FORBIDDEN`, as when it throws) and the socket's other messages move on. Default 10000.
    */
   authorizeTimeout?: number
+  /**
+   * Sockets one user may hold on one instance; one more is refused at the upgrade with HTTP 429
+   * (`POV_REALTIME_TOO_MANY_SOCKETS`) before it opens. Default 32.
+   */
+  maxSocketsPerUser?: number
 }
 
 /** The `presence` option with its defaults filled in. */
@@ -117,13 +126,17 @@ export interface ResolvedOptions {
   readonly maxSubscriptions: number
   readonly rateLimit: RateLimitOptions | false
   readonly maxBufferedBytes: number
-  readonly history: HistoryOptions | false
+  readonly history: ResolvedHistoryOptions | false
   readonly broker: Broker | undefined
   readonly presence: ResolvedPresenceOptions | false
   readonly readReceipts: boolean
   readonly reauthorizeInterval: number | false
   readonly authorizeTimeout: number
+  readonly maxSocketsPerUser: number
 }
+
+/** The `history` option with every bound filled in. */
+export type ResolvedHistoryOptions = Required<HistoryOptions>
 
 export const DEFAULTS = {
   cookieName: 'accessToken',
@@ -135,10 +148,11 @@ export const DEFAULTS = {
   maxSubscriptions: 100,
   rateLimit: { max: 200, timeWindow: 10_000 },
   maxBufferedBytes: 1024 * 1024,
-  history: { size: 100, ttl: 10 * 60_000 },
+  history: { size: 100, ttl: 10 * 60_000, maxBytes: 1024 * 1024, maxTotalBytes: 128 * 1024 * 1024 },
   presence: { typingTimeout: 5000 },
   reauthorizeInterval: false,
-  authorizeTimeout: 10_000
+  authorizeTimeout: 10_000,
+  maxSocketsPerUser: 32
 } as const
 
 const noPublicInfo = (): Record<string, unknown> => ({})
@@ -196,11 +210,21 @@ function rateLimit (value: PovRealtimeOptions['rateLimit']): RateLimitOptions | 
   return { max: positiveInteger('rateLimit.max', max), timeWindow: positiveInteger('rateLimit.timeWindow', timeWindow) }
 }
 
-function history (value: PovRealtimeOptions['history']): HistoryOptions | false {
+function history (value: PovRealtimeOptions['history']): ResolvedHistoryOptions | false {
   if (value === false) return false
-  if (value !== undefined && !isPlainObject(value)) fail('history must be { size, ttl } or false')
-  const { size = DEFAULTS.history.size, ttl = DEFAULTS.history.ttl } = value ?? {}
-  return { size: positiveInteger('history.size', size), ttl: positiveInteger('history.ttl', ttl) }
+  if (value !== undefined && !isPlainObject(value)) fail('history must be { size, ttl, maxBytes, maxTotalBytes } or false')
+  const {
+    size = DEFAULTS.history.size,
+    ttl = DEFAULTS.history.ttl,
+    maxBytes = DEFAULTS.history.maxBytes,
+    maxTotalBytes = DEFAULTS.history.maxTotalBytes
+  } = value ?? {}
+  return {
+    size: positiveInteger('history.size', size),
+    ttl: positiveInteger('history.ttl', ttl),
+    maxBytes: positiveInteger('history.maxBytes', maxBytes),
+    maxTotalBytes: positiveInteger('history.maxTotalBytes', maxTotalBytes)
+  }
 }
 
 function presence (value: PovRealtimeOptions['presence']): ResolvedPresenceOptions | false {
@@ -276,7 +300,8 @@ export function resolveOptions (options: PovRealtimeOptions): ResolvedOptions {
     maxSubscriptions = DEFAULTS.maxSubscriptions,
     maxBufferedBytes = DEFAULTS.maxBufferedBytes,
     reauthorizeInterval: reauthorizeEvery = DEFAULTS.reauthorizeInterval,
-    authorizeTimeout = DEFAULTS.authorizeTimeout
+    authorizeTimeout = DEFAULTS.authorizeTimeout,
+    maxSocketsPerUser = DEFAULTS.maxSocketsPerUser
   } = options
   if (typeof secret !== 'string' || secret.length === 0) fail('secret is required: a non-empty string')
   if (typeof cookieName !== 'string' || cookieName.length === 0) fail('cookieName must be a non-empty string')
@@ -299,7 +324,8 @@ export function resolveOptions (options: PovRealtimeOptions): ResolvedOptions {
     presence: presence(options.presence),
     readReceipts: readReceipts(options.readReceipts),
     reauthorizeInterval: reauthorizeInterval(reauthorizeEvery),
-    authorizeTimeout: timerDelay('authorizeTimeout', authorizeTimeout)
+    authorizeTimeout: timerDelay('authorizeTimeout', authorizeTimeout),
+    maxSocketsPerUser: positiveInteger('maxSocketsPerUser', maxSocketsPerUser)
   }
   if (resolved.tokenRoute === resolved.wsRoute) fail('tokenRoute and wsRoute must differ')
   if (resolved.readReceipts && resolved.broker && !isReadMarkStore(resolved.broker.readMarks)) {

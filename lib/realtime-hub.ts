@@ -4,6 +4,7 @@
  * `broadcast` → `serializeActivity` → `broker.publish` → `deliver` (the broker's sink) → `SubscriptionIndex.fanOut`
  * → `Subscription.deliver` → `SocketWriter.sendActivity` → the socket.
  */
+import type { Duplex } from 'node:stream'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
 import { CloseCode } from '../types/wire-constants.js'
@@ -80,6 +81,10 @@ export class RealtimeHub implements SessionHost {
   /** The open sockets of each user, for revocations. */
   readonly #sessionsOf = new Map<string, Set<SocketSession>>()
   #warnedLocalRevoke = false
+  /** Each user's connections on this instance, from the upgrade's check to the connection's close. */
+  readonly #socketsOfUser = new Map<string, number>()
+  /** Users refused a socket since they last were under `maxSocketsPerUser` (logged once per such spell). */
+  readonly #atSocketLimit = new Set<string>()
   readonly #log: FastifyBaseLogger
   #tokens: TokenService | undefined
   #heartbeatTimer: NodeJS.Timeout | undefined
@@ -117,13 +122,15 @@ export class RealtimeHub implements SessionHost {
       sink: {
         deliver: (povId: string, entry: BrokerEntry) => this.#index.fanOut(povId, entry),
         interrupted: (povId: string) => {
-          this.#log.warn({ povId }, 'pov-realtime: activities of a PoV were lost in transit; its subscribers must resume')
-          this.#index.interrupt(povId)
+          this.stats.feedInterruptions++
+          const subscribers = this.#index.interrupt(povId)
+          this.#log.warn({ povId, subscribers }, 'pov-realtime: activities of a PoV were lost in transit; its subscribers were closed (1011) to resume')
         },
         control: (message: ControlMessage) => this.#applyControl(message)
       },
       history: this.options.history,
-      log: this.#log
+      log: this.#log,
+      limitTripped: (limit) => this.stats.countLimitTrip(limit)
     })
     await this.readReceipts?.start()
     if (this.presence) await this.broker.presence?.start(this.presence.sink)
@@ -170,6 +177,33 @@ export class RealtimeHub implements SessionHost {
   requirePresence (caller: string): PresenceFeature {
     if (!this.presence) throw new NotEnabledError(`fastify.povRealtime.${caller}`, 'presence')
     return this.presence
+  }
+
+  /**
+   * The upgrade of `userId` passed its checks: counts its connection until the connection closes, or refuses it
+   * (false) when the user already holds `maxSocketsPerUser` here. Counted from the check rather than from the open,
+   * so that upgrades of one user in flight at once cannot all pass.
+   */
+  admitSocket (userId: string, connection: Duplex, log: FastifyBaseLogger): boolean {
+    const max = this.options.maxSocketsPerUser
+    const held = this.#socketsOfUser.get(userId) ?? 0
+    if (held >= max) {
+      this.stats.countLimitTrip('maxSocketsPerUser')
+      if (!this.#atSocketLimit.has(userId)) {
+        this.#atSocketLimit.add(userId)
+        log.warn({ userId, limit: 'maxSocketsPerUser', max }, 'pov-realtime: a user holds maxSocketsPerUser sockets; another upgrade refused with 429')
+      }
+      return false
+    }
+    if (connection.destroyed) return true // gone already: its upgrade goes no further, and 'close' may have passed
+    this.#socketsOfUser.set(userId, held + 1)
+    connection.once('close', () => {
+      const left = this.#socketsOfUser.get(userId)! - 1
+      if (left === 0) this.#socketsOfUser.delete(userId)
+      else this.#socketsOfUser.set(userId, left)
+      if (left < max) this.#atSocketLimit.delete(userId)
+    })
+    return true
   }
 
   /** A socket passed the upgrade's checks. */

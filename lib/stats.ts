@@ -3,6 +3,19 @@
  * thing; the current values (connections, subscriptions, PoVs, presence members) are read from the live structures instead.
  */
 
+/**
+ * The fairness limits that count their trips in `stats().limitTrips`: `maxSocketsPerUser` (an upgrade refused with
+ * 429), `maxSubscriptions` (a `subscribe` refused), `statusChanges` (a `status` change held back), and the broker's
+ * bounds (`historyMaxBytes`, `historyMaxTotalBytes`: entries left the replay window; `readMarksPerUser`,
+ * `readMarksPerPov`: a read mark was forgotten).
+ */
+export const LIMITS = [
+  'maxSocketsPerUser', 'maxSubscriptions', 'statusChanges',
+  'historyMaxBytes', 'historyMaxTotalBytes', 'readMarksPerUser', 'readMarksPerPov'
+] as const
+
+export type LimitName = typeof LIMITS[number]
+
 /** What `fastify.povRealtime.stats()` returns. */
 export interface PovRealtimeStats {
   /** Open sockets now. */
@@ -32,6 +45,10 @@ export interface PovRealtimeStats {
    * `authorizeSubscription` refusing them on a re-check (a repeated `subscribe`, an in-band `auth`, `reauthorizeInterval`).
    */
   revoked: number
+  /** Each fairness limit's trips (see `LIMITS`): every key is present, 0 until it trips. */
+  limitTrips: Record<LimitName, number>
+  /** Times the broker reported that a PoV's feed lost activities in transit (its subscribers were closed to resume). */
+  feedInterruptions: number
 }
 
 export class StatsCounters {
@@ -41,6 +58,8 @@ export class StatsCounters {
   slowConsumerCloses = 0
   presenceDropped = 0
   revoked = 0
+  feedInterruptions = 0
+  readonly limitTrips = Object.fromEntries(LIMITS.map((limit) => [limit, 0])) as Record<LimitName, number>
   readonly rejected: Record<string, number> = Object.create(null)
   readonly closed: Record<string, number> = Object.create(null)
 
@@ -50,6 +69,10 @@ export class StatsCounters {
 
   countClosed (code: number): void {
     this.closed[code] = (this.closed[code] ?? 0) + 1
+  }
+
+  countLimitTrip (limit: LimitName): void {
+    this.limitTrips[limit]++
   }
 
   snapshot (current: Pick<PovRealtimeStats, 'connections' | 'subscriptions' | 'povs' | 'presenceMembers'>): PovRealtimeStats {
@@ -62,7 +85,9 @@ export class StatsCounters {
       authFailures: this.authFailures,
       slowConsumerCloses: this.slowConsumerCloses,
       presenceDropped: this.presenceDropped,
-      revoked: this.revoked
+      revoked: this.revoked,
+      limitTrips: { ...this.limitTrips },
+      feedInterruptions: this.feedInterruptions
     }
   }
 }

@@ -98,9 +98,11 @@ export class SubscriptionIndex {
     for (const subscription of this.#byPov.get(povId) ?? []) subscription.send(payload)
   }
 
-  /** The feed of `povId` has a gap: every subscriber's socket is closed, so that each resumes and is told. */
-  interrupt (povId: string): void {
-    for (const subscription of [...this.#byPov.get(povId) ?? []]) subscription.receiver.closeInterrupted()
+  /** The feed of `povId` has a gap: every subscriber's socket is closed, so that each resumes and is told. Returns how many. */
+  interrupt (povId: string): number {
+    const subscribers = [...this.#byPov.get(povId) ?? []]
+    for (const subscription of subscribers) subscription.receiver.closeInterrupted()
+    return subscribers.length
   }
 
   get subscriptionCount (): number {

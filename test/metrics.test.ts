@@ -49,10 +49,12 @@ function samplesOf (stats: PovRealtimeStats): Map<string, number> {
     ['pov_realtime_slow_consumer_closes_total', stats.slowConsumerCloses],
     ['pov_realtime_presence_members', stats.presenceMembers],
     ['pov_realtime_presence_dropped_total', stats.presenceDropped],
-    ['pov_realtime_revoked_total', stats.revoked]
+    ['pov_realtime_revoked_total', stats.revoked],
+    ['pov_realtime_feed_interruptions_total', stats.feedInterruptions]
   ])
   for (const [code, count] of Object.entries(stats.rejected)) samples.set(`pov_realtime_rejected_total{code="${code}"}`, count)
   for (const [code, count] of Object.entries(stats.closed)) samples.set(`pov_realtime_closed_total{code="${code}"}`, count)
+  for (const [limit, count] of Object.entries(stats.limitTrips)) samples.set(`pov_realtime_limit_trips_total{limit="${limit}"}`, count)
   return samples
 }
 
@@ -93,8 +95,10 @@ t.test('/metrics shows what stats() counts, scraped while clients subscribe and 
     pov_realtime_presence_members: 'gauge',
     pov_realtime_presence_dropped_total: 'counter',
     pov_realtime_revoked_total: 'counter',
+    pov_realtime_feed_interruptions_total: 'counter',
     pov_realtime_rejected_total: 'counter',
-    pov_realtime_closed_total: 'counter'
+    pov_realtime_closed_total: 'counter',
+    pov_realtime_limit_trips_total: 'counter'
   }, 'gauges for current values, counters for totals')
 
   const alice = await server.connect({ claims: { userId: 'alice' } })
@@ -182,8 +186,10 @@ t.test('/metrics shows what stats() counts, scraped while clients subscribe and 
     'pov_realtime_closed_total{code="4003"}': 1,
     pov_realtime_auth_failures_total: 2,
     pov_realtime_slow_consumer_closes_total: 1,
-    pov_realtime_revoked_total: 1
-  }, 'each rejection, close, refusal and revocation by code')
+    pov_realtime_revoked_total: 1,
+    'pov_realtime_limit_trips_total{limit="maxSubscriptions"}': 1,
+    'pov_realtime_limit_trips_total{limit="maxSocketsPerUser"}': 0
+  }, 'each rejection, close, refusal, revocation and limit trip by code')
 
   alice.close()
   bob.close()
@@ -198,7 +204,7 @@ t.test('the collector goes in prom-client\'s default registry under the default 
   const server: TestServer = await startServer(t)
   const collector = povRealtimeCollector(server.app)
   t.teardown(() => collector.unregister())
-  t.equal(collector.names.length, 12)
+  t.equal(collector.names.length, 14)
   t.ok(collector.names.every((name) => name.startsWith('pov_realtime_')))
   const client = await server.connect()
   await client.subscribe('p1')
@@ -212,7 +218,8 @@ t.test('the collector goes in prom-client\'s default registry under the default 
 
   t.throws(() => povRealtimeCollector(server.app, { register: registry, prefix: 'feeds_' }),
     { code: 'POV_REALTIME_INVALID_OPTION', message: /already has feeds_connections/ }, 'a second collector with the same names is refused')
-  t.equal(parseExposition(await registry.metrics()).samples.size, 10, 'and registered nothing new (the labelled counters have no sample yet)')
+  t.equal(parseExposition(await registry.metrics()).samples.size, 18,
+    'and registered nothing new (10 plain samples, one per limit, none yet by error or close code)')
   prefixed.unregister()
   t.equal((await registry.metrics()).trim(), '', 'unregister() removes every metric')
   povRealtimeCollector(server.app, { register: registry, prefix: 'feeds_' })
@@ -245,4 +252,19 @@ t.test('with presence on, /metrics counts the members of the watched PoVs', asyn
   for (const client of [alice, aliceAgain, bob]) client.close()
   await waitFor(() => server.app.povRealtime.stats().connections === 0, 5000, 'every socket to be forgotten')
   t.equal((await scrape()).samples.get('pov_realtime_presence_members'), 0, 'back to 0 once everyone left')
+})
+
+t.test('/metrics shows each limit\'s trips, every limit from 0, and the feed interruptions', async (t) => {
+  const { server, scrape } = await startServerWithMetrics(t, { maxSocketsPerUser: 1 })
+  const idle = await scrape()
+  for (const limit of ['maxSocketsPerUser', 'maxSubscriptions', 'statusChanges', 'historyMaxBytes', 'historyMaxTotalBytes', 'readMarksPerUser', 'readMarksPerPov']) {
+    t.equal(idle.samples.get(`pov_realtime_limit_trips_total{limit="${limit}"}`), 0, `${limit}: 0 before it trips`)
+  }
+  t.equal(idle.samples.get('pov_realtime_feed_interruptions_total'), 0)
+  await server.connect({ claims: { userId: 'alice' } })
+  t.match(await attemptUpgrade(t, server.wsUrl, { protocols: ['pov-realtime.v1', `bearer.${await server.wsToken({ userId: 'alice' })}`] }),
+    { opened: false, status: 429 })
+  const scraped = await scrape()
+  t.equal(scraped.samples.get('pov_realtime_limit_trips_total{limit="maxSocketsPerUser"}'), 1, 'the refused upgrade is a trip')
+  t.same(Object.fromEntries(scraped.samples), Object.fromEntries(samplesOf(server.app.povRealtime.stats())), 'every sample equals stats()')
 })

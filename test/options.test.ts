@@ -54,7 +54,7 @@ const malformed: Array<[what: string, options: Record<string, unknown>, names: s
   ['no secret', { secret: undefined }, 'secret'],
   ['an empty secret', { secret: '' }, 'secret'],
   ['a secret that is not a string', { secret: 42 }, 'secret'],
-  ...['heartbeatInterval', 'maxPayload', 'maxSubscriptions', 'maxBufferedBytes'].flatMap((name) =>
+  ...['heartbeatInterval', 'maxPayload', 'maxSubscriptions', 'maxBufferedBytes', 'maxSocketsPerUser'].flatMap((name) =>
     [0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY, '1000'].map((value): [string, Record<string, unknown>, string] =>
       [`${name}: ${String(value)} (${typeof value})`, { [name]: value }, name])),
   ...['abc', 0, '500ms', -60, 0.5, ''].map((value): [string, Record<string, unknown>, string] =>
@@ -73,6 +73,11 @@ const malformed: Array<[what: string, options: Record<string, unknown>, names: s
   ['history.size: 0', { history: { size: 0 } }, 'history.size'],
   ['history.size: 2.5', { history: { size: 2.5 } }, 'history.size'],
   ['history.ttl: -5', { history: { ttl: -5 } }, 'history.ttl'],
+  ['history.maxBytes: 0', { history: { maxBytes: 0 } }, 'history.maxBytes'],
+  ['history.maxBytes: 1.5', { history: { maxBytes: 1.5 } }, 'history.maxBytes'],
+  ['history.maxBytes as a string', { history: { maxBytes: '1mb' } }, 'history.maxBytes'],
+  ['history.maxTotalBytes: -1', { history: { maxTotalBytes: -1 } }, 'history.maxTotalBytes'],
+  ['history.maxTotalBytes: Infinity', { history: { maxTotalBytes: Number.POSITIVE_INFINITY } }, 'history.maxTotalBytes'],
   ['history as a string', { history: 'on' }, 'history'],
   ['history as a number', { history: 100 }, 'history'],
   ['a broker with no methods', { broker: {} }, 'broker'],
@@ -129,7 +134,8 @@ t.test('well-formed options register', async (t) => {
     maxSubscriptions: 10,
     rateLimit: { max: 50 },
     maxBufferedBytes: 65_536,
-    history: { size: 10 },
+    history: { size: 10, maxBytes: 65_536, maxTotalBytes: 1_048_576 },
+    maxSocketsPerUser: 4,
     broker: completeBroker,
     allowedOrigins: (origin: string) => origin === 'https://app.example.com',
     presence: false,
@@ -268,4 +274,15 @@ t.test('a secret shorter than 32 characters logs one warning at registration; a 
   t.equal(warningsOf(short.logs).length, 1, '31 characters: warned once, not on every request')
   const long = await startServer(t, { secret: 'x'.repeat(32) })
   t.equal(warningsOf(long.logs).length, 0, '32 characters: no warning')
+})
+
+t.test('history has byte bounds by default, for a real app: 1 MiB per PoV, 128 MiB per instance; a broker is given them', async (t) => {
+  const given: unknown[] = []
+  const broker = { ...completeBroker, start (context: { history: unknown }) { given.push(context.history) } }
+  t.equal(await registrationError({ broker }), undefined)
+  t.equal(await registrationError({ broker, history: { size: 5, maxBytes: 4096 } }), undefined)
+  t.same(given, [
+    { size: 100, ttl: 600_000, maxBytes: 1024 * 1024, maxTotalBytes: 128 * 1024 * 1024 },
+    { size: 5, ttl: 600_000, maxBytes: 4096, maxTotalBytes: 128 * 1024 * 1024 }
+  ])
 })

@@ -241,24 +241,69 @@ t.test('a mark older than the history window is kept, and unread counts the whol
   t.same(await server.app.povRealtime.unreadCounts('u1', ['p1']), { p1: { readCursor: later[3], unread: 1 } })
 })
 
-t.test('marks are bounded in number: beyond the bound, the least recently moved mark is forgotten', async (t) => {
-  const broker = new InProcessBroker({ maxReadMarks: 3 })
+t.test('marks are bounded per user: beyond the bound, that user\'s own least recently moved mark is forgotten', async (t) => {
+  const broker = new InProcessBroker({ maxReadMarksPerUser: 3 })
   const server = await startServer(t, { readReceipts: true, broker })
   const [a] = await publish(server.app, 'a', 1)
   const [b] = await publish(server.app, 'b', 1)
   const [c1, c2] = await publish(server.app, 'c', 2)
+  const [d] = await publish(server.app, 'd', 1)
+  await server.app.povRealtime.markRead('u2', 'a', a!)
   await server.app.povRealtime.markRead('u1', 'a', a!)
   await server.app.povRealtime.markRead('u1', 'b', b!)
   await server.app.povRealtime.markRead('u1', 'c', c1!)
   await server.app.povRealtime.markRead('u1', 'a', a!) // not moved: does not count as recent
-  await server.app.povRealtime.markRead('u2', 'c', c2!)
-  t.equal(broker.readMarks.size, 3)
-  t.same(await server.app.povRealtime.unreadCounts('u1', ['a', 'b', 'c']), {
+  t.equal(server.app.povRealtime.stats().limitTrips.readMarksPerUser, 0, 'at the bound: nothing forgotten yet')
+  t.equal(broker.readMarks.size, 4)
+  await server.app.povRealtime.markRead('u1', 'd', d!)
+  t.equal(broker.readMarks.size, 4, 'one past the bound: one mark forgotten')
+  t.same(await server.app.povRealtime.unreadCounts('u1', ['a', 'b', 'c', 'd']), {
     a: { readCursor: null, unread: 1 },
     b: { readCursor: b, unread: 0 },
-    c: { readCursor: c1, unread: 1 }
-  }, 'u1\'s mark on a, the least recently moved, is gone')
-  t.match(await server.app.povRealtime.reads('c'), [{ userId: 'u1', cursor: c1 }, { userId: 'u2', cursor: c2 }])
+    c: { readCursor: c1, unread: 1 },
+    d: { readCursor: d, unread: 0 }
+  }, 'u1\'s mark on a, their least recently moved, is gone')
+  t.same(await server.app.povRealtime.unreadCounts('u2', ['a']), { a: { readCursor: a, unread: 0 } }, 'u2\'s mark on the same PoV stays')
+  await server.app.povRealtime.markRead('u1', 'c', c2!) // moved: now u1's most recent
+  await server.app.povRealtime.markRead('u1', 'a', a!)
+  t.same((await server.app.povRealtime.unreadCounts('u1', ['a', 'b', 'c', 'd'])).b, { readCursor: null, unread: 1 },
+    'a moved mark counts as recent: b goes next')
+  t.equal(server.app.povRealtime.stats().limitTrips.readMarksPerUser, 2, 'each forgotten mark is a trip')
+  const warnings = server.logs.filter((line) => line.includes('"limit":"readMarksPerUser"'))
+  t.equal(warnings.length, 1, 'logged once for the user')
+  t.match(JSON.parse(warnings[0]!), { level: 40, userId: 'u1', max: 3 }, 'at warn, with the user id')
+})
+
+t.test('one user\'s marks never push out another user\'s, however many PoVs the user marks', async (t) => {
+  const broker = new InProcessBroker({ maxReadMarksPerUser: 50 })
+  const server = await startServer(t, { readReceipts: true, broker })
+  const victims = ['v1', 'v2', 'v3']
+  const [shared] = await publish(server.app, 'shared', 1)
+  for (const victim of victims) await server.app.povRealtime.markRead(victim, 'shared', shared!)
+  for (let i = 0; i < 500; i++) {
+    const [cursor] = await publish(server.app, `spam-${i}`, 1)
+    await server.app.povRealtime.markRead('attacker', `spam-${i}`, cursor!)
+  }
+  t.equal(broker.readMarks.size, 50 + victims.length, 'the attacker keeps at most their own bound')
+  t.same((await server.app.povRealtime.reads('shared')).map((mark) => mark.userId), victims, 'every victim\'s mark is still there')
+  t.equal(server.app.povRealtime.stats().limitTrips.readMarksPerUser, 450)
+})
+
+t.test('marks are bounded per PoV: beyond the bound, the PoV\'s least recently moved mark is forgotten', async (t) => {
+  const broker = new InProcessBroker({ maxReadMarksPerPov: 2 })
+  const server = await startServer(t, { readReceipts: true, broker })
+  const [p1, p2] = await publish(server.app, 'p', 2)
+  const [other] = await publish(server.app, 'other', 1)
+  await server.app.povRealtime.markRead('u1', 'p', p1!)
+  await server.app.povRealtime.markRead('u1', 'other', other!)
+  await server.app.povRealtime.markRead('u2', 'p', p1!)
+  await server.app.povRealtime.markRead('u1', 'p', p2!) // moved: u2's is now the least recent on p
+  t.equal(server.app.povRealtime.stats().limitTrips.readMarksPerPov, 0, 'at the bound')
+  await server.app.povRealtime.markRead('u3', 'p', p1!)
+  t.same((await server.app.povRealtime.reads('p')).map((mark) => mark.userId), ['u1', 'u3'], 'u2\'s mark on p is forgotten')
+  t.same((await server.app.povRealtime.reads('other')).map((mark) => mark.userId), ['u1'], 'another PoV\'s marks are not touched')
+  t.equal(server.app.povRealtime.stats().limitTrips.readMarksPerPov, 1)
+  t.match(JSON.parse(server.logs.find((line) => line.includes('"limit":"readMarksPerPov"'))!), { level: 40, povId: 'p', max: 2 })
 })
 
 t.test('a burst of marks is coalesced: per window, one event per user, carrying the newest mark', async (t) => {

@@ -134,10 +134,12 @@ t.test('a cursor from before a server restart is recovered: false', async (t) =>
 t.test('a garbage cursor, a forged one or one of another PoV is recovered: false', async (t) => {
   const server = await startServer(t)
   const [real] = await publish(server.app, 'p1', 2)
-  const [epoch, seq, tag] = real!.split('.') as [string, string, string]
+  const [epoch, gen, seq, tag] = real!.split('.') as [string, string, string, string]
   const forgedTag = `${tag.slice(0, -1)}${tag.endsWith('A') ? 'B' : 'A'}`
-  const garbage = ['garbage', '0', 'a.b.c', `${epoch}.zzzzzz`, `${epoch}.`, `${epoch}.-1`, '.1', `x${real}`,
-    `${epoch}.${seq}`, `${epoch}.${seq}.${forgedTag}`, `${epoch}.${(parseInt(seq, 36) + 1).toString(36)}.${tag}`, `${real}.${tag}`,
+  const next = (parseInt(seq, 36) + 1).toString(36)
+  const garbage = ['garbage', '0', 'a.b.c', 'a.b.c.d', `${epoch}.zzzzzz`, `${epoch}.`, `${epoch}.-1`, '.1', `x${real}`,
+    `${epoch}.${gen}.${seq}`, `${epoch}.${seq}.${tag}`, `${epoch}.${gen}.${seq}.${forgedTag}`, `${epoch}.${gen}.${next}.${tag}`,
+    `${epoch}.${(parseInt(gen, 36) + 1).toString(36)}.${seq}.${tag}`, `${epoch}.${gen}.-${seq}.${tag}`, `${real}.${tag}`,
     real!] // p1's own cursor, given for another PoV
   const client = await server.connect()
   for (const since of garbage) {

@@ -10,7 +10,7 @@ t.test('app.close() sends 1001 to every socket and finishes in bounded time, eve
   process.on('unhandledRejection', onUnhandled)
   t.teardown(() => { process.off('unhandledRejection', onUnhandled) })
 
-  const server = await startServer(t)
+  const server = await startServer(t, { maxSocketsPerUser: SOCKETS + 1 }) // every socket is one user's
   const token = await server.wsToken()
   const clients = await Promise.all(Array.from({ length: SOCKETS }, () => server.connect({ token })))
   await Promise.all(clients.map((client, i) => client.subscribe(`p${i % 20}`)))

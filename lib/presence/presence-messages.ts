@@ -2,8 +2,14 @@
  * One socket's side of presence (the `presence` option): its `status` and `typing` messages, its activity status and
  * member info, and its joins and leaves of the PoVs it subscribes to. It is the `PresenceReceiver` the instance's
  * presence knows the socket by, and it sees the socket's session only through `PresenceSession`.
+ *
+ * A status change fans out to every member of every PoV the socket watches, so changes have a limit of their own
+ * (`STATUS_CHANGE_LIMIT`): past it, the socket's status is held back and its newest is applied when the window ends,
+ * so the members see it late but never wrong.
  */
 import { ErrorCode } from '../../types/wire-constants.js'
+import { STATUS_CHANGE_LIMIT } from '../constants.js'
+import type { SocketLimitTrips } from '../socket/socket-limit-trips.js'
 import type { MemberStatus, StatusMessage, TypingMessage } from '../../types/messages.js'
 import type { PovRealtimeUser } from '../options.js'
 import { NO_INFO, type MemberInfo } from './member-info.js'
@@ -19,6 +25,8 @@ export interface PresenceSession {
   sendError (code: ErrorCode, message: string, povId?: string): void
   /** Writes one presence or typing message unless the socket is backed up; returns whether it was written. */
   sendEphemeral (payload: Buffer): boolean
+  /** The socket's fairness limits. */
+  readonly limits: SocketLimitTrips
 }
 
 export class PresenceMessages implements PresenceReceiver {
@@ -26,6 +34,13 @@ export class PresenceMessages implements PresenceReceiver {
   readonly #feature: PresenceFeature
   readonly #session: PresenceSession
   #status: MemberStatus = 'active'
+  /** The status the socket last asked for (it differs from `#status` while a change is held back). */
+  #wanted: MemberStatus = 'active'
+  /** Start of the current window of `STATUS_CHANGE_LIMIT`, and the changes applied in it. */
+  #windowStart = -Infinity
+  #changes = 0
+  /** Set while a change is held back: applies the newest wanted status when the window ends. */
+  #heldBack: NodeJS.Timeout | undefined
   /** The socket's public info, computed at its first subscribe. */
   #info: MemberInfo | undefined
 
@@ -74,10 +89,35 @@ export class PresenceMessages implements PresenceReceiver {
     }
   }
 
+  /** The socket closed: a held-back change is dropped with it. */
+  close (): void {
+    clearTimeout(this.#heldBack)
+    this.#heldBack = undefined
+  }
+
   #onStatus ({ status }: StatusMessage): void {
-    if (status === this.#status) return
-    this.#status = status
-    this.#feature.statusChanged(this)
+    this.#wanted = status
+    if (this.#heldBack === undefined) this.#applyWanted()
+  }
+
+  #applyWanted (): void {
+    if (this.#wanted === this.#status) return
+    const now = Date.now()
+    if (now - this.#windowStart >= STATUS_CHANGE_LIMIT.timeWindow) {
+      this.#windowStart = now
+      this.#changes = 0
+    }
+    if (this.#changes < STATUS_CHANGE_LIMIT.max) {
+      this.#changes++
+      this.#status = this.#wanted
+      this.#feature.statusChanged(this)
+      return
+    }
+    this.#session.limits.trip('statusChanges', { max: STATUS_CHANGE_LIMIT.max, timeWindow: STATUS_CHANGE_LIMIT.timeWindow })
+    this.#heldBack = setTimeout(() => {
+      this.#heldBack = undefined
+      this.#applyWanted()
+    }, this.#windowStart + STATUS_CHANGE_LIMIT.timeWindow - now)
   }
 
   /** `typing` is only for a PoV this socket watches, so nobody learns of a PoV `authorizeSubscription` refuses. */

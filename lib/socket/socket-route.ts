@@ -1,9 +1,10 @@
 /**
- * `GET {wsRoute}`: the upgrade is checked (Origin, then token) before any socket opens, in an `onRequest` hook;
- * a refusal is an HTTP answer (400, 401, 403), never an opened-then-closed socket.
+ * `GET {wsRoute}`: the upgrade is checked (Origin, then token, then the user's sockets against `maxSocketsPerUser`)
+ * before any socket opens, in an `onRequest` hook; a refusal is an HTTP answer (400, 401, 403, 429), never an
+ * opened-then-closed socket.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import { BadHandshakeError, ForbiddenOriginError } from '../errors.js'
+import { BadHandshakeError, ForbiddenOriginError, TooManySocketsError } from '../errors.js'
 import { refuseCredential } from '../auth/credential-refusal.js'
 import { forgetHandshakeToken, takeHandshakeToken } from '../auth/handshake-token.js'
 import type { RealtimeHub } from '../realtime-hub.js'
@@ -28,13 +29,18 @@ export function registerSocketRoute (instance: FastifyInstance, hub: RealtimeHub
       throw new BadHandshakeError(found.problem)
     }
     if (!found.token) throw refuseCredential(request, stats, 'missing', 'websocket token')
+    let identity: SocketIdentity
     try {
-      identities.set(request, hub.tokens.verifySocketToken(found.token))
+      identity = hub.tokens.verifySocketToken(found.token)
       forgetHandshakeToken(request.raw)
     } catch (err) {
       if (err instanceof TokenRefusal) throw refuseCredential(request, stats, err.reason, 'websocket token')
       throw err
     }
+    if (!hub.admitSocket(identity.user.userId, request.raw.socket, request.log)) {
+      throw new TooManySocketsError(options.maxSocketsPerUser)
+    }
+    identities.set(request, identity)
   }
 
   instance.get(options.wsRoute, { websocket: true, onRequest: checkUpgrade }, (socket, request) => {

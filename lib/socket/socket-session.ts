@@ -31,6 +31,7 @@ import { closeCodeOfFrameError } from './frame-errors.js'
 import { parseClientFrame } from './message-parser.js'
 import { MessageRateLimiter } from './rate-limiter.js'
 import { SocketSubscriptions, type SubscribingSession, type SubscriptionHost } from './socket-subscriptions.js'
+import { SocketLimitTrips } from './socket-limit-trips.js'
 import { SocketWriter } from './socket-writer.js'
 
 /** What a session needs from the hub that owns it. */
@@ -49,6 +50,8 @@ export interface SessionHost extends SubscriptionHost {
 export class SocketSession implements SubscribingSession, CredentialSession, PresenceSession, ReadReceiptsSession {
   readonly request: FastifyRequest
   readonly log: FastifyBaseLogger
+  /** This socket's fairness limits: counted, and logged once each. */
+  readonly limits: SocketLimitTrips
   readonly #ws: WebSocket
   readonly #writer: SocketWriter
   readonly #host: SessionHost
@@ -78,6 +81,7 @@ export class SocketSession implements SubscribingSession, CredentialSession, Pre
     this.log = request.log
     this.#ws = ws
     this.#host = host
+    this.limits = new SocketLimitTrips(stats, request.log, identity.user.userId)
     this.#writer = new SocketWriter(ws, request.raw.socket, {
       maxBufferedBytes: options.maxBufferedBytes, stats, log: request.log, userId: identity.user.userId
     })
@@ -261,7 +265,7 @@ export class SocketSession implements SubscribingSession, CredentialSession, Pre
       this.log.warn({ err }, 'pov-realtime: socket error')
       return
     }
-    this.#host.stats.countClosed(code)
+    this.#writer.countClose(code)
     this.log.info({ code, reason: err.message }, 'pov-realtime: closed a socket that sent an invalid frame')
   }
 
@@ -292,6 +296,7 @@ export class SocketSession implements SubscribingSession, CredentialSession, Pre
     this.#credential.stop()
     this.#queue.length = 0
     this.#queuedBytes = 0
+    this.#presence?.close()
     this.#subscriptions.releaseAll()
     this.#host.forget(this)
   }

@@ -20,6 +20,7 @@ import type { ReadState } from '../read-receipts/read-receipts-feature.js'
 import type { StatsCounters } from '../stats.js'
 import { Subscription } from '../subscription-index.js'
 import { checkSubscription, type AuthorizationAnswer } from '../auth/subscription-check.js'
+import type { SocketLimitTrips } from './socket-limit-trips.js'
 import type { SocketWriter } from './socket-writer.js'
 
 /** What subscriptions need of the hub. */
@@ -40,6 +41,8 @@ export interface SubscribingSession {
   /** The upgrade request, for `authorizeSubscription`. */
   readonly request: FastifyRequest
   readonly log: FastifyBaseLogger
+  /** The socket's fairness limits. */
+  readonly limits: SocketLimitTrips
   /** Answers the client with an `error` (counted as a rejection). */
   sendError (code: ErrorCode, message: string, povId?: string): void
 }
@@ -82,6 +85,7 @@ export class SocketSubscriptions {
     const current = this.#byPov.get(povId)
     if (current instanceof Subscription) return await this.#subscribeAgain(current)
     if (this.#byPov.size >= options.maxSubscriptions) {
+      this.#session.limits.trip('maxSubscriptions', { max: options.maxSubscriptions })
       return this.#session.sendError(ErrorCode.SUBSCRIPTION_LIMIT, `at most ${options.maxSubscriptions} PoVs per connection`, povId)
     }
     const authorizing: Authorizing = { povId }

@@ -76,6 +76,8 @@ export class SocketWriter implements ActivityReceiver {
   readonly #userId: string
   /** No more frames: the socket closed, or was cut as a slow consumer (its `close` event may still be on its way). */
   #closed = false
+  /** This socket's close is counted in `stats().closed` (see `countClose`). */
+  #closeCounted = false
   #lastTurn = 0
   #corked = false
 
@@ -107,18 +109,23 @@ export class SocketWriter implements ActivityReceiver {
    * Closes the socket as a slow consumer once too much is queued to it.
    */
   sendActivity (payload: Buffer, wire: Buffer = wireFrameOf(payload)): boolean {
-    if (this.#closed) return false
     const ws = this.#ws
-    if (this.#plainFrames && ws.readyState === ws.OPEN) this.#write(wire)
+    // A closing socket takes no more data frames (ws drops them, yet adds them to `bufferedAmount`, which would then
+    // cut the socket a second time as a slow consumer): nothing is delivered, nothing counted.
+    if (this.#closed || ws.readyState !== ws.OPEN) return false
+    if (this.#plainFrames) this.#write(wire)
     else ws.send(payload, TEXT)
-    this.#stats.deliveries++
     this.#bounded()
+    // A frame that took the socket past its bound is cut off with the connection: it was not delivered.
+    if (this.#closed) return false
+    this.#stats.deliveries++
     return true
   }
 
   /** Writes one serialized server message of a PoV (shared by its recipients); bounded like an activity. */
   sendMessage (payload: Buffer): void {
-    if (this.#closed) return
+    // ws drops a frame sent while closing, yet adds it to `bufferedAmount`: it must not count toward the bound.
+    if (this.#closed || this.#ws.readyState !== this.#ws.OPEN) return
     this.#ws.send(payload, TEXT)
     this.#bounded()
   }
@@ -128,7 +135,7 @@ export class SocketWriter implements ActivityReceiver {
    * than its share of `maxBufferedBytes` queued: those are ephemeral, and the first thing dropped for a slow consumer.
    */
   sendEphemeral (payload: Buffer): boolean {
-    if (this.#closed) return false
+    if (this.#closed || this.#ws.readyState !== this.#ws.OPEN) return false
     if (this.#ws.bufferedAmount > this.#ephemeralBound) {
       this.#stats.presenceDropped++
       return false
@@ -173,8 +180,18 @@ export class SocketWriter implements ActivityReceiver {
   /** Closes with `code` (counted in stats), unless already closing. */
   close (code: CloseCode, reason: string): void {
     if (this.#closed || this.#ws.readyState >= this.#ws.CLOSING) return
-    this.#stats.countClosed(code)
+    this.countClose(code)
     this.#ws.close(code, reason)
+  }
+
+  /**
+   * Counts the close of this socket in `stats().closed`, once: a socket is closed once, whatever else happens on the
+   * way (ws closing it for a bad frame after the server's close, a slow consumer's cut after a 1011).
+   */
+  countClose (code: number): void {
+    if (this.#closeCounted) return
+    this.#closeCounted = true
+    this.#stats.countClosed(code)
   }
 
   /**
@@ -189,8 +206,13 @@ export class SocketWriter implements ActivityReceiver {
   closeSlowConsumer (): void {
     if (this.#closed) return
     this.#closed = true // no more writes: the queue is already past its bound
+    if (this.#closeCounted || this.#ws.readyState >= this.#ws.CLOSING) {
+      // Already closing (for a reason counted then, or by the client): no 4008 goes out, only the connection is cut.
+      this.#ws.terminate()
+      return
+    }
     this.#stats.slowConsumerCloses++
-    this.#stats.countClosed(CloseCode.TOO_MANY)
+    this.countClose(CloseCode.TOO_MANY)
     this.#log.warn({ userId: this.#userId, bufferedAmount: this.#ws.bufferedAmount }, 'pov-realtime: client reads too slowly; closing')
     // The close frame queues behind the data the client is not reading, so the connection is cut as well.
     this.#ws.close(CloseCode.TOO_MANY, 'too slow')

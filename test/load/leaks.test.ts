@@ -53,7 +53,8 @@ class WatchRecordingBroker implements Broker {
 t.test('10,000 connect / subscribe / drop cycles leave no socket, subscription, timer or memory behind', async (t) => {
   const broker = new WatchRecordingBroker()
   const app = Fastify({ logger: false })
-  await app.register(povRealtime, { secret: SECRET, broker, rateLimit: false })
+  // Every cycle uses one token: up to GROUP sockets of one user at once (maxSocketsPerUser is tested in fairness-limits).
+  await app.register(povRealtime, { secret: SECRET, broker, rateLimit: false, maxSocketsPerUser: GROUP })
   await app.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(() => app.close())
   const address = app.server.address()

@@ -34,6 +34,30 @@ t.test('cursors fit the protocol and are ordered per PoV', async (t) => {
   t.equal(new Set(cursors.map((cursor) => cursor.split('.')[0])).size, 1, 'one epoch for one PoV\'s history')
 })
 
+t.test('a PoV\'s cursors are positions in its own stream: other PoVs\' traffic leaves no trace in them', async (t) => {
+  const redis = await sharedRedis(t)
+  const server = await instance(t, redis)
+  const quiet: string[] = []
+  let busy = ''
+  for (let i = 0; i < 10; i++) {
+    quiet.push((await server.app.broadcastActivity(activity('p1', { id: `q${i}` }))).cursor)
+    for (let j = 0; j < 37; j++) busy = (await server.app.broadcastActivity(activity('p2', { id: `b${i}-${j}` }))).cursor
+  }
+  // A stream id is `<ms>-<n>`: n counts the stream's own entries within one millisecond, so it starts at 0 in each new
+  // millisecond and goes up by one per entry of that PoV, whatever the other PoVs receive.
+  const ids = quiet.map((cursor) => cursor.split('.')[1]!.split('-').map(Number) as [number, number])
+  for (let i = 1; i < ids.length; i++) {
+    const [[ms, n], [previousMs, previousN]] = [ids[i]!, ids[i - 1]!]
+    t.ok(ms > previousMs ? n === 0 : ms === previousMs && n === previousN + 1,
+      `${quiet[i - 1]} → ${quiet[i]}: 37 activities of p2 between them leave no gap`)
+  }
+  t.not(quiet[0]!.split('.')[0], busy.split('.')[0], 'each PoV has its own epoch')
+  const client = await server.connect()
+  t.match(await client.subscribe('p1', busy), { type: 'subscribed', recovered: false }, 'p2\'s cursor is worth nothing for p1')
+  t.match(await client.subscribe('p2', quiet.at(-1)), { type: 'subscribed', recovered: false }, 'and p1\'s for p2')
+  t.same(client.activities(), [])
+})
+
 t.test('history is bounded by size: a resume from before the window answers recovered: false', async (t) => {
   const redis = await sharedRedis(t)
   const server = await instance(t, redis, { history: { size: 3 } })
