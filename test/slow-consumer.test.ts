@@ -108,15 +108,18 @@ t.test('a client that reads is never cut for its answers, though each burst of t
   t.equal(client.ws.readyState, client.ws.OPEN)
 })
 
+/** A history whose byte bound the app raised, so that a full window of the largest activities (some 6 MiB) is kept. */
+const LARGE_HISTORY = { size: 100, ttl: 600_000, maxBytes: 8 * 1024 * 1024 }
+
 /** The largest activities the plugin accepts are 64 KiB serialized: these are about 60 KiB. */
 function largeActivity (i: number) {
   return activity('p1', { id: `big${i}`, message: 'm'.repeat(10_000), metadata: { filler: 'f'.repeat(50_000) } })
 }
 
 t.test('a resume of a full history window of the largest activities reaches a reading client under the default bound', async (t) => {
-  // Default maxBufferedBytes (1 MiB) and history (100 activities): the replay is some 6 MiB, more than the bound and the
-  // kernel's buffers together. It is paced by the client's reading, not cut.
-  const server = await startServer(t)
+  // Default maxBufferedBytes (1 MiB); a history of 100 activities whose byte bound the app raised to 8 MiB: the replay is
+  // some 6 MiB, more than the bound and the kernel's buffers together. It is paced by the client's reading, not cut.
+  const server = await startServer(t, { history: LARGE_HISTORY })
   const first = await server.app.broadcastActivity(activity('p1', { id: 'seen' }))
   const ids: string[] = []
   for (let i = 0; i < 99; i++) {
@@ -132,7 +135,7 @@ t.test('a resume of a full history window of the largest activities reaches a re
 })
 
 t.test('a resume begun while the client was not reading reaches it once it reads, live activities after it in order', async (t) => {
-  const server = await startServer(t)
+  const server = await startServer(t, { history: LARGE_HISTORY })
   const first = await server.app.broadcastActivity(activity('p1', { id: 'seen' }))
   const ids: string[] = []
   for (let i = 0; i < 99; i++) {
@@ -162,7 +165,7 @@ t.test('a resume begun while the client was not reading reaches it once it reads
 })
 
 t.test('requests that pile up behind a catch-up the client does not read are bounded: cut with 4008', async (t) => {
-  const server = await startServer(t, { rateLimit: false })
+  const server = await startServer(t, { rateLimit: false, history: LARGE_HISTORY })
   const first = await server.app.broadcastActivity(activity('p1', { id: 'seen' }))
   for (let i = 0; i < 99; i++) await server.app.broadcastActivity(largeActivity(i))
   const peer = await RawWebSocket.open(server.port, '/ws', await server.wsToken())
