@@ -6,6 +6,7 @@ import t from 'tap'
 import { diffs, member, membersSeen, presenceMessages, settle } from './helpers/presence.js'
 import { activity, startServer, type TestServer } from './helpers/server.js'
 import type { TestClient } from './helpers/client.js'
+import { closed } from './helpers/socket-waits.js'
 
 const connectAs = (server: TestServer, userId: string): Promise<TestClient> => server.connect({ claims: { userId } })
 
@@ -67,13 +68,13 @@ t.test('a second tab does not join again; closing one of two tabs does not leave
   t.same(diffs(tabA, 'p1'), [], 'the first tab hears nothing of the second')
 
   tabA.close()
-  await tabA.closed
+  await closed(tabA)
   await settle(watcher, tabB)
   t.equal(diffs(watcher, 'p1').length, 1, 'closing one of two tabs does not leave')
   t.same(membersSeen(watcher, 'p1'), [member('u1'), member('w')])
 
   tabB.close()
-  await tabB.closed
+  await closed(tabB)
   await settle(watcher)
   t.same(diffs(watcher, 'p1').at(-1), { type: 'presence_diff', povId: 'p1', joins: [], leaves: ['u1'] }, 'the last tab leaves')
   t.same(membersSeen(watcher, 'p1'), [member('w')])
@@ -253,7 +254,7 @@ t.test('a bad info() result is logged at error and shown as {}; the client is ne
     t.same(client.messages.filter((m) => m.type === 'error'), [], `${userId}: no error to the client`)
     t.equal(client.ws.readyState, client.ws.OPEN)
     client.close()
-    await client.closed
+    await closed(client)
     await settle()
   }
   const errors = server.logs.map((line) => JSON.parse(line) as { level: number, msg: string, userId?: string })

@@ -7,6 +7,7 @@ import t from 'tap'
 import type { Message, TestClient } from './helpers/client.js'
 import { settle } from './helpers/presence.js'
 import { startServer, type TestServer } from './helpers/server.js'
+import { closed } from './helpers/socket-waits.js'
 
 const connectAs = (server: TestServer, userId: string): Promise<TestClient> => server.connect({ claims: { userId } })
 
@@ -99,7 +100,7 @@ t.test('another tab of the typist going away does not stop the typing; the typin
   typingTab!.send({ type: 'typing', povId: 'p1', typing: true })
   await reader!.next(typingEvent('u1', true))
   quietTab!.close()
-  await quietTab!.closed
+  await closed(quietTab!)
   await settle(reader!)
   t.same(typingSeen(reader!), [['u1', true]], 'still typing')
   typingTab!.close()

@@ -6,6 +6,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import { createSigner } from 'fast-jwt'
 import povRealtime, { type PovRealtimeOptions } from '../../index.js'
 import { TestClient } from './client.js'
+import { opened } from './socket-waits.js'
 
 export const SECRET = 'test-secret-that-is-long-enough-for-hs256!'
 
@@ -86,7 +87,7 @@ export async function startServer (
       ? new TestClient(wsUrl, ['pov-realtime.v1', `bearer.${jwt}`], headers)
       : new TestClient(`${wsUrl}?token=${encodeURIComponent(jwt)}`, undefined, headers)
     t.teardown(() => client.terminate())
-    await client.opened
+    await opened(client)
     return client
   }
 
