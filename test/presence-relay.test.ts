@@ -7,10 +7,9 @@ import t, { type Test } from 'tap'
 import type { Message, TestClient } from './helpers/client.js'
 import { diffs, member, membersSeen, settle } from './helpers/presence.js'
 import { PresenceBus } from './helpers/presence-bus.js'
-import { sleep, startServer, waitFor, type TestServer } from './helpers/server.js'
+import { sleep, startServer, waitFor } from './helpers/server.js'
 import { closed } from './helpers/socket-waits.js'
-
-const connectAs = (server: TestServer, userId: string): Promise<TestClient> => server.connect({ claims: { userId } })
+import { connectAs } from './helpers/members.js'
 
 async function twoInstances (t: Test, typingTimeout = 5000) {
   const bus = new PresenceBus()

@@ -4,11 +4,9 @@
  */
 import t from 'tap'
 import { diffs, member, membersSeen, presenceMessages, settle } from './helpers/presence.js'
-import { activity, startServer, type TestServer } from './helpers/server.js'
-import type { TestClient } from './helpers/client.js'
+import { activity, startServer } from './helpers/server.js'
 import { closed } from './helpers/socket-waits.js'
-
-const connectAs = (server: TestServer, userId: string): Promise<TestClient> => server.connect({ claims: { userId } })
+import { connectAs, subscribedAs } from './helpers/members.js'
 
 t.test('subscribing sends presence right after subscribed: the subscriber included, info {} by default, no e-mail', async (t) => {
   const server = await startServer(t, { presence: true })
@@ -205,10 +203,7 @@ t.test('fastify.povRealtime.presence(povId) from a route handler', async (t) => 
     return { status: response.status, body: await response.json() as unknown }
   }
   t.same(await get('p1'), { status: 200, body: [] }, 'nobody on a PoV nobody watches')
-  const tabA = await connectAs(server, 'u1')
-  const tabB = await connectAs(server, 'u1')
-  const u2 = await connectAs(server, 'u2')
-  for (const client of [tabA, tabB, u2]) await client.subscribe('p1')
+  const [tabA, , u2] = await subscribedAs(server, 'p1', 'u1', 'u1', 'u2') // u1 in two tabs, u2
   tabA.send({ type: 'status', status: 'idle' })
   u2.send({ type: 'status', status: 'idle' })
   await settle(tabA, u2)

@@ -10,11 +10,12 @@ import t from 'tap'
 import { PRESENCE_DIFF_WINDOW_MS } from '../../lib/constants.js'
 import { TestClient } from '../helpers/client.js'
 import { member, membersSeen, presenceMessages, sortMembers } from '../helpers/presence.js'
-import { connectAs, startRedisInstance, startRedisInstances } from '../helpers/redis-instances.js'
+import { startRedisInstance, startRedisInstances } from '../helpers/redis-instances.js'
 import { sharedRedis } from '../helpers/redis-server.js'
 import { accessToken, sleep, waitFor, type Teardown, type TestServer } from '../helpers/server.js'
 import type { Member } from '../../types/messages.js'
 import { nextEvent, opened, PROCESS_START_MS } from '../helpers/socket-waits.js'
+import { connectAs } from '../helpers/members.js'
 
 /** A short `presenceTtl`, so that the test need not wait the default 15 s. */
 const TTL = 1500

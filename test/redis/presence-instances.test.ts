@@ -7,11 +7,12 @@
 import t from 'tap'
 import type { Message, TestClient } from '../helpers/client.js'
 import { member, membersSeen, presenceMessages, sortMembers } from '../helpers/presence.js'
-import { connectAs, startRedisInstances } from '../helpers/redis-instances.js'
+import { startRedisInstances } from '../helpers/redis-instances.js'
 import { sharedRedis } from '../helpers/redis-server.js'
 import { sleep, waitFor, type TestServer } from '../helpers/server.js'
 import type { Member } from '../../types/messages.js'
 import { closed } from '../helpers/socket-waits.js'
+import { connectAs } from '../helpers/members.js'
 
 /** How long a change may take to cross instances on a loaded machine before a test gives up on it. */
 const CROSSING = 5000
