@@ -2,6 +2,7 @@ import t from 'tap'
 import type { FastifyRequest } from 'fastify'
 import type { PovRealtimeUser } from '../index.js'
 import { activity, sleep, startServer, waitFor } from './helpers/server.js'
+import { closed } from './helpers/socket-waits.js'
 
 t.test('authorizeSubscription receives the token user, the povId and the upgrade request', async (t) => {
   const calls: Array<{ user: PovRealtimeUser, povId: string, request: FastifyRequest }> = []
@@ -136,7 +137,7 @@ t.test('a socket that closes while its subscription is being authorized leaves n
   client.send({ type: 'subscribe', povId: 'p1' })
   await askedOnce
   client.close()
-  await client.closed
+  await closed(client)
   await waitFor(() => server.app.povRealtime.stats().connections === 0, 5000, 'the socket to be forgotten')
   approve(true) // too late: the socket has gone
   await sleep(50)

@@ -2,6 +2,7 @@ import Fastify from 'fastify'
 import t from 'tap'
 import povRealtime from '../index.js'
 import { SECRET, activity, startServer } from './helpers/server.js'
+import { closed } from './helpers/socket-waits.js'
 
 t.test('broadcastActivity after fastify.close() rejects with POV_REALTIME_CLOSED and reaches no one', async (t) => {
   const app = Fastify()
@@ -20,9 +21,8 @@ t.test('a broadcast made while sockets are being closed for shutdown is refused,
   })
   const client = await server.connect()
   await client.subscribe('p1')
-  const closed = client.closed
   await server.app.close()
   await t.rejects(during!, { code: 'POV_REALTIME_CLOSED' })
-  t.equal((await closed).code, 1001)
+  t.equal((await closed(client)).code, 1001)
   t.same(client.activities(), [], 'the subscriber got nothing after the shutdown began')
 })

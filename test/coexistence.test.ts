@@ -14,6 +14,7 @@ import t, { type Test } from 'tap'
 import { TestClient } from './helpers/client.js'
 import { SECRET, accessToken, activity, startServer, type TestServer } from './helpers/server.js'
 import { attemptUpgrade } from './helpers/upgrade.js'
+import { closed, opened } from './helpers/socket-waits.js'
 
 const run = promisify(execFile)
 
@@ -67,11 +68,11 @@ async function assertAppWorks (t: Test, server: TestServer): Promise<void> {
 
   const echo = new TestClient(`ws://127.0.0.1:${server.port}/app/ws`)
   t.teardown(() => echo.terminate())
-  await echo.opened
+  await opened(echo)
   t.equal(echo.ws.protocol, '', 'the app\'s own WebSocket route opens without the plugin\'s token')
   t.match(await echo.request('hi', 'echo'), { text: 'hi' }, 'the app\'s own WebSocket route works')
   echo.close()
-  await echo.closed
+  await closed(echo)
 }
 
 /** The plugin's token route, upgrade checks and activities work, and it keeps its own frame limit. */
@@ -92,7 +93,7 @@ async function assertPluginWorks (t: Test, server: TestServer): Promise<void> {
   for (const client of [viaProtocol, viaQuery]) t.match(await client.next('activity'), { data: { id: 'a1', povId: 'p1' } })
 
   viaQuery.send(JSON.stringify({ type: 'ping', padding: 'x'.repeat(20_000) }))
-  t.match(await viaQuery.closed, { code: 1009 }, 'the plugin\'s maxPayload holds though the app\'s @fastify/websocket allows more')
+  t.match(await closed(viaQuery), { code: 1009 }, 'the plugin\'s maxPayload holds though the app\'s @fastify/websocket allows more')
 }
 
 async function appAllBefore (app: FastifyInstance): Promise<void> {
@@ -163,7 +164,7 @@ async function connectBoth (t: Test, server: TestServer): Promise<{ ours: TestCl
   await ours.subscribe('p1')
   const theirs = new TestClient(`ws://127.0.0.1:${server.port}/app/ws`)
   t.teardown(() => theirs.terminate())
-  await theirs.opened
+  await opened(theirs)
   return { ours, theirs }
 }
 
@@ -200,7 +201,7 @@ t.test('fastify.close() sends the plugin\'s sockets 1001, whoever registered @fa
       const client = await server.connect()
       await client.subscribe('p1')
       await server.app.close()
-      t.match(await client.closed, { code: 1001 }, 'the socket is closed with 1001 (going away)')
+      t.match(await closed(client), { code: 1001 }, 'the socket is closed with 1001 (going away)')
     })
   }
 })

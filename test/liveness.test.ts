@@ -2,6 +2,7 @@ import t from 'tap'
 import { TestClient } from './helpers/client.js'
 import { RawWebSocket } from './helpers/raw-socket.js'
 import { accessToken, sleep, socketToken, startServer, waitFor, type Teardown, type TestServer } from './helpers/server.js'
+import { closed, opened } from './helpers/socket-waits.js'
 
 /** The `exp` of a JWT, in ms since epoch. */
 function expiryOf (jwt: string): number {
@@ -13,7 +14,7 @@ async function connectDeaf (t: Teardown, server: TestServer): Promise<TestClient
   const token = await server.wsToken()
   const client = new TestClient(server.wsUrl, ['pov-realtime.v1', `bearer.${token}`], undefined, { autoPong: false })
   t.teardown(() => client.terminate())
-  await client.opened
+  await opened(client)
   return client
 }
 
@@ -29,7 +30,7 @@ t.test('a peer that does not answer pings is terminated after about two heartbea
   await healthy.subscribe('p1')
   t.match(server.app.povRealtime.stats(), { connections: 2, subscriptions: 3, povs: 2 })
 
-  const { code } = await deaf.closed
+  const { code } = await closed(deaf, { within: 10_000 })
   const elapsed = Date.now() - connectingAt
   t.equal(code, 1006, 'terminated without a close frame')
   t.ok(elapsed >= heartbeatInterval * 0.9, `not before one interval has passed (${elapsed} ms)`)
@@ -42,7 +43,7 @@ t.test('a peer that does not answer pings is terminated after about two heartbea
   t.same(await healthy.request({ type: 'ping' }, 'pong'), { type: 'pong' })
   t.equal(healthy.ws.readyState, healthy.ws.OPEN, 'the healthy peer is still connected')
   healthy.close()
-  await healthy.closed
+  await closed(healthy)
   await waitFor(() => server.app.povRealtime.stats().connections === 0, 5000, 'the healthy socket to be forgotten')
   t.match(server.app.povRealtime.stats(), { connections: 0, subscriptions: 0, povs: 0 })
 })
@@ -103,7 +104,7 @@ t.test('a token that expires on a live connection closes it with 4002', async (t
   const expiresAt = expiryOf(token)
   const client = await server.connect({ token })
   await client.subscribe('p1')
-  const { code } = await client.closed
+  const { code } = await closed(client)
   const closedAt = Date.now()
   t.equal(code, 4002)
   t.ok(closedAt >= expiresAt - 100, `not before the token's exp (${closedAt - expiresAt} ms)`)
@@ -137,7 +138,7 @@ t.test('an auth with a token for another user closes the socket with 4003', asyn
   const client = await server.connect({ claims: { userId: 'u1' } })
   await client.subscribe('p1')
   client.send({ type: 'auth', token: await server.wsToken({ userId: 'u2' }) })
-  t.equal((await client.closed).code, 4003)
+  t.equal((await closed(client)).code, 4003)
   t.same(client.messages.filter((m) => m.type === 'authenticated'), [])
   t.equal(server.app.povRealtime.stats().closed['4003'], 1)
 })
@@ -169,5 +170,5 @@ t.test('after a refused auth the connection still closes at its current token ex
   const now = Math.floor(Date.now() / 1000)
   const client = await server.connect({ token: socketToken({ iat: now, exp: now + 2 }) })
   t.match(await client.request({ type: 'auth', token: 'not-a-jwt' }, 'error'), { code: 'INVALID_TOKEN' })
-  t.equal((await client.closed).code, 4002)
+  t.equal((await closed(client)).code, 4002)
 })

@@ -9,6 +9,7 @@ import type { PovRealtimeStats } from '../lib/stats.js'
 import { RawWebSocket } from './helpers/raw-socket.js'
 import { activity, sleep, socketToken, startServer, waitFor, type TestServer } from './helpers/server.js'
 import { attemptUpgrade } from './helpers/upgrade.js'
+import { closed } from './helpers/socket-waits.js'
 
 /** One scrape: every sample by `name{label="value",…}` (labels sorted), and every `# TYPE` by metric name. */
 interface Scrape {
@@ -152,7 +153,7 @@ t.test('/metrics shows what stats() counts, scraped while clients subscribe and 
   // A flood: RATE_LIMITED, then 4008.
   const flooder = await server.connect({ claims: { userId: 'carol' } })
   for (let i = 0; i < 25; i++) flooder.send({ type: 'ping' })
-  t.equal((await flooder.closed).code, 4008)
+  t.equal((await closed(flooder)).code, 4008)
   // A slow consumer: it stops reading, and a burst of large activities is written to it in one event-loop turn.
   const slow = await RawWebSocket.open(server.port, '/ws', await server.wsToken({ userId: 'dave' }))
   t.teardown(() => slow.destroy())

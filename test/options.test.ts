@@ -7,6 +7,7 @@ import t from 'tap'
 import povRealtime, { type PovRealtimeOptions, type PovRealtimeUser } from '../index.js'
 import { accessToken, activity, SECRET, startServer, waitFor } from './helpers/server.js'
 import { attemptUpgrade, jwtSegments } from './helpers/upgrade.js'
+import { closed } from './helpers/socket-waits.js'
 
 /** The error that registering the plugin with `options` (on top of a valid secret) fails with, if any. */
 async function registrationError (options: Record<string, unknown>): Promise<unknown> {
@@ -192,7 +193,7 @@ t.test('tokenExpiresIn as a string: a 2s token closes its socket with 4002 and t
   // exp is whole seconds, so the token lives between 1 and 2 s from issue.
   t.ok(expiresAt > before && expiresAt <= Date.now() + 2000, `expiresAt is about 2 s away (got ${expiresAt - before} ms)`)
   const client = await server.connect({ token })
-  t.match(await client.closed, { code: 4002 }, 'the live socket is closed with 4002 at expiry')
+  t.match(await closed(client), { code: 4002 }, 'the live socket is closed with 4002 at expiry')
   t.ok(Date.now() >= expiresAt - 50, 'not before the token expired')
   await waitFor(() => Date.now() > expiresAt + 100, 1000, 'the expiry to be clearly past')
   const late = await attemptUpgrade(t, server.wsUrl, { protocols: ['pov-realtime.v1', `bearer.${token}`] })

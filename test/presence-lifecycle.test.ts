@@ -10,10 +10,10 @@ import t from 'tap'
 import type { WebSocket } from 'ws'
 import { PRESENCE_HEAL_DELAY_MS } from '../lib/constants.js'
 import type { Member } from '../types/messages.js'
-import type { TestClient } from './helpers/client.js'
 import { settle } from './helpers/presence.js'
 import { RawWebSocket } from './helpers/raw-socket.js'
-import { activity, sleep, startServer, waitFor, type TestServer } from './helpers/server.js'
+import { activity, sleep, startServer, waitFor } from './helpers/server.js'
+import { connectAs } from './helpers/members.js'
 
 v8.setFlagsFromString('--expose-gc')
 const gc = vm.runInNewContext('gc') as () => void
@@ -34,8 +34,6 @@ function trackPresenceTimers (): { live: Map<number, string>, created: () => num
   }).enable()
   return { live, created: () => created, stop: () => hook.disable() }
 }
-
-const connectAs = (server: TestServer, userId: string): Promise<TestClient> => server.connect({ claims: { userId } })
 
 t.test('after every socket has gone, presence holds no member, no timer and no socket', async (t) => {
   const server = await startServer(t, { presence: { typingTimeout: 60_000 } })

@@ -7,9 +7,9 @@ import t, { type Test } from 'tap'
 import type { Message, TestClient } from './helpers/client.js'
 import { diffs, member, membersSeen, settle } from './helpers/presence.js'
 import { PresenceBus } from './helpers/presence-bus.js'
-import { sleep, startServer, waitFor, type TestServer } from './helpers/server.js'
-
-const connectAs = (server: TestServer, userId: string): Promise<TestClient> => server.connect({ claims: { userId } })
+import { sleep, startServer, waitFor } from './helpers/server.js'
+import { closed } from './helpers/socket-waits.js'
+import { connectAs } from './helpers/members.js'
 
 async function twoInstances (t: Test, typingTimeout = 5000) {
   const bus = new PresenceBus()
@@ -77,7 +77,7 @@ t.test('an instance announces only its own changes of a member: joins, member st
   tab2.send({ type: 'status', status: 'idle' })
   await settle(tab2)
   tab1.close()
-  await tab1.closed
+  await closed(tab1)
   tab2.close()
   await waitFor(() => a.app.povRealtime.stats().connections === 0)
   t.same(bus.calls.filter((c) => c.call === 'announce').map((c) => c.call === 'announce' && [c.userId, c.state?.status ?? null]), [

@@ -4,10 +4,9 @@
  */
 import t from 'tap'
 import { diffs, member, membersSeen, presenceMessages, settle } from './helpers/presence.js'
-import { activity, startServer, type TestServer } from './helpers/server.js'
-import type { TestClient } from './helpers/client.js'
-
-const connectAs = (server: TestServer, userId: string): Promise<TestClient> => server.connect({ claims: { userId } })
+import { activity, startServer } from './helpers/server.js'
+import { closed } from './helpers/socket-waits.js'
+import { connectAs, subscribedAs } from './helpers/members.js'
 
 t.test('subscribing sends presence right after subscribed: the subscriber included, info {} by default, no e-mail', async (t) => {
   const server = await startServer(t, { presence: true })
@@ -67,13 +66,13 @@ t.test('a second tab does not join again; closing one of two tabs does not leave
   t.same(diffs(tabA, 'p1'), [], 'the first tab hears nothing of the second')
 
   tabA.close()
-  await tabA.closed
+  await closed(tabA)
   await settle(watcher, tabB)
   t.equal(diffs(watcher, 'p1').length, 1, 'closing one of two tabs does not leave')
   t.same(membersSeen(watcher, 'p1'), [member('u1'), member('w')])
 
   tabB.close()
-  await tabB.closed
+  await closed(tabB)
   await settle(watcher)
   t.same(diffs(watcher, 'p1').at(-1), { type: 'presence_diff', povId: 'p1', joins: [], leaves: ['u1'] }, 'the last tab leaves')
   t.same(membersSeen(watcher, 'p1'), [member('w')])
@@ -204,10 +203,7 @@ t.test('fastify.povRealtime.presence(povId) from a route handler', async (t) => 
     return { status: response.status, body: await response.json() as unknown }
   }
   t.same(await get('p1'), { status: 200, body: [] }, 'nobody on a PoV nobody watches')
-  const tabA = await connectAs(server, 'u1')
-  const tabB = await connectAs(server, 'u1')
-  const u2 = await connectAs(server, 'u2')
-  for (const client of [tabA, tabB, u2]) await client.subscribe('p1')
+  const [tabA, , u2] = await subscribedAs(server, 'p1', 'u1', 'u1', 'u2') // u1 in two tabs, u2
   tabA.send({ type: 'status', status: 'idle' })
   u2.send({ type: 'status', status: 'idle' })
   await settle(tabA, u2)
@@ -253,7 +249,7 @@ t.test('a bad info() result is logged at error and shown as {}; the client is ne
     t.same(client.messages.filter((m) => m.type === 'error'), [], `${userId}: no error to the client`)
     t.equal(client.ws.readyState, client.ws.OPEN)
     client.close()
-    await client.closed
+    await closed(client)
     await settle()
   }
   const errors = server.logs.map((line) => JSON.parse(line) as { level: number, msg: string, userId?: string })

@@ -2,6 +2,7 @@ import t from 'tap'
 import type { Message, TestClient } from './helpers/client.js'
 import { RawWebSocket } from './helpers/raw-socket.js'
 import { activity, sleep, startServer, waitFor } from './helpers/server.js'
+import { closed } from './helpers/socket-waits.js'
 
 /** What the socket answers to a frame it must refuse, and to the ping sent right after it. */
 async function refusalThenPing (client: TestClient, send: () => void): Promise<{ error: Message, pong: Message }> {
@@ -152,7 +153,7 @@ t.test('a frame larger than maxPayload closes the socket with 1009', async (t) =
   t.ok(Buffer.byteLength(justUnder) <= 1024)
   t.match(await refusalThenPing(client, () => client.send(justUnder)), refusedAsInvalid, 'a frame within maxPayload')
   client.send({ type: 'ping', pad: 'x'.repeat(2000) })
-  t.equal((await client.closed).code, 1009)
+  t.equal((await closed(client)).code, 1009)
   t.equal(server.app.povRealtime.stats().closed['1009'], 1, 'the close is counted')
   t.equal(server.app.povRealtime.stats().connections, 0)
 })
@@ -167,7 +168,7 @@ t.test('20 invalid messages in a row close the socket with 1008', async (t) => {
   await client.request({ type: 'ping' }, 'pong')
   t.equal(client.ws.readyState, client.ws.OPEN, '19 in a row are tolerated')
   for (let i = 0; i < 20; i++) client.send('[]')
-  t.equal((await client.closed).code, 1008)
+  t.equal((await closed(client)).code, 1008)
   const stats = server.app.povRealtime.stats()
   t.equal(stats.rejected.INVALID_MESSAGE, 58, 'each invalid message was answered')
   t.equal(stats.closed['1008'], 1)
@@ -198,7 +199,7 @@ t.test('rateLimit: one RATE_LIMITED, then 4008 after another max messages in the
   await sleep(200)
   t.equal(client.ws.readyState, client.ws.OPEN, 'still open after 4 more')
   client.send({ type: 'ping' })
-  t.equal((await client.closed).code, 4008, 'closed on the 5th message after RATE_LIMITED')
+  t.equal((await closed(client)).code, 4008, 'closed on the 5th message after RATE_LIMITED')
   t.equal(client.messages.filter((m) => m.type === 'pong').length, 5, 'messages past the limit are not answered')
   t.equal(client.messages.filter((m) => m.type === 'error').length, 1, 'RATE_LIMITED is sent once')
   const stats = server.app.povRealtime.stats()

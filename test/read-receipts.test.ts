@@ -9,6 +9,7 @@ import { InProcessBroker } from '../lib/in-process/index.js'
 import { MAX_READS_PER_ANSWER, READ_EVENT_COALESCE_MS } from '../lib/constants.js'
 import type { Message, TestClient } from './helpers/client.js'
 import { activity, sleep, startServer, waitFor } from './helpers/server.js'
+import { tabsColleagueElsewhere } from './helpers/members.js'
 
 const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/
 
@@ -30,12 +31,7 @@ const afterCoalescing = () => sleep(READ_EVENT_COALESCE_MS * 4)
 t.test('a read goes to every subscriber of the PoV: the reader\'s other tabs, the sending tab, and other users', async (t) => {
   const server = await startServer(t, { readReceipts: true })
   const [cursor] = await publish(server.app, 'p1', 1)
-  const tab1 = await server.connect()
-  const tab2 = await server.connect()
-  const colleague = await server.connect({ claims: { userId: 'u2' } })
-  const elsewhere = await server.connect({ claims: { userId: 'u3' } })
-  for (const client of [tab1, tab2, colleague]) await client.subscribe('p1')
-  await elsewhere.subscribe('p2')
+  const { tab1, tab2, colleague, elsewhere } = await tabsColleagueElsewhere(server)
 
   const before = Date.now()
   tab1.send({ type: 'read', povId: 'p1', cursor })

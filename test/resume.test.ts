@@ -4,6 +4,7 @@ import type { Broker, BrokerStartContext, Replay } from '../index.js'
 import { InProcessBroker } from '../lib/in-process/index.js'
 import type { Message, TestClient } from './helpers/client.js'
 import { activity, sleep, startServer, waitFor } from './helpers/server.js'
+import { closed } from './helpers/socket-waits.js'
 
 /** Publishes `count` activities to `povId`, one after the other; resolves their cursors in publish order. */
 async function publish (app: FastifyInstance, povId: string, count: number): Promise<string[]> {
@@ -66,7 +67,7 @@ t.test('a resume replays exactly the missed activities, oldest first, then subsc
   const [seen] = await publish(server.app, 'p1', 1)
   t.equal((await first.next('activity')).cursor, seen)
   first.close()
-  await first.closed
+  await closed(first)
 
   await publish(server.app, 'other', 2) // another PoV's activities are not part of p1's replay
   const missed = await publish(server.app, 'p1', 3)
@@ -224,7 +225,7 @@ t.test('a socket that closes during a replay leaves no subscription behind', asy
   client.send({ type: 'subscribe', povId: 'p1', since })
   await broker.replayHeld
   client.close()
-  await client.closed
+  await closed(client)
   await waitFor(() => server.app.povRealtime.stats().connections === 0, 5000, 'the socket to be forgotten')
   broker.release()
   await sleep(50)

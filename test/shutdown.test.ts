@@ -1,6 +1,7 @@
 import t from 'tap'
 import { RawWebSocket } from './helpers/raw-socket.js'
 import { startServer, waitFor } from './helpers/server.js'
+import { closed } from './helpers/socket-waits.js'
 
 const SOCKETS = 200
 
@@ -26,7 +27,7 @@ t.test('app.close() sends 1001 to every socket and finishes in bounded time, eve
   const took = Date.now() - started
   t.ok(took < 10_000, `close finished in bounded time (${took} ms)`)
 
-  const codes = await Promise.all(clients.map(async (client) => (await client.closed).code))
+  const codes = await Promise.all(clients.map(async (client) => (await closed(client)).code))
   t.equal(codes.filter((code) => code === 1001).length, SOCKETS, 'every client got 1001')
   await waitFor(() => deaf.socket.closed, 5000, 'the deaf peer to be cut')
   t.same(deaf.closeCodes(), [1001], 'the deaf peer was sent 1001 too, then cut')
@@ -40,7 +41,7 @@ t.test('app.close() with no socket open is quick and leaves the stats at 0', asy
   const client = await server.connect()
   await client.subscribe('p1')
   client.close()
-  await client.closed
+  await closed(client)
   await waitFor(() => server.app.povRealtime.stats().connections === 0, 5000, 'the socket to be forgotten')
   const started = Date.now()
   await server.app.close()
@@ -60,6 +61,6 @@ t.test('app.close() finishes in bounded time while an authorizeSubscription neve
   const started = Date.now()
   await server.app.close()
   t.ok(Date.now() - started < 10_000, 'bounded')
-  t.equal((await client.closed).code, 1001)
+  t.equal((await closed(client)).code, 1001)
   t.match(server.app.povRealtime.stats(), { connections: 0, subscriptions: 0, povs: 0 })
 })

@@ -6,9 +6,9 @@
 import t from 'tap'
 import type { Message, TestClient } from './helpers/client.js'
 import { settle } from './helpers/presence.js'
-import { startServer, type TestServer } from './helpers/server.js'
-
-const connectAs = (server: TestServer, userId: string): Promise<TestClient> => server.connect({ claims: { userId } })
+import { startServer } from './helpers/server.js'
+import { closed } from './helpers/socket-waits.js'
+import { connectAs, subscribedAs } from './helpers/members.js'
 
 /** The typing events `client` received for `povId`, as `[userId, typing]`. */
 const typingSeen = (client: TestClient, povId = 'p1') => client.messages
@@ -17,20 +17,9 @@ const typingSeen = (client: TestClient, povId = 'p1') => client.messages
 
 const typingEvent = (userId: string, typing: boolean) => (m: Message) => m.type === 'typing' && m.userId === userId && m.typing === typing
 
-/** Connects each user and subscribes them to p1. */
-async function membersOf (server: TestServer, ...userIds: string[]): Promise<TestClient[]> {
-  const clients = []
-  for (const userId of userIds) {
-    const client = await connectAs(server, userId)
-    await client.subscribe('p1')
-    clients.push(client)
-  }
-  return clients
-}
-
 t.test('typing reaches the other members\' sockets, never any of the typist\'s own tabs', async (t) => {
   const server = await startServer(t, { presence: true })
-  const [tabA, tabB, u2, u3] = await membersOf(server, 'u1', 'u1', 'u2', 'u3')
+  const [tabA, tabB, u2, u3] = await subscribedAs(server, 'p1', 'u1', 'u1', 'u2', 'u3')
   tabA!.send({ type: 'typing', povId: 'p1', typing: true })
   for (const other of [u2!, u3!]) {
     t.same(await other.next('typing'), { type: 'typing', povId: 'p1', userId: 'u1', typing: true })
@@ -42,7 +31,7 @@ t.test('typing reaches the other members\' sockets, never any of the typist\'s o
 
 t.test('repeats inside the timeout are absorbed; a client\'s typing: false goes out at once', async (t) => {
   const server = await startServer(t, { presence: { typingTimeout: 5000 } })
-  const [typist, reader] = await membersOf(server, 'u1', 'u2')
+  const [typist, reader] = await subscribedAs(server, 'p1', 'u1', 'u2')
   for (let i = 0; i < 5; i++) typist!.send({ type: 'typing', povId: 'p1', typing: true })
   await reader!.next(typingEvent('u1', true))
   await settle(typist!, reader!)
@@ -59,7 +48,7 @@ t.test('repeats inside the timeout are absorbed; a client\'s typing: false goes 
 t.test('typing stops by itself typingTimeout ms after the last typing: true', async (t) => {
   const timeout = 400
   const server = await startServer(t, { presence: { typingTimeout: timeout } })
-  const [typist, reader] = await membersOf(server, 'u1', 'u2')
+  const [typist, reader] = await subscribedAs(server, 'p1', 'u1', 'u2')
   typist!.send({ type: 'typing', povId: 'p1', typing: true })
   await reader!.next(typingEvent('u1', true))
   const started = Date.now()
@@ -80,7 +69,7 @@ t.test('typing stops by itself typingTimeout ms after the last typing: true', as
 
 t.test('disconnecting or unsubscribing while typing stops the typing at once', async (t) => {
   const server = await startServer(t, { presence: { typingTimeout: 60_000 } })
-  const [typist, reader, other] = await membersOf(server, 'u1', 'u2', 'u3')
+  const [typist, reader, other] = await subscribedAs(server, 'p1', 'u1', 'u2', 'u3')
   typist!.send({ type: 'typing', povId: 'p1', typing: true })
   await reader!.next(typingEvent('u1', true))
   typist!.terminate()
@@ -95,11 +84,11 @@ t.test('disconnecting or unsubscribing while typing stops the typing at once', a
 
 t.test('another tab of the typist going away does not stop the typing; the typing tab going away does', async (t) => {
   const server = await startServer(t, { presence: { typingTimeout: 60_000 } })
-  const [typingTab, quietTab, reader] = await membersOf(server, 'u1', 'u1', 'u2')
+  const [typingTab, quietTab, reader] = await subscribedAs(server, 'p1', 'u1', 'u1', 'u2')
   typingTab!.send({ type: 'typing', povId: 'p1', typing: true })
   await reader!.next(typingEvent('u1', true))
   quietTab!.close()
-  await quietTab!.closed
+  await closed(quietTab!)
   await settle(reader!)
   t.same(typingSeen(reader!), [['u1', true]], 'still typing')
   typingTab!.close()
@@ -112,7 +101,7 @@ t.test('typing on a PoV the socket has not subscribed is INVALID_MESSAGE, and re
     presence: true,
     authorizeSubscription: (_user, povId) => povId !== 'secret'
   })
-  const [reader] = await membersOf(server, 'u2')
+  const [reader] = await subscribedAs(server, 'p1', 'u2')
   await reader!.subscribe('p2')
   const outsider = await connectAs(server, 'u1')
   t.match(await outsider.request({ type: 'typing', povId: 'p1', typing: true }, 'error'),
@@ -131,7 +120,7 @@ t.test('typing on a PoV the socket has not subscribed is INVALID_MESSAGE, and re
 
 t.test('typing messages count toward the rate limit like any other', async (t) => {
   const server = await startServer(t, { presence: true, rateLimit: { max: 6, timeWindow: 60_000 } })
-  const [typist, reader] = await membersOf(server, 'u1', 'u2')
+  const [typist, reader] = await subscribedAs(server, 'p1', 'u1', 'u2')
   // Subscribing took one message; five typing messages pass, the sixth and seventh are over the limit.
   for (let i = 0; i < 7; i++) typist!.send({ type: 'typing', povId: 'p1', typing: i % 2 === 0 })
   t.match(await typist!.next('error'), { code: 'RATE_LIMITED' })
@@ -143,10 +132,10 @@ t.test('typing messages count toward the rate limit like any other', async (t) =
 
 t.test('a member who subscribes while someone types is told after its snapshot; the typist\'s own new tab is not', async (t) => {
   const server = await startServer(t, { presence: { typingTimeout: 60_000 } })
-  const [typist] = await membersOf(server, 'u1')
+  const [typist] = await subscribedAs(server, 'p1', 'u1')
   typist!.send({ type: 'typing', povId: 'p1', typing: true })
   await settle(typist!)
-  const [newcomer, typistTab] = await membersOf(server, 'u2', 'u1')
+  const [newcomer, typistTab] = await subscribedAs(server, 'p1', 'u2', 'u1')
   await newcomer!.next(typingEvent('u1', true))
   const types = newcomer!.messages.map((m) => m.type)
   t.same(types.slice(0, 3), ['subscribed', 'presence', 'typing'])

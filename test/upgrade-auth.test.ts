@@ -9,6 +9,7 @@ import t from 'tap'
 import type { PovRealtimeUser } from '../index.js'
 import { accessToken, activity, SECRET, sleep, SOCKET_TOKEN_KEY, socketToken, startServer, type TestServer } from './helpers/server.js'
 import { attemptUpgrade, jwtSegments, resignJwt, type UpgradeOptions, type UpgradeOutcome } from './helpers/upgrade.js'
+import { nextEvent } from './helpers/socket-waits.js'
 
 const OTHER_SECRET = 'another-secret-that-is-also-long-enough!!'
 const { privateKey: rsaPrivateKey } = generateKeyPairSync('rsa', {
@@ -160,9 +161,9 @@ t.test('a token in ?token= opens a socket, and the app sees the other query para
   const outcome = await attemptUpgrade(t, `${server.wsUrl}?client=cli&token=${encodeURIComponent(token)}&v=2`)
   if (!outcome.opened) throw new Error(`refused with ${outcome.status}: ${outcome.body}`)
   t.equal(outcome.protocol, '', 'no subprotocol was offered, none is selected')
-  const subscribed = new Promise<string>((resolve) => outcome.ws.once('message', (data) => resolve(data.toString())))
+  const subscribed = nextEvent<[Buffer]>(outcome.ws, 'message', 'the socket opened with ?token=')
   outcome.ws.send(JSON.stringify({ type: 'subscribe', povId: 'p1' }))
-  t.match(JSON.parse(await subscribed), { type: 'subscribed', povId: 'p1' })
+  t.match(JSON.parse((await subscribed)[0].toString()), { type: 'subscribed', povId: 'p1' })
   t.same(seen, [{ query: { client: 'cli', v: '2' }, url: '/ws?client=cli&v=2' }])
 })
 

@@ -6,6 +6,7 @@ import fastifyWebsocket from '@fastify/websocket'
 import t from 'tap'
 import { TestClient } from './helpers/client.js'
 import { activity, startServer } from './helpers/server.js'
+import { opened } from './helpers/socket-waits.js'
 
 // Message sizes on each side of the frame-length encodings: 7-bit, 16-bit and 64-bit lengths.
 const sizes = { small: 10, medium: 2_000, large: 65_355 } // large: an activity near the 64 KiB limit, its frame just over 65,535 bytes
@@ -38,7 +39,7 @@ t.test('with permessage-deflate negotiated, activities still arrive intact (ws f
   const token = await server.wsToken()
   const client = new TestClient(server.wsUrl, ['pov-realtime.v1', `bearer.${token}`], undefined, { perMessageDeflate: true })
   t.teardown(() => client.terminate())
-  await client.opened
+  await opened(client)
   t.match(client.ws.extensions, /permessage-deflate/, 'the extension is in use')
   await client.subscribe('p1')
   for (const [name, length] of Object.entries(sizes)) {

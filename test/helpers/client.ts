@@ -8,6 +8,8 @@ export type Message = Record<string, unknown> & { type: string }
 
 export class TestClient {
   readonly ws: WebSocket
+  /** Names the socket in the messages of bounded waits (helpers/socket-waits.ts): whose it is and where it goes. */
+  readonly name: string
   /** Every message received, in order. */
   readonly messages: Message[] = []
   readonly opened: Promise<void>
@@ -20,6 +22,7 @@ export class TestClient {
   /** `options` go to the `ws` client as they are (for example `{ autoPong: false }` for a peer that ignores pings). */
   constructor (url: string, protocols?: string[], headers?: Record<string, string>, options: WebSocket.ClientOptions = {}) {
     this.ws = new WebSocket(url, protocols, { ...options, headers })
+    this.name = describeSocket(url, protocols)
     this.opened = new Promise((resolve, reject) => {
       this.ws.once('open', () => resolve())
       this.ws.once('unexpected-response', (_request, response) => {
@@ -100,4 +103,15 @@ export class TestClient {
   terminate (): void {
     this.ws.terminate()
   }
+}
+
+/** "u1's socket to 127.0.0.1:PORT/ws": the user from its token (the subprotocol's or the query's), if it has one. */
+function describeSocket (url: string, protocols?: string[]): string {
+  const parsed = new URL(url)
+  const token = protocols?.find((protocol) => protocol.startsWith('bearer.'))?.slice('bearer.'.length) ?? parsed.searchParams.get('token')
+  let userId: unknown
+  try {
+    userId = token ? (JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString()) as { userId?: unknown }).userId : undefined
+  } catch {}
+  return `${typeof userId === 'string' ? `${userId}'s socket` : 'a socket'} to ${parsed.host}${parsed.pathname}`
 }

@@ -6,6 +6,7 @@
 import { performance } from 'node:perf_hooks'
 import WebSocket from 'ws'
 import { socketToken } from './server.js'
+import { nextEvent, SOCKET_WAIT_MS, within } from './socket-waits.js'
 
 /** The metadata a probed activity carries. */
 export interface ProbeStamp { sentAt: number, seq: number }
@@ -33,18 +34,15 @@ export class LatencyProbe {
     const token = socketToken({ userId, sub: userId, email: `${userId}@example.com` })
     const ws = new WebSocket(wsUrl, ['pov-realtime.v1', `bearer.${token}`])
     ws.on('error', () => {})
-    await new Promise((resolve, reject) => {
-      ws.once('open', resolve)
-      ws.once('error', reject)
-    })
-    const subscribed = new Promise<void>((resolve) => {
+    await nextEvent(ws, 'open', `${userId}'s probe socket`)
+    const subscribed = within(new Promise<void>((resolve) => {
       const onMessage = (data: WebSocket.RawData): void => {
         if ((JSON.parse(data.toString()) as { type: string }).type !== 'subscribed') return
         ws.off('message', onMessage)
         resolve()
       }
       ws.on('message', onMessage)
-    })
+    }), SOCKET_WAIT_MS, `${userId}'s probe socket to be subscribed to ${povId}`)
     ws.send(JSON.stringify({ type: 'subscribe', povId }))
     await subscribed
     return new LatencyProbe(ws)

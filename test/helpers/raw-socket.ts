@@ -4,6 +4,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import net from 'node:net'
+import { SOCKET_WAIT_MS, within } from './socket-waits.js'
 
 /** One frame as the server sent it (server frames are never masked). */
 export interface ServerFrame {
@@ -63,13 +64,16 @@ function decodeServerFrames (bytes: Buffer): ServerFrame[] {
 
 export class RawWebSocket {
   readonly socket: net.Socket
+  /** Names the socket in the messages of bounded waits (helpers/socket-waits.ts). */
+  readonly name: string
   /** Resolves when the TCP connection has closed, for whatever reason. */
   readonly closed: Promise<void>
   #received: Buffer[] = []
   #receivedBytes = 0
 
-  private constructor (socket: net.Socket, afterHandshake: Buffer) {
+  private constructor (socket: net.Socket, afterHandshake: Buffer, name: string) {
     this.socket = socket
+    this.name = name
     this.#keep(afterHandshake)
     socket.on('data', (chunk: Buffer) => this.#keep(chunk))
     this.closed = new Promise((resolve) => socket.once('close', () => resolve()))
@@ -80,7 +84,7 @@ export class RawWebSocket {
    * Resolves once the server has answered `101 Switching Protocols`; rejects with its status line otherwise.
    */
   static open (port: number, path: string, token: string): Promise<RawWebSocket> {
-    return new Promise((resolve, reject) => {
+    return within(new Promise((resolve, reject) => {
       const socket = net.connect(port, '127.0.0.1')
       let head = Buffer.alloc(0)
       const onData = (chunk: Buffer): void => {
@@ -96,7 +100,7 @@ export class RawWebSocket {
           return
         }
         socket.on('error', () => {}) // a cut connection is what some tests provoke
-        resolve(new RawWebSocket(socket, head.subarray(end + HEADER_END.length)))
+        resolve(new RawWebSocket(socket, head.subarray(end + HEADER_END.length), `a raw socket to 127.0.0.1:${port}${path}`))
       }
       socket.on('data', onData)
       socket.once('error', reject)
@@ -110,7 +114,7 @@ export class RawWebSocket {
         '',
         ''
       ].join('\r\n'))
-    })
+    }), SOCKET_WAIT_MS, `the upgrade of a raw socket to 127.0.0.1:${port}${path} to be answered`)
   }
 
   /** Sends one JSON message as a text frame. */

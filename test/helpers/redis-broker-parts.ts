@@ -10,7 +10,9 @@ import type {
 } from '../../lib/broker.js'
 import { createRedisBroker } from '../../lib/redis/index.js'
 import type { ReadMark } from '../../types/messages.js'
+import { sharedRedis } from './redis-server.js'
 import type { Teardown } from './server.js'
+import { startTcpProxy, type TcpProxy } from './tcp-proxy.js'
 
 /** One call of a presence sink, as recorded. */
 export interface MemberEvent {
@@ -77,6 +79,48 @@ export class ActivityRecorder implements BrokerSink {
   }
 
   interrupted (): void {}
+}
+
+/** Records what a broker hands its sink, interruptions included, in order: `p1:e0`, `p1:interrupted`. */
+export class FeedRecorder implements BrokerSink {
+  readonly events: string[] = []
+
+  deliver (povId: string, entry: BrokerEntry): number {
+    this.events.push(`${povId}:${(JSON.parse(entry.frame.toString()) as { data: { id: string } }).data.id}`)
+    return 1
+  }
+
+  interrupted (povId: string): void {
+    this.events.push(`${povId}:interrupted`)
+  }
+}
+
+/** What a gap test needs: one broker that the proxy can cut off from Redis, and one that publishes meanwhile. */
+export interface CutOffBrokers {
+  /** Between `cutOff` and the shared Redis: `proxy.cut()` and `proxy.restore()` make the gap. */
+  readonly proxy: TcpProxy
+  /** Reaches Redis through the proxy (retrying every 100 ms); a history of 3 entries for 60 s. */
+  readonly cutOff: Broker
+  /** What `cutOff` hands its plugin. */
+  readonly feed: FeedRecorder
+  /** Reaches Redis directly, under the same key prefix. */
+  readonly publisher: Broker
+}
+
+/** Two bare brokers (no presence, no read marks) on the shared Redis under a fresh key prefix; closed at teardown. */
+export async function startCutOffBrokers (t: Teardown): Promise<CutOffBrokers> {
+  const redis = await sharedRedis(t)
+  const proxy = await startTcpProxy(t, 6379)
+  const start = async (port: number, sink: BrokerSink): Promise<Broker> => {
+    const broker = createRedisBroker({ redis: { host: '127.0.0.1', port, retryStrategy: () => 100 }, keyPrefix: redis.keyPrefix })
+    await broker.start({ sink, history: { size: 3, ttl: 60_000 }, log: Fastify().log })
+    t.teardown(() => broker.close())
+    return broker
+  }
+  const feed = new FeedRecorder()
+  const cutOff = await start(proxy.port, feed)
+  const publisher = await start(6379, new FeedRecorder())
+  return { proxy, cutOff, feed, publisher }
 }
 
 export interface StartedBroker {

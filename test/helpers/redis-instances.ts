@@ -5,7 +5,6 @@
 import type { FastifyInstance } from 'fastify'
 import type { PovRealtimeOptions } from '../../index.js'
 import { createRedisBroker, type RedisBrokerOptions } from '../../lib/redis/index.js'
-import type { TestClient } from './client.js'
 import type { SharedRedis } from './redis-server.js'
 import { startServer, type Teardown, type TestServer } from './server.js'
 
@@ -31,9 +30,4 @@ export async function startRedisInstances (
   const servers: TestServer[] = []
   for (let i = 0; i < count; i++) servers.push(await startRedisInstance(t, redis, options, broker))
   return servers
-}
-
-/** A client of `server` signed in as `userId`. */
-export function connectAs (server: TestServer, userId: string): Promise<TestClient> {
-  return server.connect({ claims: { userId } })
 }

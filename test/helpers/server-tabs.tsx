@@ -51,3 +51,11 @@ export function openTab (t: Teardown, httpUrl: string, userId: string, options: 
     }
   }
 }
+
+/**
+ * A tab for each of `userIds`, opened in that order (a user named twice has two tabs): the cast of the tests where
+ * users see each other, such as `openTabs(t, url, 'ana', 'ana', 'li')` for a user's two tabs and a colleague's.
+ */
+export function openTabs (t: Teardown, httpUrl: string, ...userIds: string[]): Tab[] {
+  return userIds.map((userId) => openTab(t, httpUrl, userId))
+}

@@ -7,6 +7,7 @@ import { createSigner } from 'fast-jwt'
 import povRealtime, { type PovRealtimeOptions } from '../../index.js'
 import { deriveSocketTokenKey } from '../../lib/auth/socket-token-key.js'
 import { TestClient } from './client.js'
+import { opened } from './socket-waits.js'
 
 export const SECRET = 'test-secret-that-is-long-enough-for-hs256!'
 /** The key the plugin signs WebSocket tokens with when given {@link SECRET}. */
@@ -93,7 +94,7 @@ export async function startServer (
       ? new TestClient(wsUrl, ['pov-realtime.v1', `bearer.${jwt}`], headers)
       : new TestClient(`${wsUrl}?token=${encodeURIComponent(jwt)}`, undefined, headers)
     t.teardown(() => client.terminate())
-    await client.opened
+    await opened(client)
     return client
   }
 

@@ -6,6 +6,7 @@ import { createHmac } from 'node:crypto'
 import type { IncomingHttpHeaders } from 'node:http'
 import WebSocket from 'ws'
 import { SECRET, type Teardown } from './server.js'
+import { SOCKET_WAIT_MS, within } from './socket-waits.js'
 
 export interface UpgradeOptions {
   /** Offered subprotocols (`Sec-WebSocket-Protocol`). */
@@ -24,7 +25,7 @@ export type UpgradeOutcome =
  * and body (its connection then destroyed); rejects on a network error, which neither outcome explains.
  */
 export function attemptUpgrade (t: Teardown, url: string, { protocols, headers }: UpgradeOptions = {}): Promise<UpgradeOutcome> {
-  return new Promise((resolve, reject) => {
+  return within(new Promise((resolve, reject) => {
     const ws = new WebSocket(url, protocols, { headers })
     let responseHeaders: IncomingHttpHeaders = {}
     ws.once('upgrade', (response) => { responseHeaders = response.headers })
@@ -42,7 +43,7 @@ export function attemptUpgrade (t: Teardown, url: string, { protocols, headers }
       response.once('error', reject)
     })
     ws.once('error', reject)
-  })
+  }), SOCKET_WAIT_MS, `the upgrade to ${url.split('?')[0]} to be answered`)
 }
 
 /** The three dot-separated segments of a JWT. */

@@ -10,7 +10,7 @@ import type { PovRealtimeOptions } from '../../index.js'
 import { activity, sleep, startServer, waitFor } from '../helpers/server.js'
 import { NoteBox, Receipts, WhoIsHere, feed, label, members } from '../helpers/feature-views.js'
 import { receivedOfType, sentOfType, until } from '../helpers/hook-fixtures.js'
-import { openTab } from '../helpers/server-tabs.js'
+import { openTabs } from '../helpers/server-tabs.js'
 
 t.afterEach(() => cleanup())
 
@@ -25,8 +25,7 @@ for (const [name, options] of servers) {
   const readsOn = options.readReceipts === true
   t.test(`${name}: no NOT_ENABLED whatever the hooks are asked to do`, async (t) => {
     const server = await startServer(t, options)
-    const ana = openTab(t, server.httpUrl, 'ana')
-    const li = openTab(t, server.httpUrl, 'li')
+    const [ana, li] = openTabs(t, server.httpUrl, 'ana', 'li')
     const everything = <><WhoIsHere povId='p1' /><NoteBox povId='p1' /><Receipts povId='p1' /></>
     const anaView = ana.show(everything)
     const liView = li.show(everything)

@@ -10,7 +10,7 @@ import { sleep, startServer, waitFor } from '../helpers/server.js'
 import { startTcpProxy } from '../helpers/tcp-proxy.js'
 import { NoteBox, WhoIsHere, label, members } from '../helpers/feature-views.js'
 import { receivedOfType, sentOfType, until } from '../helpers/hook-fixtures.js'
-import { openTab } from '../helpers/server-tabs.js'
+import { openTab, openTabs } from '../helpers/server-tabs.js'
 
 t.afterEach(() => cleanup())
 
@@ -19,8 +19,7 @@ const presence = { info: (user: { userId: string }) => ({ name: user.userId.toUp
 
 t.test('two users on one PoV see each other, with the name info gives and never an e-mail; the last tab to go leaves', async (t) => {
   const server = await startServer(t, { presence })
-  const ana = openTab(t, server.httpUrl, 'ana')
-  const li = openTab(t, server.httpUrl, 'li')
+  const [ana, li] = openTabs(t, server.httpUrl, 'ana', 'li')
   const anaView = ana.show(<WhoIsHere povId='p1' />)
   const liView = li.show(<WhoIsHere povId='p1' />)
   const both = ['ana:active:ANA', 'li:active:LI']
@@ -49,8 +48,7 @@ t.test('two users on one PoV see each other, with the name info gives and never 
 
 t.test('a hidden page shows as idle to the other user, and active again when it shows; only changes go on the wire', async (t) => {
   const server = await startServer(t, { presence })
-  const ana = openTab(t, server.httpUrl, 'ana')
-  const li = openTab(t, server.httpUrl, 'li')
+  const [ana, li] = openTabs(t, server.httpUrl, 'ana', 'li')
   const anaView = ana.show(<WhoIsHere povId='p1' />)
   li.show(<WhoIsHere povId='p1' />)
   await until(t, () => members(anaView), ['ana:active:ANA', 'li:active:LI'], 'both active at first')
@@ -69,9 +67,7 @@ t.test('a hidden page shows as idle to the other user, and active again when it 
 
 t.test('a member with two tabs is active while either is, and idle once both are hidden', async (t) => {
   const server = await startServer(t, { presence })
-  const ana = openTab(t, server.httpUrl, 'ana')
-  const li = openTab(t, server.httpUrl, 'li')
-  const liOtherTab = openTab(t, server.httpUrl, 'li')
+  const [ana, li, liOtherTab] = openTabs(t, server.httpUrl, 'ana', 'li', 'li')
   const anaView = ana.show(<WhoIsHere povId='p1' />)
   li.show(<WhoIsHere povId='p1' />)
   liOtherTab.show(<WhoIsHere povId='p1' />)
@@ -157,8 +153,7 @@ t.test('typing in one tab shows under the other user\'s note box, never the typi
 
 t.test('typing goes away when the typist\'s tab closes without a typing: false', async (t) => {
   const server = await startServer(t, { presence })
-  const ana = openTab(t, server.httpUrl, 'ana')
-  const li = openTab(t, server.httpUrl, 'li')
+  const [ana, li] = openTabs(t, server.httpUrl, 'ana', 'li')
   const anaView = ana.show(<NoteBox povId='p1' />)
   const liView = li.show(<><WhoIsHere povId='p1' /><NoteBox povId='p1' /></>)
   await until(t, () => members(liView).length, 2, 'li sees ana')

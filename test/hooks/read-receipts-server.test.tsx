@@ -12,7 +12,7 @@ import { startTcpProxy } from '../helpers/tcp-proxy.js'
 import { Receipts, feed, label, type View } from '../helpers/feature-views.js'
 import { receivedOfType, sentOfType, until } from '../helpers/hook-fixtures.js'
 import { MemoryStorage } from '../helpers/page-doubles.js'
-import { openTab } from '../helpers/server-tabs.js'
+import { openTab, openTabs } from '../helpers/server-tabs.js'
 
 t.afterEach(() => cleanup())
 
@@ -29,9 +29,7 @@ t.test('subscribed brings the mark and count; markRead() comes back as the read 
   const server = await startServer(t, { readReceipts: true })
   // Published before anyone watches: the history window holds them, so they count as unread without being shown.
   await publish(server.app, 'b1', 'b2', 'b3')
-  const anaTab = openTab(t, server.httpUrl, 'ana')
-  const anaOtherTab = openTab(t, server.httpUrl, 'ana')
-  const li = openTab(t, server.httpUrl, 'li')
+  const [anaTab, anaOtherTab, li] = openTabs(t, server.httpUrl, 'ana', 'ana', 'li')
   const tab1 = anaTab.show(<Receipts povId='p1' />)
   const tab2 = anaOtherTab.show(<Receipts povId='p1' />)
   const liView = li.show(<Receipts povId='p1' />)

@@ -3,35 +3,16 @@
  * each feature scenario against the plugin with the feature off and on (it needs `dist/`, which `npm test` builds
  * first). Only counts are asserted, never timings: CI machines are noisy.
  */
-import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import type { RunReport } from '../../bench/main.js'
 import { scenarios } from '../../bench/scenarios.js'
 import { redisBrokerMissing } from '../../bench/servers/plugin.js'
+import { distIsBuilt, packageRoot, reportDirectory, runBench } from '../helpers/bench-runs.js'
 
-const root = fileURLToPath(new URL('../..', import.meta.url))
-const SMOKE_DEADLINE_MS = 240_000
-
-function runSmoke (jsonFile: string): Promise<{ code: number | null, output: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['bench/run.mjs', '--smoke', '--json', jsonFile], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
-    let output = ''
-    const keep = (chunk: Buffer) => { output = (output + chunk.toString()).slice(-20_000) }
-    child.stdout.on('data', keep)
-    child.stderr.on('data', keep)
-    const timer = setTimeout(() => child.kill('SIGKILL'), SMOKE_DEADLINE_MS)
-    child.on('error', reject)
-    child.on('close', (code) => {
-      clearTimeout(timer)
-      resolve({ code, output })
-    })
-  })
-}
+const SMOKE_DEADLINE_MS = 180_000
 
 t.setTimeout(SMOKE_DEADLINE_MS + 30_000)
 
@@ -39,10 +20,10 @@ t.setTimeout(SMOKE_DEADLINE_MS + 30_000)
 let smokeRun: Promise<{ code: number | null, output: string, report: RunReport }> | undefined
 function smoke (): Promise<{ code: number | null, output: string, report: RunReport }> {
   smokeRun ??= (async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'bench-smoke-'))
+    const dir = await reportDirectory('bench-smoke')
     try {
       const jsonFile = join(dir, 'smoke.json')
-      const { code, output } = await runSmoke(jsonFile)
+      const { code, output } = await runBench(['--smoke', '--json', jsonFile], SMOKE_DEADLINE_MS)
       const report = existsSync(jsonFile) ? JSON.parse(await readFile(jsonFile, 'utf8')) as RunReport : { measurements: [], skipped: [], expected: {} }
       return { code, output, report }
     } finally {
@@ -53,14 +34,14 @@ function smoke (): Promise<{ code: number | null, output: string, report: RunRep
 }
 
 t.test('the benchmark smoke run measures every target, and each delivers every activity to its subscribers', async (t) => {
-  t.ok(existsSync(join(root, 'dist', 'index.js')), 'dist/ is built (npm run build)')
+  t.ok(distIsBuilt(), 'dist/ is built (npm run build)')
   const { code, output, report } = await smoke()
   t.equal(code, 0, 'the smoke run exits cleanly', { output })
 
   const targets = ['plugin', 'ws', 'fastify-naive', 'socket.io']
   // The Redis target may only be missing because the Redis broker is not built yet; Redis itself must answer.
   const redisSkip = report.skipped.find((skip) => skip.target === 'plugin-redis')
-  if (redisSkip) t.equal(redisSkip.reason, redisBrokerMissing(root), 'the Redis target is skipped only while its broker is not built')
+  if (redisSkip) t.equal(redisSkip.reason, redisBrokerMissing(packageRoot), 'the Redis target is skipped only while its broker is not built')
   else targets.push('plugin-redis')
   t.same(report.skipped.filter((skip) => skip.target !== 'plugin-redis'), [], 'no other target is skipped')
 
@@ -87,7 +68,7 @@ t.test('the benchmark smoke run measures every target, and each delivers every a
 })
 
 t.test('the smoke run measures what presence and read receipts cost, each against the plugin with the feature off', async (t) => {
-  t.ok(existsSync(join(root, 'dist', 'index.js')), 'dist/ is built (npm run build)')
+  t.ok(distIsBuilt(), 'dist/ is built (npm run build)')
   const { code, output, report } = await smoke()
   t.equal(code, 0, 'the smoke run exits cleanly', { output })
   t.same(report.skipped.filter((skip) => skip.target.startsWith('plugin-') && skip.target !== 'plugin-redis'), [], 'no feature target is skipped')

@@ -13,6 +13,7 @@ import t, { type Test } from 'tap'
 import type { TestClient } from '../helpers/client.js'
 import { activity, sleep, socketToken, startServer, waitFor, type TestServer } from '../helpers/server.js'
 import { attemptUpgrade } from '../helpers/upgrade.js'
+import { closed } from '../helpers/socket-waits.js'
 
 const WATCHERS = 10
 /** One activity every 20 ms (50 per second) to the PoV the watchers watch. */
@@ -81,7 +82,7 @@ async function broadcastAtFixedRate (server: TestServer, povId: string, prefix: 
 async function messageFlood (server: TestServer, token: string) {
   const client = await server.connect({ token })
   for (let i = 0; i < FLOOD_MESSAGES; i++) client.send({ type: 'ping' })
-  const { code } = await client.closed
+  const { code } = await closed(client, { within: 15_000 })
   return {
     code,
     pongs: client.messages.filter((m) => m.type === 'pong').length,
@@ -114,7 +115,7 @@ async function connectionBurst (t: Test, server: TestServer, token: string) {
       const client = await server.connect({ token })
       const answer = await client.subscribe('burst')
       client.close()
-      await client.closed
+      await closed(client, { within: 15_000 })
       return answer.type
     })),
     Promise.all(Array.from({ length: BURST_FORGED }, async () => {
@@ -153,7 +154,7 @@ t.test('floods of messages, subscriptions and upgrades: flooders get their codes
     // The stormers stay subscribed to 20 PoVs each until the wave is over, then leave.
     t.equal(server.app.povRealtime.stats().subscriptions, WATCHERS + STORMERS * 20, `wave ${wave}: every storm left 20 subscriptions`)
     for (const { client } of storms) client.close()
-    await Promise.all(storms.map(({ client }) => client.closed))
+    await Promise.all(storms.map(({ client }) => closed(client, { within: 15_000 })))
     waves.push({ floods, storms, burst })
   }
   const floodTook = performance.now() - floodStarted

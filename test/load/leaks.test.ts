@@ -15,6 +15,7 @@ import { InProcessBroker } from '../../lib/in-process/index.js'
 import { RawWebSocket } from '../helpers/raw-socket.js'
 import { activeResources, exposeGc, heapAfterGc, trackResources } from '../helpers/resources.js'
 import { SECRET, activity, socketToken, waitFor } from '../helpers/server.js'
+import { closed } from '../helpers/socket-waits.js'
 
 const CYCLES = 10_000
 const WARM_UP_CYCLES = 500
@@ -80,7 +81,7 @@ t.test('10,000 connect / subscribe / drop cycles leave no socket, subscription, 
       if (subscribed.recovered === true) outcomes.recovered++
       if (way === 1) {
         client.sendFrame(OPCODE_CLOSE, CLOSE_NORMAL)
-        await client.closed
+        await closed(client, { within: 15_000 })
       } else if (way === 2) {
         client.send({ type: 'unsubscribe', povId })
         await client.waitForMessage('unsubscribed')

@@ -10,6 +10,7 @@ import t, { type Test } from 'tap'
 import type { PovRealtimeOptions } from '../../index.js'
 import { activeResources, trackResources } from '../helpers/resources.js'
 import { activity, sleep, socketToken, startServer, waitFor } from '../helpers/server.js'
+import { closed } from '../helpers/socket-waits.js'
 
 const SOCKETS = 300
 const POVS = 30
@@ -48,7 +49,7 @@ async function closeUnderLoad (t: Test, options: Partial<PovRealtimeOptions>, ch
   const povOf = (i: number): string => `p${i % POVS}`
   await Promise.all(clients.map((client, i) => client.subscribe(povOf(i))))
   t.match(server.app.povRealtime.stats(), { connections: SOCKETS, subscriptions: SOCKETS, povs: POVS })
-  const closedAt = clients.map(async (client) => { await client.closed; return performance.now() })
+  const closedAt = clients.map(async (client) => { await closed(client, { within: 15_000 }); return performance.now() })
 
   const broadcasts: Broadcast[] = []
   let closeCalled = false
@@ -85,7 +86,7 @@ async function closeUnderLoad (t: Test, options: Partial<PovRealtimeOptions>, ch
   await sleep(5) // a few more broadcasts, after the close
   clearInterval(load)
 
-  const codes = await Promise.all(clients.map(async (client) => (await client.closed).code))
+  const codes = await Promise.all(clients.map(async (client) => (await closed(client, { within: 15_000 })).code))
   t.equal(codes.filter((code) => code === 1001).length, SOCKETS, 'every socket got 1001')
   await waitFor(() => broadcasts.every((broadcast) => broadcast.outcome !== 'pending'), 5000, 'every broadcast to settle')
   const published = broadcasts.filter((broadcast) => broadcast.outcome === 'published')

@@ -3,44 +3,24 @@
  * exactly once and in order, and leave the server's counters at 0. It needs `dist/` (which `npm test` builds first).
  * Only counts are asserted, never timings.
  */
-import { spawn } from 'node:child_process'
-import { existsSync } from 'node:fs'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import type { SoakReport } from '../../bench/soak/main.js'
+import { distIsBuilt, reportDirectory, runBench } from '../helpers/bench-runs.js'
 
-const root = fileURLToPath(new URL('../..', import.meta.url))
 const DEADLINE_MS = 90_000
 const CLIENTS = 20
-
-function runSoak (args: string[]): Promise<{ code: number | null, output: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['bench/run.mjs', 'soak', ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
-    let output = ''
-    const keep = (chunk: Buffer) => { output = (output + chunk.toString()).slice(-20_000) }
-    child.stdout.on('data', keep)
-    child.stderr.on('data', keep)
-    const timer = setTimeout(() => child.kill('SIGKILL'), DEADLINE_MS)
-    child.on('error', reject)
-    child.on('close', (code) => {
-      clearTimeout(timer)
-      resolve({ code, output })
-    })
-  })
-}
 
 t.setTimeout(DEADLINE_MS + 30_000)
 
 t.test('a few seconds of soak with churn: every client gets every activity of its PoVs, once, in order', async (t) => {
-  t.ok(existsSync(join(root, 'dist', 'index.js')), 'dist/ is built (npm run build)')
-  const dir = await mkdtemp(join(tmpdir(), 'soak-smoke-'))
+  t.ok(distIsBuilt(), 'dist/ is built (npm run build)')
+  const dir = await reportDirectory('soak-smoke')
   t.teardown(() => rm(dir, { recursive: true, force: true }))
   const jsonFile = join(dir, 'soak.json')
 
-  const { code, output } = await runSoak(['--clients', String(CLIENTS), '--minutes', '0.08', '--churn', '0.25', '--sample', '2', '--json', jsonFile])
+  const { code, output } = await runBench(['soak', '--clients', String(CLIENTS), '--minutes', '0.08', '--churn', '0.25', '--sample', '2', '--json', jsonFile], DEADLINE_MS)
   t.equal(code, 0, 'the soak passes', { output })
   const report = JSON.parse(await readFile(jsonFile, 'utf8')) as SoakReport
   t.equal(report.clients.length, CLIENTS)

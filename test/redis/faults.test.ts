@@ -10,6 +10,7 @@ import type { TestClient } from '../helpers/client.js'
 import { sharedRedis, startRedisServer } from '../helpers/redis-server.js'
 import { activity, sleep, startServer, waitFor, type Teardown, type TestServer } from '../helpers/server.js'
 import { startTcpProxy } from '../helpers/tcp-proxy.js'
+import { closed } from '../helpers/socket-waits.js'
 
 /** Reconnect every 100 ms (as an app might configure its client) so that the tests do not wait on backoff. */
 const quickRetry = { retryStrategy: () => 100 }
@@ -69,7 +70,7 @@ t.test('Redis down: broadcastActivity rejects at once with BROKER_UNAVAILABLE, s
   // The restarted Redis keeps nothing (no persistence): whatever reached the old one after this instance lost it is
   // gone, and the broker cannot prove there was nothing. The plugin closes the PoV's subscribers so that they resume.
   await redis.restart()
-  t.match(await client.closed, { code: 1011 }, 'the subscriber is closed with 1011 once the instance sees the data is gone')
+  t.match(await closed(client, { within: 15_000 }), { code: 1011 }, 'the subscriber is closed with 1011 once the instance sees the data is gone')
   await publishWhenBack(b, 'after')
   const resumed = await a.connect()
   t.match(await resumed.subscribe('p1', lastCursor), { type: 'subscribed', recovered: false }, 'the resume says the gap cannot be filled')
@@ -143,7 +144,7 @@ t.test('a flushed Redis: a resume answers recovered: false and replays nothing',
   const resumer = await b.connect()
   t.match(await resumer.subscribe('p1', cursor), { type: 'subscribed', recovered: false }, 'a cursor from before the flush')
   t.same(ids(resumer), [], 'no replay from the wrong place')
-  t.match(await first.closed, { code: 1011 }, 'the live subscriber on the other instance is told its feed was interrupted')
+  t.match(await closed(first, { within: 15_000 }), { code: 1011 }, 'the live subscriber on the other instance is told its feed was interrupted')
   await b.app.broadcastActivity(activity('p1', { id: 'e4' }))
   await waitFor(() => ids(resumer).includes('e4'), 5000, 'live delivery goes on for the resumed subscriber')
 })

@@ -2,43 +2,14 @@
  * The broker seam itself (no sockets): what a Redis broker hands to its plugin's sink when an instance was cut off
  * longer than the history keeps, so that the plugin can tell the PoV's subscribers their feed has a hole.
  */
-import Fastify from 'fastify'
 import t from 'tap'
-import type { Broker, BrokerEntry, BrokerSink } from '../../lib/broker.js'
-import { createRedisBroker } from '../../lib/redis/index.js'
-import { sharedRedis } from '../helpers/redis-server.js'
-import { sleep, waitFor, type Teardown } from '../helpers/server.js'
-import { startTcpProxy } from '../helpers/tcp-proxy.js'
-
-/** A sink that records what the broker hands it, in order. */
-class RecordingSink implements BrokerSink {
-  readonly events: string[] = []
-
-  deliver (povId: string, entry: BrokerEntry): number {
-    this.events.push(`${povId}:${(JSON.parse(entry.frame.toString()) as { data: { id: string } }).data.id}`)
-    return 1
-  }
-
-  interrupted (povId: string): void {
-    this.events.push(`${povId}:interrupted`)
-  }
-}
-
-async function startBroker (t: Teardown, port: number, keyPrefix: string, sink: BrokerSink): Promise<Broker> {
-  const broker = createRedisBroker({ redis: { host: '127.0.0.1', port, retryStrategy: () => 100 }, keyPrefix })
-  await broker.start({ sink, history: { size: 3, ttl: 60_000 }, log: Fastify().log })
-  t.teardown(() => broker.close())
-  return broker
-}
+import { startCutOffBrokers } from '../helpers/redis-broker-parts.js'
+import { sleep, waitFor } from '../helpers/server.js'
 
 const json = (id: string) => JSON.stringify({ id })
 
 t.test('a gap longer than the history: the sink is told the PoV was interrupted, then delivery goes on from what is held', async (t) => {
-  const redis = await sharedRedis(t)
-  const proxy = await startTcpProxy(t, 6379)
-  const sink = new RecordingSink()
-  const cutOff = await startBroker(t, proxy.port, redis.keyPrefix, sink)
-  const publisher = await startBroker(t, 6379, redis.keyPrefix, new RecordingSink())
+  const { proxy, cutOff, feed: sink, publisher } = await startCutOffBrokers(t)
   await cutOff.watch('p1')
   await publisher.publish('p1', json('e0'))
   await waitFor(() => sink.events.length === 1, 5000, 'e0')
@@ -54,11 +25,7 @@ t.test('a gap longer than the history: the sink is told the PoV was interrupted,
 })
 
 t.test('a gap the history still covers is filled without an interruption', async (t) => {
-  const redis = await sharedRedis(t)
-  const proxy = await startTcpProxy(t, 6379)
-  const sink = new RecordingSink()
-  const cutOff = await startBroker(t, proxy.port, redis.keyPrefix, sink)
-  const publisher = await startBroker(t, 6379, redis.keyPrefix, new RecordingSink())
+  const { proxy, cutOff, feed: sink, publisher } = await startCutOffBrokers(t)
   await cutOff.watch('p1')
   await cutOff.watch('p2')
   await publisher.publish('p1', json('a0'))

@@ -10,6 +10,7 @@ import { createRedisBroker } from '../../lib/redis/index.js'
 import { TestClient } from '../helpers/client.js'
 import { sharedRedis } from '../helpers/redis-server.js'
 import { accessToken, activity, sleep, startServer, waitFor, type TestServer } from '../helpers/server.js'
+import { nextEvent, opened, PROCESS_START_MS } from '../helpers/socket-waits.js'
 
 interface Instance { readonly httpUrl: string, readonly wsUrl: string }
 
@@ -39,7 +40,7 @@ class FollowingClient {
       const next = this.fallbacks[this.ids.length % this.fallbacks.length]!
       this.follow(next).catch(() => {})
     })
-    await client.opened
+    await opened(client)
     const answer = await client.subscribe('p1', this.#cursor)
     if (this.#cursor !== undefined) this.recovered.push(answer.recovered)
   }
@@ -57,7 +58,7 @@ t.test('an instance killed mid-traffic: its clients resume on the others with no
     stdio: ['ignore', 'pipe', 'inherit']
   })
   t.teardown(() => { child.kill('SIGKILL') })
-  const [line] = await once(createInterface({ input: child.stdout! }), 'line') as [string]
+  const [line] = await nextEvent<[string]>(createInterface({ input: child.stdout! }), 'line', 'the instance process', { within: PROCESS_START_MS })
   const { port } = JSON.parse(line) as { port: number }
   const doomed: Instance = { httpUrl: `http://127.0.0.1:${port}`, wsUrl: `ws://127.0.0.1:${port}/ws` }
 

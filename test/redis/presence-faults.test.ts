@@ -11,6 +11,7 @@ import t from 'tap'
 import { sharedRedis, startRedisServer } from '../helpers/redis-server.js'
 import { active, idle, startBroker } from '../helpers/redis-broker-parts.js'
 import { sleep, waitFor } from '../helpers/server.js'
+import { nextEvent, PROCESS_START_MS } from '../helpers/socket-waits.js'
 import { startTcpProxy } from '../helpers/tcp-proxy.js'
 
 /** A short liveness ttl, so that the tests need not wait the default 15 s. */
@@ -30,7 +31,7 @@ t.test('an instance killed without a clean shutdown: its members leave on the ot
     stdio: ['ignore', 'pipe', 'inherit']
   })
   t.teardown(() => { child.kill('SIGKILL') })
-  const [line] = await once(createInterface({ input: child.stdout! }), 'line') as [string]
+  const [line] = await nextEvent<[string]>(createInterface({ input: child.stdout! }), 'line', 'the instance process', { within: PROCESS_START_MS })
   const { instanceId: doomed } = JSON.parse(line) as { instanceId: string }
 
   const b = await startBroker(t, { keyPrefix: redis.keyPrefix, presenceTtl: TTL })

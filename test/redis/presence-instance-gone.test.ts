@@ -10,10 +10,12 @@ import t from 'tap'
 import { PRESENCE_DIFF_WINDOW_MS } from '../../lib/constants.js'
 import { TestClient } from '../helpers/client.js'
 import { member, membersSeen, presenceMessages, sortMembers } from '../helpers/presence.js'
-import { connectAs, startRedisInstance, startRedisInstances } from '../helpers/redis-instances.js'
+import { startRedisInstance, startRedisInstances } from '../helpers/redis-instances.js'
 import { sharedRedis } from '../helpers/redis-server.js'
 import { accessToken, sleep, waitFor, type Teardown, type TestServer } from '../helpers/server.js'
 import type { Member } from '../../types/messages.js'
+import { nextEvent, opened, PROCESS_START_MS } from '../helpers/socket-waits.js'
+import { connectAs } from '../helpers/members.js'
 
 /** A short `presenceTtl`, so that the test need not wait the default 15 s. */
 const TTL = 1500
@@ -53,7 +55,7 @@ async function spawnInstance (t: Teardown, env: Record<string, string>) {
     stdio: ['ignore', 'pipe', 'inherit']
   })
   t.teardown(() => { child.kill('SIGKILL') })
-  const [line] = await once(createInterface({ input: child.stdout! }), 'line') as [string]
+  const [line] = await nextEvent<[string]>(createInterface({ input: child.stdout! }), 'line', 'the instance process', { within: PROCESS_START_MS })
   const { port, instanceId } = JSON.parse(line) as { port: number, instanceId: string }
   /** A client of that process signed in as `userId`, subscribed to `povId`. */
   async function memberThere (userId: string, povId: string): Promise<TestClient> {
@@ -61,7 +63,7 @@ async function spawnInstance (t: Teardown, env: Record<string, string>) {
     const { token } = await response.json() as { token: string }
     const client = new TestClient(`ws://127.0.0.1:${port}/ws`, ['pov-realtime.v1', `bearer.${token}`])
     t.teardown(() => client.terminate())
-    await client.opened
+    await opened(client)
     await client.subscribe(povId)
     return client
   }

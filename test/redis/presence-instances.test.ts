@@ -7,10 +7,12 @@
 import t from 'tap'
 import type { Message, TestClient } from '../helpers/client.js'
 import { member, membersSeen, presenceMessages, sortMembers } from '../helpers/presence.js'
-import { connectAs, startRedisInstances } from '../helpers/redis-instances.js'
+import { startRedisInstances } from '../helpers/redis-instances.js'
 import { sharedRedis } from '../helpers/redis-server.js'
 import { sleep, waitFor, type TestServer } from '../helpers/server.js'
 import type { Member } from '../../types/messages.js'
+import { closed } from '../helpers/socket-waits.js'
+import { connectAs } from '../helpers/members.js'
 
 /** How long a change may take to cross instances on a loaded machine before a test gives up on it. */
 const CROSSING = 5000
@@ -125,7 +127,7 @@ t.test('one user with a tab on A and a tab on B is one member: closing one tab d
   for (const watcher of [onA, onC]) await untilSeen(watcher, [member('u1'), member('w-a'), member('w-c')])
 
   tabOnA.close()
-  await tabOnA.closed
+  await closed(tabOnA)
   await barrier(a!, 'p1', onA, onC, tabOnB)
   t.same(changesOf(onC, 'u1'), ['idle', 'active', 'idle', 'active'], 'closing the tab on A does not leave, seen from C')
   t.same(changesOf(onA, 'u1'), ['idle', 'active', 'idle', 'active'], 'nor from A, where that tab was')

@@ -7,9 +7,10 @@ import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { READ_EVENT_COALESCE_MS } from '../../lib/constants.js'
 import type { Message, TestClient } from '../helpers/client.js'
-import { connectAs, startRedisInstance, startRedisInstances } from '../helpers/redis-instances.js'
+import { startRedisInstance, startRedisInstances } from '../helpers/redis-instances.js'
 import { sharedRedis } from '../helpers/redis-server.js'
 import { activity, sleep, waitFor } from '../helpers/server.js'
+import { connectAs } from '../helpers/members.js'
 
 const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/
 

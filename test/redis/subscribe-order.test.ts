@@ -8,9 +8,10 @@ import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import type { Message, TestClient } from '../helpers/client.js'
 import { member } from '../helpers/presence.js'
-import { connectAs, startRedisInstances } from '../helpers/redis-instances.js'
+import { startRedisInstances } from '../helpers/redis-instances.js'
 import { sharedRedis } from '../helpers/redis-server.js'
 import { activity, sleep, waitFor } from '../helpers/server.js'
+import { connectAs } from '../helpers/members.js'
 
 const BOTH = { presence: true, readReceipts: true } as const
 
