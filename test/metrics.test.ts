@@ -169,7 +169,7 @@ t.test('/metrics shows what stats() counts, scraped while clients subscribe and 
   const erin = await server.connect({ claims: { userId: 'erin' } })
   await erin.subscribe('p1')
   await server.app.povRealtime.revoke({ userId: 'erin' })
-  t.equal((await erin.closed).code, 4003)
+  t.equal((await closed(erin)).code, 4003)
   await waitFor(() => server.app.povRealtime.stats().connections === 2, 5000, 'the flooder, the slow peer and erin to be gone')
 
   const busy = await scrape()

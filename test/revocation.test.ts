@@ -8,6 +8,7 @@ import type { PovRealtimeUser } from '../index.js'
 import type { Message, TestClient } from './helpers/client.js'
 import { member, membersSeen, settle } from './helpers/presence.js'
 import { activity, sleep, startServer, waitFor, type TestServer } from './helpers/server.js'
+import { closed } from './helpers/socket-waits.js'
 
 const connectAs = (server: TestServer, userId: string, role = 'member'): Promise<TestClient> =>
   server.connect({ claims: { userId, role } })
@@ -70,7 +71,7 @@ t.test('revoke({ userId }) closes every socket of the user with 4003; other user
   await other.subscribe('p1')
   await settle(tabA, other)
   await server.app.povRealtime.revoke({ userId: 'u1' })
-  const closes = await Promise.all([tabA.closed, tabB.closed])
+  const closes = await Promise.all([closed(tabA), closed(tabB)])
   t.same(closes.map(({ code }) => code), [4003, 4003], 'both tabs closed with 4003')
   t.same(closes.map(({ reason }) => reason), ['access revoked', 'access revoked'])
   await settle(other)
@@ -87,7 +88,7 @@ t.test('a socket revoked as a whole handles nothing it sends after the close', a
   await client.subscribe('p1')
   await server.app.povRealtime.revoke({ userId: 'u1' })
   client.send({ type: 'subscribe', povId: 'p2' })
-  t.equal((await client.closed).code, 4003)
+  t.equal((await closed(client)).code, 4003)
   t.same(client.messages.filter((m) => m.type === 'subscribed' && m.povId === 'p2'), [], 'no subscription after the revocation')
   t.match(server.app.povRealtime.stats(), { subscriptions: 0 })
 })

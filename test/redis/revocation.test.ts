@@ -11,6 +11,7 @@ import { connectAs } from '../helpers/members.js'
 import { startRedisInstance, startRedisInstances } from '../helpers/redis-instances.js'
 import { sharedRedis, startRedisServer } from '../helpers/redis-server.js'
 import { activity, startServer, waitFor } from '../helpers/server.js'
+import { closed } from '../helpers/socket-waits.js'
 import { createRedisBroker } from '../../lib/redis/index.js'
 
 /** Every message `client` received about `povId` after `after` (a message it received). */
@@ -60,7 +61,7 @@ t.test('revoke without a PoV closes every socket of the user on every instance w
   for (const tab of tabs) await tab.subscribe('p1')
   await other.subscribe('p1')
   await c!.app.povRealtime.revoke({ userId: 'u1' })
-  const closes = await Promise.all(tabs.map((tab) => tab.closed))
+  const closes = await Promise.all(tabs.map((tab) => closed(tab)))
   t.same(closes.map(({ code }) => code), [4003, 4003, 4003], 'every tab, on both instances, closed with 4003')
   t.equal(other.ws.readyState, other.ws.OPEN, "the other user's socket stays")
   await a!.app.broadcastActivity(activity('p1', { id: 'still' }))
