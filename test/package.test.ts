@@ -30,7 +30,8 @@ t.test('the built package imports by its name from plain Node, as an app would',
     closeCode: 4002,
     errorCode: 'SUBSCRIPTION_LIMIT',
     errorNames: ['BadHandshakeError', 'BrokerUnavailableError', 'ClosedError', 'ForbiddenOriginError', 'InvalidActivityError',
-      'InvalidArgumentError', 'InvalidCursorError', 'InvalidOptionError', 'NotEnabledError', 'UnauthorizedError']
+      'InvalidArgumentError', 'InvalidCursorError', 'InvalidOptionError', 'NotEnabledError', 'TooManySocketsError',
+      'UnauthorizedError']
   })
 })
 
