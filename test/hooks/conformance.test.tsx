@@ -14,9 +14,11 @@
 import 'global-jsdom/register'
 import { StrictMode } from 'react'
 import { act, cleanup, render } from '@testing-library/react'
+import { isDeepStrictEqual } from 'node:util'
 import t from 'tap'
 import {
-  PovRealtimeProvider, RealtimeClient, usePovActivities, usePresence, useReadReceipts, useTyping, useWebSocket
+  PovRealtimeProvider, RealtimeClient, useActivityEffect, usePovActivities, usePresence, useReadReceipts, useTyping,
+  useWebSocket
 } from '../../hooks/index.js'
 import {
   MockWebSocketProvider, getSentMessages, resetWebSocketMock, simulateConnectionStatus, simulateJoin, simulateLeave,
@@ -41,6 +43,8 @@ interface Probe {
   typing: ReturnType<typeof useTyping>
   receipts: ReturnType<typeof useReadReceipts>
   refused: ReturnType<typeof usePovActivities>
+  /** What `useActivityEffect` was called with: `activity <id>` or `resync`. */
+  events: string[]
 }
 
 /** The page of the session: one PoV with every feature, and a PoV the user may not watch. */
@@ -51,6 +55,8 @@ function Page ({ probe }: { probe: Partial<Probe> }) {
   const typing = useTyping('p1')
   const receipts = useReadReceipts('p1')
   const refused = usePovActivities('secret')
+  useActivityEffect('p1', (event) => probe.events!.push(event.type === 'activity' ? `activity ${event.activity.id}` : event.type))
+  probe.events ??= []
   probe.statuses ??= []
   if (probe.statuses.at(-1) !== connectionStatus) probe.statuses.push(connectionStatus)
   Object.assign(probe, { connectionStatus, feed, members, typing, receipts, refused })
@@ -76,6 +82,8 @@ interface Shown {
 
 interface Recorded {
   shown: Shown | 'unmounted'
+  /** What `useActivityEffect` heard during the step. */
+  events: string[]
   /** What the client sent during the step (pings and token refreshes aside), cursors named by their activity. */
   sent: Array<Record<string, unknown>>
 }
@@ -132,12 +140,14 @@ const ANA = { userId: 'ana', info: { name: 'ANA' } }
 
 /** The real server's side of a step: the server, the network, and li (a second user on a socket of her own). */
 interface ServerWorld {
-  readonly server: TestServer
+  server: TestServer
   readonly proxy: TcpProxy
   readonly page: FakePage
   readonly run: Run
   li: TestClient | undefined
   publish (id: string, title: string): Promise<void>
+  /** Starts a new server (same options) behind the proxy and cuts the network: the old one is gone for the page. */
+  restartServer (): Promise<void>
 }
 
 /** The doubles' side of a step: the simulate calls for what the server would send. */
@@ -154,8 +164,11 @@ interface Step {
   server: (world: ServerWorld) => Promise<void> | void
   /** The same, with the doubles: a test's simulate calls (inside one `act`). */
   doubles: (world: MockWorld) => void
-  /** What the page then shows and what the client sent: the script's word, checked against the server's run. */
-  expected: Recorded
+  /**
+   * What the page then shows, what `useActivityEffect` heard (none unless said) and what the client sent: the script's
+   * word, checked against the server's run.
+   */
+  expected: Omit<Recorded, 'events'> & { events?: string[] }
 }
 
 function typeAndSend (run: Run): void {
@@ -186,6 +199,7 @@ const afterMarks = {
   reads: ['ana@a2', 'li@a1']
 }
 const bothIdle = { ...afterMarks, members: ['ana:idle:ANA', 'li:idle:LI'] }
+const alone = { ...bothIdle, status: 'reconnected', feed: [...afterMarks.feed, 'a3 Third'], unread: 1, members: ['ana:idle:ANA'] }
 
 const STEPS: Step[] = [
   {
@@ -220,7 +234,7 @@ const STEPS: Step[] = [
       simulateWebSocketMessage(world.activity('a1', 'First'))
       simulateWebSocketMessage(world.activity('a2', 'Second'))
     },
-    expected: { shown: afterTwo, sent: [] }
+    expected: { shown: afterTwo, events: ['activity a1', 'activity a2'], sent: [] }
   },
   {
     name: 'li reads a1',
@@ -297,6 +311,7 @@ const STEPS: Step[] = [
     },
     expected: {
       shown: { ...bothIdle, status: 'reconnected', feed: [...afterMarks.feed, 'a3 Third'], unread: 1 },
+      events: ['activity a3'],
       sent: [
         { type: 'status', status: 'idle' },
         { type: 'subscribe', povId: 'p1', since: '@a2' },
@@ -309,9 +324,34 @@ const STEPS: Step[] = [
     name: 'li unsubscribes',
     server: (world) => world.li!.send({ type: 'unsubscribe', povId: 'p1' }),
     doubles: () => simulateLeave('p1', 'li'),
+    expected: { shown: alone, sent: [] }
+  },
+  {
+    name: 'the server goes down',
+    server: (world) => world.restartServer(),
+    doubles: () => simulateConnectionStatus('disconnected'),
+    expected: { shown: { ...alone, status: 'disconnected' }, sent: [] }
+  },
+  {
+    name: 'a new server (no history, no marks) takes its place: it cannot resume, so the app is told to resync',
+    server: (world) => world.proxy.restore(),
+    doubles: () => {
+      simulateConnectionStatus('reconnected')
+      simulateSubscribed('p1', { recovered: false, readCursor: null, unread: 0 })
+      simulatePresence('p1', [{ ...ANA, status: 'idle' }])
+      simulateWebSocketMessage(forbidden('secret'))
+      simulateReads('p1', [])
+    },
     expected: {
-      shown: { ...bothIdle, status: 'reconnected', feed: [...afterMarks.feed, 'a3 Third'], unread: 1, members: ['ana:idle:ANA'] },
-      sent: []
+      // The feed is kept for the app to refetch; the marks are the new server's (none).
+      shown: { ...alone, feed: ['a1 First', 'a2 Second', 'a3 Third'], readCursor: null, unread: 0, reads: [] },
+      events: ['resync'],
+      sent: [
+        { type: 'status', status: 'idle' },
+        { type: 'subscribe', povId: 'p1', since: '@a3' },
+        { type: 'subscribe', povId: 'secret' },
+        { type: 'reads', povId: 'p1' }
+      ]
     }
   },
   {
@@ -320,30 +360,41 @@ const STEPS: Step[] = [
     doubles: () => cleanup(),
     expected: {
       shown: 'unmounted',
-      sent: [{ type: 'status', status: 'active' }, { type: 'unsubscribe', povId: 'p1' }, { type: 'unsubscribe', povId: 'secret' }]
+      // Each PoV once its last hook is gone: p1's last is the activity effect, mounted after the secret PoV's feed.
+      sent: [{ type: 'status', status: 'active' }, { type: 'unsubscribe', povId: 'secret' }, { type: 'unsubscribe', povId: 'p1' }]
     }
   }
 ]
 
-const STATUSES = ['disconnected', 'connected', 'disconnected', 'reconnected']
+const STATUSES = ['disconnected', 'connected', 'disconnected', 'reconnected', 'disconnected', 'reconnected']
 
 interface Recording {
   steps: Array<{ step: string } & Recorded>
   statuses: string[]
 }
 
-function record (run: Run, unmounted: boolean, sentFrom: number): Recorded {
-  return { shown: unmounted ? 'unmounted' : show(run), sent: sentSince(run, sentFrom) }
+/** Where the previous step's recording ended: what the client had sent, and heard, by then. */
+interface Mark { sent: number, events: number }
+
+function record (run: Run, unmounted: boolean, from: Mark): Recorded {
+  return { shown: unmounted ? 'unmounted' : show(run), events: run.probe.events!.slice(from.events), sent: sentSince(run, from.sent) }
 }
+
+const markOf = (run: Run): Mark => ({ sent: run.sent().length, events: run.probe.events!.length })
 
 // ---- the two runs ------------------------------------------------------------------------------
 
+const SERVER_OPTIONS = {
+  presence: { info: (user: { userId: string }) => ({ name: user.userId.toUpperCase() }) },
+  readReceipts: true,
+  authorizeSubscription: (_user: unknown, povId: string) => povId !== 'secret'
+}
+
+/** The step's expectation in full (no activity events unless it says so). */
+const expectedOf = (step: Step): Recorded => ({ events: [], ...step.expected })
+
 async function runOnServer (t: Teardown): Promise<Recording> {
-  const server = await startServer(t, {
-    presence: { info: (user) => ({ name: user.userId.toUpperCase() }) },
-    readReceipts: true,
-    authorizeSubscription: (_user, povId) => povId !== 'secret'
-  })
+  const server = await startServer(t, SERVER_OPTIONS)
   const proxy = await startTcpProxy(t, server.port)
   const page = new FakePage()
   // The socket goes through the proxy (which the session cuts); the token route does not.
@@ -360,22 +411,27 @@ async function runOnServer (t: Teardown): Promise<Recording> {
     run,
     li: undefined,
     async publish (id, title) {
-      const { cursor } = await server.app.broadcastActivity(activity('p1', { id, title, userId: 'bo' }))
+      const { cursor } = await world.server.app.broadcastActivity(activity('p1', { id, title, userId: 'bo' }))
       run.cursors.set(id, cursor)
+    },
+    async restartServer () {
+      world.server = await startServer(t, SERVER_OPTIONS)
+      proxy.retarget(world.server.port)
+      proxy.cut()
     }
   }
   render(<StrictMode><PovRealtimeProvider client={client}><Page probe={run.probe} /></PovRealtimeProvider></StrictMode>)
   const steps: Recording['steps'] = []
   let unmounted = false
-  let sentFrom = 0
+  let from: Mark = { sent: 0, events: 0 }
   for (const step of STEPS) {
     await step.server(world)
     unmounted ||= step.expected.shown === 'unmounted'
-    const now = () => record(run, unmounted, sentFrom)
+    const now = () => record(run, unmounted, from)
     // The server answers in its own time: wait for the script's word, then record what is there, whatever it is.
-    await waitFor(() => JSON.stringify(now()) === JSON.stringify(step.expected), 10_000, step.name).catch(() => {})
+    await waitFor(() => isDeepStrictEqual(now(), expectedOf(step)), 10_000, step.name).catch(() => {})
     steps.push({ step: step.name, ...now() })
-    sentFrom = sockets.sent.length
+    from = markOf(run)
   }
   return { steps, statuses: [...run.probe.statuses!] }
 }
@@ -398,14 +454,14 @@ async function runOnDoubles (): Promise<Recording> {
   render(<StrictMode><MockWebSocketProvider options={{ userId: 'ana', document: page }}><Page probe={run.probe} /></MockWebSocketProvider></StrictMode>)
   const steps: Recording['steps'] = []
   let unmounted = false
-  let sentFrom = 0
+  let from: Mark = { sent: 0, events: 0 }
   for (const step of STEPS) {
     act(() => step.doubles(world))
     // An unmount's unsubscribe goes out on the next microtask (so that a remount in the same commit changes nothing).
     await Promise.resolve()
     unmounted ||= step.expected.shown === 'unmounted'
-    steps.push({ step: step.name, ...record(run, unmounted, sentFrom) })
-    sentFrom = getSentMessages().length
+    steps.push({ step: step.name, ...record(run, unmounted, from) })
+    from = markOf(run)
   }
   return { steps, statuses: [...run.probe.statuses!] }
 }
@@ -419,7 +475,7 @@ t.test('one session, against the server and against the doubles: the hooks show 
   t.teardown(() => resetWebSocketMock())
 
   for (const [i, step] of STEPS.entries()) {
-    t.same(onServer.steps[i], { step: step.name, ...step.expected }, `server: ${step.name}`)
+    t.same(onServer.steps[i], { step: step.name, ...expectedOf(step) }, `server: ${step.name}`)
     t.same(onDoubles.steps[i], onServer.steps[i], `doubles as the server: ${step.name}`)
   }
   t.same(onServer.statuses, STATUSES, 'server: the statuses rendered, in order')
