@@ -234,7 +234,10 @@ t.test('a resume whose replay is slow is cut as a slow consumer (4008) once more
   t.equal(resuming.ws.readyState, resuming.ws.OPEN, `${MAX_PENDING_DURING_REPLAY} activities held: still open`)
   // …one more is too many: the socket is closed rather than the server's memory grown without end.
   const [last] = await publish(server.app, 'p1', 1)
-  const closed = await Promise.race([resuming.closed.then(() => true), sleep(5000).then(() => false)])
+  const closed = await Promise.race([
+    resuming.closed.then(() => true),
+    new Promise<false>((resolve) => { setTimeout(resolve, 5000, false).unref() })
+  ])
   t.ok(closed, 'the resuming socket is closed')
   t.match(server.app.povRealtime.stats(), { slowConsumerCloses: 1, closed: { 4008: 1 } }, 'as a slow consumer, with 4008')
   broker.release()

@@ -6,10 +6,11 @@
  * for the same server behaviour. What the hooks show after each step, and what the client sent, is recorded in both
  * runs; the recordings must be the same, so the doubles cannot drift from the protocol.
  *
- * What the doubles do not do, by design: they never answer by themselves (each server message is scripted, so the
- * mock column below is the protocol's answer to each step, spelt in `simulate*` calls), and their token never
- * expires, so the token's refresh is not part of the session (`client-core` and `react-hooks` test it on a server).
- * Read marks carry the server's clock (`readAt`), which no script can know: recordings leave it out.
+ * What the doubles do not do, by design: they never answer by themselves (each server message is scripted, so each
+ * step's `doubles` is the protocol's answer to it, spelt in `simulate*` calls); their token never expires, so the
+ * token's refresh is not part of the session (`client-core` and `react-hooks` test it on a server); and a simulated
+ * drop is always a 1006, never a close code of the server's (4002 token expired, 1011 feed interrupted). Read marks
+ * carry the server's clock (`readAt`), which no script can know: recordings leave it out.
  */
 import 'global-jsdom/register'
 import { StrictMode } from 'react'
@@ -33,7 +34,7 @@ import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js'
 
 // ---- what the page shows --------------------------------------------------------------------
 
-/** What the hooks gave at the last render, and the one action the session takes through them. */
+/** What the hooks gave at the last render; their functions are how the session acts as the user. */
 interface Probe {
   connectionStatus: string
   /** Every status rendered, without repeats in a row. */
@@ -63,7 +64,7 @@ function Page ({ probe }: { probe: Partial<Probe> }) {
   return null
 }
 
-/** One step as recorded: what the hooks show (cursors named by their activity, `readAt` left out), and what was sent. */
+/** What the hooks show, as recorded: cursors named by their activity, `readAt` left out. */
 interface Shown {
   status: string
   /** `id title`, and who has read that far. */
@@ -80,6 +81,7 @@ interface Shown {
   refused: string | null
 }
 
+/** One step as recorded. */
 interface Recorded {
   shown: Shown | 'unmounted'
   /** What `useActivityEffect` heard during the step. */

@@ -6,7 +6,7 @@ import t from 'tap'
 import { Redis } from 'ioredis'
 import WebSocket from 'ws'
 import { createRedisBroker } from '../../lib/redis/index.js'
-import type { TestClient } from '../helpers/client.js'
+import type { Closed, TestClient } from '../helpers/client.js'
 import { sharedRedis, startRedisServer } from '../helpers/redis-server.js'
 import { activity, sleep, startServer, waitFor, type Teardown, type TestServer } from '../helpers/server.js'
 import { startTcpProxy } from '../helpers/tcp-proxy.js'
@@ -32,6 +32,12 @@ async function publishWhenBack (server: TestServer, id: string): Promise<void> {
       await sleep(100)
     }
   }
+}
+
+/** How `client` was closed, or `'still open'` after 10 s: a subscriber never closed fails the test rather than hangs it. */
+function closedWithin (client: TestClient): Promise<Closed | 'still open'> {
+  const stillOpen = new Promise<'still open'>((resolve) => { setTimeout(resolve, 10_000, 'still open').unref() })
+  return Promise.race([client.closed, stillOpen])
 }
 
 /** Reads `read()` until `done` holds for it (or `timeout` ms pass) and returns the last value read. */
@@ -69,7 +75,7 @@ t.test('Redis down: broadcastActivity rejects at once with BROKER_UNAVAILABLE, s
   // The restarted Redis keeps nothing (no persistence): whatever reached the old one after this instance lost it is
   // gone, and the broker cannot prove there was nothing. The plugin closes the PoV's subscribers so that they resume.
   await redis.restart()
-  t.match(await client.closed, { code: 1011 }, 'the subscriber is closed with 1011 once the instance sees the data is gone')
+  t.match(await closedWithin(client), { code: 1011 }, 'the subscriber is closed with 1011 once the instance sees the data is gone')
   await publishWhenBack(b, 'after')
   const resumed = await a.connect()
   t.match(await resumed.subscribe('p1', lastCursor), { type: 'subscribed', recovered: false }, 'the resume says the gap cannot be filled')
@@ -143,7 +149,7 @@ t.test('a flushed Redis: a resume answers recovered: false and replays nothing',
   const resumer = await b.connect()
   t.match(await resumer.subscribe('p1', cursor), { type: 'subscribed', recovered: false }, 'a cursor from before the flush')
   t.same(ids(resumer), [], 'no replay from the wrong place')
-  t.match(await first.closed, { code: 1011 }, 'the live subscriber on the other instance is told its feed was interrupted')
+  t.match(await closedWithin(first), { code: 1011 }, 'the live subscriber on the other instance is told its feed was interrupted')
   await b.app.broadcastActivity(activity('p1', { id: 'e4' }))
   await waitFor(() => ids(resumer).includes('e4'), 5000, 'live delivery goes on for the resumed subscriber')
 })
