@@ -140,7 +140,7 @@ function sentSince (run: Run, from: number): Array<Record<string, unknown>> {
 const LI = { userId: 'li', info: { name: 'LI' } }
 const ANA = { userId: 'ana', info: { name: 'ANA' } }
 
-/** The real server's side of a step: the server, the network, and li (a second user on a socket of her own). */
+/** The real server's side of a step: the server, the network, and li (a second user, on a socket of his own). */
 interface ServerWorld {
   server: TestServer
   readonly proxy: TcpProxy
