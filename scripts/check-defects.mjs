@@ -63,7 +63,7 @@ const DEFECTS = [
     file: 'lib/realtime-hub.ts',
     search: 'if (this.#index.remove(subscription)) {',
     replace: 'if (subscription.povId === \'\') {',
-    tests: ['test/protocol.test.ts', 'test/broadcast-lifecycle.test.ts']
+    tests: ['test/protocol.test.ts']
   },
   {
     name: 'broadcastActivity keeps publishing after close() began',
@@ -115,7 +115,7 @@ const DEFECTS = [
     file: 'lib/presence/pov-presence.ts',
     search: '    this.#refreshLocal(userId)\n    return true',
     replace: '    return true',
-    tests: ['test/presence.test.ts', 'test/presence-lifecycle.test.ts']
+    tests: ['test/presence.test.ts', 'test/hooks/conformance.test.tsx']
   },
   {
     name: 'a typist hears their own typing',
@@ -153,14 +153,14 @@ const DEFECTS = [
     file: 'lib/auth/tokens.ts',
     search: 'if (hasAudience(payload, TOKEN_AUDIENCE)) throw new TokenRefusal(\'websocket-token-as-access-token\')',
     replace: 'if (hasAudience(payload, \'\')) throw new TokenRefusal(\'websocket-token-as-access-token\')',
-    tests: ['test/token-route.test.ts', 'test/token-leak.test.ts', 'test/hostile-handshake.test.ts']
+    tests: ['test/token-route.test.ts']
   },
   {
     name: 'a token whose sub is not its userId is accepted',
     file: 'lib/auth/tokens.ts',
     search: '|| payload.sub !== user.userId ||',
     replace: '||',
-    tests: ['test/upgrade-auth.test.ts', 'test/hostile-handshake.test.ts']
+    tests: ['test/upgrade-auth.test.ts']
   },
   {
     name: 'a ?token= stays in the URL the app routes and logs',
