@@ -1,6 +1,7 @@
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import type { Broker, BrokerStartContext, Replay } from '../index.js'
+import { MAX_PENDING_DURING_REPLAY } from '../lib/constants.js'
 import { InProcessBroker } from '../lib/in-process/index.js'
 import type { Message, TestClient } from './helpers/client.js'
 import { activity, sleep, startServer, waitFor } from './helpers/server.js'
@@ -215,6 +216,38 @@ t.test('a resume and a plain subscribe on another socket both see each activity 
   }
   t.same(plain.messages.filter((m) => m.type === 'activity').map((m) => m.cursor), [...during, ...live])
   t.same(resuming.messages.filter((m) => m.type === 'activity').map((m) => m.cursor), [...during, ...live])
+})
+
+t.test('a resume whose replay is slow is cut as a slow consumer (4008) once more activities wait for it than it may hold', async (t) => {
+  const broker = new HeldReplayBroker('after')
+  const server = await startServer(t, { broker })
+  const [since] = await publish(server.app, 'p1', 1)
+  const plain = await server.connect({ claims: { userId: 'u2' } })
+  await plain.subscribe('p1')
+  const resuming = await server.connect()
+  resuming.send({ type: 'subscribe', povId: 'p1', since })
+  await broker.replayHeld
+  // Exactly the bound is held (published in bursts the other subscriber keeps up with)…
+  let held = 0
+  while (held < MAX_PENDING_DURING_REPLAY) {
+    await server.app.broadcastActivity(activity('p1'))
+    if (++held % 100 === 0) await new Promise((resolve) => setImmediate(resolve))
+  }
+  await sleep(50)
+  t.equal(resuming.ws.readyState, resuming.ws.OPEN, `${MAX_PENDING_DURING_REPLAY} activities held: still open`)
+  // …one more is too many: the socket is closed rather than the server's memory grown without end.
+  const [last] = await publish(server.app, 'p1', 1)
+  const closed = await Promise.race([
+    resuming.closed.then(() => true),
+    new Promise<false>((resolve) => { setTimeout(resolve, 5000, false).unref() })
+  ])
+  t.ok(closed, 'the resuming socket is closed')
+  t.match(server.app.povRealtime.stats(), { slowConsumerCloses: 1, closed: { 4008: 1 } }, 'as a slow consumer, with 4008')
+  broker.release()
+  const plainCursors = () => plain.messages.filter((m) => m.type === 'activity').map((m) => m.cursor)
+  await waitFor(() => plainCursors().length >= held + 1, 10_000, 'the other subscriber to get every activity')
+  t.same([plainCursors().length, plainCursors().at(-1)], [held + 1, last], 'the other subscriber got every activity')
+  t.same(resuming.activities(), [], 'and the resuming one none, not even after the replay was let go')
 })
 
 t.test('a socket that closes during a replay leaves no subscription behind', async (t) => {
