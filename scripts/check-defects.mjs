@@ -83,8 +83,8 @@ const DEFECTS = [
   {
     name: 'a resume over a gap the window dropped claims recovered: true',
     file: 'lib/in-process/history-window.ts',
-    search: 'if (sinceSeq < pov.droppedUpTo) return NOT_RECOVERED',
-    replace: 'if (sinceSeq < 0) return NOT_RECOVERED',
+    search: 'if (comparePositions(since, pov.dropped) < 0) return NOT_RECOVERED',
+    replace: 'if (comparePositions(since, pov.dropped) < -Infinity) return NOT_RECOVERED',
     tests: ['test/resume.test.ts']
   },
   {
@@ -98,8 +98,8 @@ const DEFECTS = [
   {
     name: 'markRead moves a read mark backwards',
     file: 'lib/in-process/read-marks.ts',
-    search: 'if (current && current.seq >= seq) return null',
-    replace: 'if (current && current.seq === seq) return null',
+    search: 'if (current && comparePositions(current, position) >= 0) return null',
+    replace: 'if (current && comparePositions(current, position) === 0) return null',
     tests: ['test/read-receipts.test.ts'],
     quick: true
   },
@@ -123,6 +123,22 @@ const DEFECTS = [
     search: 'if (receiver.userId !== userId) receiver.sendEphemeral(payload)',
     replace: 'receiver.sendEphemeral(payload)',
     tests: ['test/typing.test.ts']
+  },
+  // ---- the socket's writer and liveness (server) ----------------------------------------------
+  {
+    name: 'the slow-consumer bound is never checked after a write: a peer that reads nothing is never cut',
+    file: 'lib/socket/socket-writer.ts',
+    search: 'if (this.#ws.bufferedAmount > this.#maxBufferedBytes) this.#checkBound()',
+    replace: 'void this.#maxBufferedBytes',
+    tests: ['test/slow-consumer.test.ts'],
+    quick: true
+  },
+  {
+    name: 'any pong keeps a peer alive, even one that echoes nothing the server sent',
+    file: 'lib/socket/socket-session.ts',
+    search: "ws.on('pong', (data: Buffer) => { if (this.#pingPayload?.equals(data)) this.#answeredPing = true })",
+    replace: "ws.on('pong', () => { this.#answeredPing = true })",
+    tests: ['test/liveness.test.ts']
   },
   // ---- auth and protocol (server) ------------------------------------------------------------
   {
