@@ -18,10 +18,9 @@ import { closed } from './helpers/socket-waits.js'
 function brokerFailingToWatch (povId: string): InProcessBroker {
   const broker = new InProcessBroker()
   const watch = broker.watch.bind(broker)
-  broker.watch = (watched: string) => watched === povId
-    ? Promise.reject(new Error('backend refused the subscription'))
-    : watch()
-  return broker
+  return Object.assign(broker, {
+    watch: (watched: string) => watched === povId ? Promise.reject(new Error('backend refused the subscription')) : watch()
+  })
 }
 
 t.test('a fault while handling one socket\'s message closes that socket with 1011, logged at error and counted', async (t) => {
