@@ -130,3 +130,59 @@ t.test('an invalid activity rejects with a message that names the problem', asyn
   await t.rejects(server.app.broadcastActivity(activity('p1', { passwordHash: 'x' }) as ActivityInput), { message: /passwordHash/ })
   await t.rejects(server.app.broadcastActivity(activity('p1', { severity: 'critical' }) as ActivityInput), { message: /severity/ })
 })
+
+/** docs/limits.md: a serialized activity is at most 64 KiB, counted in UTF-8 bytes of its JSON. */
+const ACTIVITY_LIMIT_BYTES = 64 * 1024
+
+/**
+ * An activity whose JSON (as subscribers receive it in `data`) is exactly `bytes` long: `metadata.pad` is made of
+ * `wide` characters (several UTF-8 bytes each, and fewer UTF-16 units than bytes) then ASCII filler. `createdAt` is
+ * given, so the serializer adds nothing of its own.
+ */
+function activityOfBytes (bytes: number, id: string, wide = ''): ActivityInput {
+  const base = activity('p1', { id, createdAt: '2024-01-01T00:00:00.000Z', metadata: { pad: '' } })
+  const room = bytes - Buffer.byteLength(JSON.stringify(base))
+  const wideBytes = Buffer.byteLength(wide)
+  const count = wide === '' ? 0 : Math.floor((room - 1) / wideBytes)
+  const pad = wide.repeat(count) + 'x'.repeat(room - count * wideBytes)
+  const input = { ...base, metadata: { pad } } as ActivityInput
+  if (Buffer.byteLength(JSON.stringify(input)) !== bytes) throw new Error(`built ${Buffer.byteLength(JSON.stringify(input))} bytes, not ${bytes}`)
+  return input
+}
+
+for (const [variant, wide] of [['ASCII', ''], ['multi-byte (3-byte €)', '€']] as const) {
+  t.test(`${variant}: an activity of exactly the limit is delivered; one byte more is refused and reaches no one`, async (t) => {
+    const server = await startServer(t)
+    const client = await server.connect()
+    await client.subscribe('p1')
+
+    const largest = activityOfBytes(ACTIVITY_LIMIT_BYTES, 'at-limit', wide)
+    const accepted = await server.app.broadcastActivity(largest)
+    t.equal(accepted.delivered, 1, 'the largest activity is accepted and reaches the subscriber')
+    const received = await client.next('activity', 5000)
+    t.equal(received.cursor, accepted.cursor)
+    t.same(received.data, largest, 'delivered as given')
+    t.equal(Buffer.byteLength(JSON.stringify(received.data)), ACTIVITY_LIMIT_BYTES)
+
+    const over = activityOfBytes(ACTIVITY_LIMIT_BYTES + 1, 'over-limit', wide)
+    await t.rejects(server.app.broadcastActivity(over), { code: 'POV_REALTIME_INVALID_ACTIVITY', message: /64|65536|bytes/ },
+      'one byte more is refused')
+    if (wide !== '') {
+      // One 'x' of the accepted pad becomes a 2-byte 'é': the same number of characters, one byte more. Only a limit
+      // that counts bytes refuses it.
+      const pad = (largest.metadata as { pad: string }).pad
+      const tipped = { ...largest, metadata: { pad: pad.slice(0, -1) + 'é' } }
+      t.equal(JSON.stringify(tipped).length, JSON.stringify(largest).length, 'as many characters as the accepted one')
+      t.ok(JSON.stringify(tipped).length < ACTIVITY_LIMIT_BYTES, 'and fewer characters than the limit')
+      t.equal(Buffer.byteLength(JSON.stringify(tipped)), ACTIVITY_LIMIT_BYTES + 1)
+      await t.rejects(server.app.broadcastActivity(tipped), { code: 'POV_REALTIME_INVALID_ACTIVITY' },
+        'a 2-byte character that tips it over is refused')
+    }
+
+    // A marker after the refusals: the subscriber sees it right after the largest one, so nothing refused reached it.
+    const marker = await server.app.broadcastActivity(activity('p1', { id: 'marker' }))
+    t.equal((await client.next('activity', 5000)).cursor, marker.cursor)
+    t.same(client.activities().map((data) => data.id), ['at-limit', 'marker'], 'nothing refused reached the subscriber')
+    t.equal(server.app.povRealtime.stats().broadcasts, 2, 'only the accepted activities were published')
+  })
+}
