@@ -76,6 +76,20 @@ function verifies (verify: (token: string) => unknown, token: string): boolean {
   }
 }
 
+/**
+ * Verifies `token` with `verify`; when its signature is wrong but `other` (the other of the plugin's two keys) verifies
+ * it, the refusal says which token crossed over (`crossover`), so that the log tells a misuse from a forgery.
+ */
+function verifyNamingCrossover (verify: (token: string) => unknown, other: (token: string) => unknown,
+  crossover: RefusalReason, token: string): Record<string, unknown> {
+  try {
+    return verifyWith(verify, token)
+  } catch (err) {
+    if ((err as TokenRefusal).reason === 'bad-signature' && verifies(other, token)) throw new TokenRefusal(crossover)
+    throw err
+  }
+}
+
 /** The longest `userId` a token carries (JavaScript string length): the same bound as an activity's `userId`. */
 export const MAX_USER_ID_LENGTH = 256
 
@@ -134,16 +148,7 @@ export function createTokenService (options: ResolvedOptions): TokenService {
   const sign = createSigner({ key: socketKey, algorithm: 'HS256' })
 
   function defaultVerifyAccessToken (token: string): PovRealtimeUser {
-    let payload: Record<string, unknown>
-    try {
-      payload = verifyWith(accessJwt, token)
-    } catch (err) {
-      // Another key signed it: say in the log when that key is ours, a WebSocket token offered as a session.
-      if ((err as TokenRefusal).reason === 'bad-signature' && verifies(socketJwt, token)) {
-        throw new TokenRefusal('websocket-token-as-access-token')
-      }
-      throw err
-    }
+    const payload = verifyNamingCrossover(accessJwt, socketJwt, 'websocket-token-as-access-token', token)
     // A WebSocket token is useless as an access cookie: it would let a leaked socket token mint more. The derived key
     // already keeps ours out; this also refuses one signed with `secret` itself (by an older version, or by the app).
     if (hasAudience(payload, TOKEN_AUDIENCE)) throw new TokenRefusal('websocket-token-as-access-token')
@@ -171,15 +176,7 @@ export function createTokenService (options: ResolvedOptions): TokenService {
     },
 
     verifySocketToken (token) {
-      let payload: Record<string, unknown>
-      try {
-        payload = verifyWith(socketJwt, token)
-      } catch (err) {
-        if ((err as TokenRefusal).reason === 'bad-signature' && verifies(accessJwt, token)) {
-          throw new TokenRefusal('access-token-as-websocket-token')
-        }
-        throw err
-      }
+      const payload = verifyNamingCrossover(socketJwt, accessJwt, 'access-token-as-websocket-token', token)
       const user = { userId: payload.userId, email: payload.email, role: payload.role }
       if (!isUser(user) || payload.sub !== user.userId || typeof payload.exp !== 'number') {
         throw new TokenRefusal('wrong-claims')
