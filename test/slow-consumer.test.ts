@@ -116,18 +116,24 @@ function largeActivity (i: number) {
   return activity('p1', { id: `big${i}`, message: 'm'.repeat(10_000), metadata: { filler: 'f'.repeat(50_000) } })
 }
 
-t.test('a resume of a full history window of the largest activities reaches a reading client under the default bound', async (t) => {
-  // Default maxBufferedBytes (1 MiB); a history of 100 activities whose byte bound the app raised to 8 MiB: the replay is
-  // some 6 MiB, more than the bound and the kernel's buffers together. It is paced by the client's reading, not cut.
-  const server = await startServer(t, { history: LARGE_HISTORY })
+/** p1's window filled after one small activity: the cursor to resume from, and the ids of the 99 large ones after it. */
+async function fillWindowAfterSeen (server: TestServer): Promise<{ since: string, ids: string[] }> {
   const first = await server.app.broadcastActivity(activity('p1', { id: 'seen' }))
   const ids: string[] = []
   for (let i = 0; i < 99; i++) {
     await server.app.broadcastActivity(largeActivity(i))
     ids.push(`big${i}`)
   }
+  return { since: first.cursor, ids }
+}
+
+t.test('a resume of a full history window of the largest activities reaches a reading client under the default bound', async (t) => {
+  // Default maxBufferedBytes (1 MiB); a history of 100 activities whose byte bound the app raised to 8 MiB: the replay is
+  // some 6 MiB, more than the bound and the kernel's buffers together. It is paced by the client's reading, not cut.
+  const server = await startServer(t, { history: LARGE_HISTORY })
+  const { since, ids } = await fillWindowAfterSeen(server)
   const client = await server.connect()
-  const subscribed = await client.request({ type: 'subscribe', povId: 'p1', since: first.cursor }, 'subscribed', 20_000)
+  const subscribed = await client.request({ type: 'subscribe', povId: 'p1', since }, 'subscribed', 20_000)
   t.same(subscribed, { type: 'subscribed', povId: 'p1', recovered: true })
   t.same(client.activities().map((data) => data.id), ids, 'every missed activity, once, oldest first')
   t.equal(server.app.povRealtime.stats().slowConsumerCloses, 0, 'and the client was not cut')
@@ -136,16 +142,11 @@ t.test('a resume of a full history window of the largest activities reaches a re
 
 t.test('a resume begun while the client was not reading reaches it once it reads, live activities after it in order', async (t) => {
   const server = await startServer(t, { history: LARGE_HISTORY })
-  const first = await server.app.broadcastActivity(activity('p1', { id: 'seen' }))
-  const ids: string[] = []
-  for (let i = 0; i < 99; i++) {
-    await server.app.broadcastActivity(largeActivity(i))
-    ids.push(`big${i}`)
-  }
+  const { since, ids } = await fillWindowAfterSeen(server)
   const peer = await RawWebSocket.open(server.port, '/ws', await server.wsToken())
   t.teardown(() => peer.destroy())
   peer.stopReading()
-  peer.send({ type: 'subscribe', povId: 'p1', since: first.cursor })
+  peer.send({ type: 'subscribe', povId: 'p1', since })
   await sleep(300) // the replay fills the kernel's buffers and half the bound, then waits for the client
   const live: string[] = []
   for (let i = 0; i < 5; i++) {
@@ -166,12 +167,11 @@ t.test('a resume begun while the client was not reading reaches it once it reads
 
 t.test('requests that pile up behind a catch-up the client does not read are bounded: cut with 4008', async (t) => {
   const server = await startServer(t, { rateLimit: false, history: LARGE_HISTORY })
-  const first = await server.app.broadcastActivity(activity('p1', { id: 'seen' }))
-  for (let i = 0; i < 99; i++) await server.app.broadcastActivity(largeActivity(i))
+  const { since } = await fillWindowAfterSeen(server)
   const peer = await RawWebSocket.open(server.port, '/ws', await server.wsToken())
   t.teardown(() => peer.destroy())
   peer.stopReading()
-  peer.send({ type: 'subscribe', povId: 'p1', since: first.cursor })
+  peer.send({ type: 'subscribe', povId: 'p1', since })
   await sleep(300) // the replay now waits for the client to read
   t.equal(server.app.povRealtime.stats().slowConsumerCloses, 0)
   // Each waits behind the subscribe: 200 of about 8 KiB are more than the default bound (1 MiB).
