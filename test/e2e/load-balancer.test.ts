@@ -6,12 +6,10 @@
  * page resumes through the balancer on a surviving instance and lists every activity once, in order, with no reload;
  * another user's page shows the user once throughout, and the balancer keeps spreading requests over the survivors.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { build } from 'esbuild'
 import type { Page } from 'playwright-core'
@@ -19,27 +17,18 @@ import t from 'tap'
 import {
   UI_TIMEOUT, launchChromium, newWatchedPage, requireChromium, skipWithoutChromium, waitForStatus, waitUntil
 } from '../helpers/browser.js'
+import { startHaproxy } from '../helpers/haproxy.js'
+import { freePort, requireTools, selfSignedCertificate, skipWithoutTools } from '../helpers/load-balancer.js'
 import {
-  freePort, requireLoadBalancerTools, selfSignedCertificate, skipWithoutLoadBalancerTools, startHaproxy
-} from '../helpers/haproxy.js'
-import { sharedRedis, type SharedRedis } from '../helpers/redis-server.js'
+  broadcastFrom, countOf, startBalancedInstances, statsOf, waitForStats, type BalancedInstance
+} from '../helpers/balanced-instances.js'
+import { sharedRedis } from '../helpers/redis-server.js'
 import { sleep, type Teardown } from '../helpers/server.js'
-import { nextEvent, PROCESS_START_MS } from '../helpers/socket-waits.js'
 
 const POV = 'launch'
 /** Short, so that the killed instance's members are reaped within the test (bound: presenceTtl × 4/3). */
 const PRESENCE_TTL = 3000
 const INSTANCE_NAMES = ['i1', 'i2', 'i3'] as const
-
-interface Instance {
-  readonly name: string
-  readonly port: number
-  /** The instance's own address, bypassing the balancer (for the test's broadcasts and stats). */
-  readonly directUrl: string
-  readonly process: ChildProcess
-}
-
-interface InstanceStats { connections: number, subscriptions: number }
 
 /** Bundles the test page (React and the package's hooks, from the sources) into a temporary directory. */
 async function buildPage (t: Teardown): Promise<string> {
@@ -59,53 +48,11 @@ async function buildPage (t: Teardown): Promise<string> {
   return outfile
 }
 
-async function startInstance (t: Teardown, name: string, redis: SharedRedis, pageBundle: string, origin: string): Promise<Instance> {
-  const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(new URL('./fixtures/balanced-instance.ts', import.meta.url))], {
-    env: {
-      ...process.env,
-      REDIS_URL: redis.url,
-      KEY_PREFIX: redis.keyPrefix,
-      INSTANCE_NAME: name,
-      PAGE_BUNDLE: pageBundle,
-      ALLOWED_ORIGIN: origin,
-      PRESENCE_TTL: String(PRESENCE_TTL)
-    },
-    stdio: ['ignore', 'pipe', 'inherit']
-  })
-  t.teardown(() => { child.kill('SIGKILL') })
-  const [line] = await nextEvent<[string]>(createInterface({ input: child.stdout! }), 'line', `instance ${name}`, { within: PROCESS_START_MS })
-  const { port } = JSON.parse(line) as { port: number }
-  return { name, port, directUrl: `http://127.0.0.1:${port}`, process: child }
-}
-
-async function statsOf (instance: Instance): Promise<InstanceStats> {
-  return await (await fetch(`${instance.directUrl}/test/stats`)).json() as InstanceStats
-}
-
-/** Broadcasts an activity from `instance` (as the app would after its own write), with `id` as its title. */
-async function broadcastFrom (instance: Instance, id: string): Promise<void> {
-  const response = await fetch(`${instance.directUrl}/test/broadcast`, {
-    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ povId: POV, id, title: id })
-  })
-  if (response.status !== 200) throw new Error(`broadcast of ${id} answered ${response.status}: ${await response.text()}`)
-}
-
-/** Polls until `check` holds for the stats of every instance in `instances`. */
-async function waitForStats (instances: readonly Instance[], check: (stats: InstanceStats[]) => boolean, what: string): Promise<InstanceStats[]> {
-  const deadline = Date.now() + UI_TIMEOUT
-  for (;;) {
-    const stats = await Promise.all(instances.map(statsOf))
-    if (check(stats)) return stats
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(stats)}`)
-    await sleep(50)
-  }
-}
-
 interface Frames {
   /** The URL of every WebSocket the page opened. */
   readonly sockets: string[]
-  /** Every frame received, on any of them, with the index of its socket in `sockets`. */
-  readonly received: Array<Record<string, unknown> & { socket: number }>
+  /** Every frame received, on any of them, with the index of its socket in `sockets` and when it came. */
+  readonly received: Array<Record<string, unknown> & { socket: number, at: number }>
 }
 
 /** Every WebSocket the page opens and every frame it receives, read through the DevTools protocol. */
@@ -114,7 +61,7 @@ function recordFrames (page: Page): Frames {
   page.on('websocket', (socket) => {
     const index = frames.sockets.push(socket.url()) - 1
     socket.on('framereceived', ({ payload }) => {
-      frames.received.push({ ...JSON.parse(String(payload)) as Record<string, unknown>, socket: index })
+      frames.received.push({ ...JSON.parse(String(payload)) as Record<string, unknown>, socket: index, at: Date.now() })
     })
   })
   return frames
@@ -148,22 +95,18 @@ function memberIds (page: Page): Promise<string[]> {
   return page.getByTestId('presence-member').evaluateAll((items) => items.map((item) => (item as HTMLElement).dataset.userId!))
 }
 
-function countOf (names: readonly string[]): Record<string, number> {
-  const counts: Record<string, number> = {}
-  for (const name of names) counts[name] = (counts[name] ?? 0) + 1
-  return counts
-}
-
 t.test('behind HAProxy with TLS and no sticky sessions, a page whose instance is killed resumes on another: nothing missed, nothing twice', {
-  skip: skipWithoutChromium() || skipWithoutLoadBalancerTools()
+  skip: skipWithoutChromium() || skipWithoutTools(['haproxy', 'openssl'])
 }, async (t) => {
-  if (!requireChromium(t) || !requireLoadBalancerTools(t)) return
+  if (!requireChromium(t) || !requireTools(t, ['haproxy', 'openssl'])) return
   const redis = await sharedRedis(t)
   const pageBundle = await buildPage(t)
   const { pem } = selfSignedCertificate(t)
   const publicPort = await freePort()
   const origin = `https://localhost:${publicPort}`
-  const instances = await Promise.all(INSTANCE_NAMES.map((name) => startInstance(t, name, redis, pageBundle, origin)))
+  const starting = Date.now()
+  const instances = await startBalancedInstances(t, INSTANCE_NAMES, { redis, origin, presenceTtl: PRESENCE_TTL, pageBundle })
+  t.comment(`three instances started in ${Date.now() - starting} ms`)
   const balancer = await startHaproxy(t, { port: publicPort, pem, backends: instances })
 
   // The certificate is the run's own, so Chromium is told to accept it; localhost is pinned to the address HAProxy
@@ -204,8 +147,8 @@ t.test('behind HAProxy with TLS and no sticky sessions, a page whose instance is
   }
 
   const published: string[] = []
-  const publish = async (from: Instance, id: string) => {
-    await broadcastFrom(from, id)
+  const publish = async (from: BalancedInstance, id: string) => {
+    await broadcastFrom(from, POV, id)
     published.push(id)
   }
   for (let i = 0; i < 5; i++) await publish(publisher, `before-${i}`)
@@ -213,10 +156,12 @@ t.test('behind HAProxy with TLS and no sticky sessions, a page whose instance is
 
   await t.test('the instance holding the page\'s socket is killed mid-traffic: the page resumes elsewhere with every activity once, in order', async (t) => {
     // Broadcasts go on from a surviving instance before, during and after the kill and the page's reconnect.
+    let killedAt = 0
     const during = (async () => {
       for (let i = 0; i < 30; i++) {
         await publish(publisher, `during-${i}`)
         if (i === 9) {
+          killedAt = Date.now()
           doomed.process.kill('SIGKILL')
           await once(doomed.process, 'exit')
         }
@@ -240,6 +185,7 @@ t.test('behind HAProxy with TLS and no sticky sessions, a page whose instance is
     const replayed = onNewSocket.slice(0, onNewSocket.findIndex((frame) => frame.type === 'subscribed'))
       .filter((frame) => frame.type === 'activity')
     t.ok(replayed.length > 0, `the resume replayed what was broadcast while the page was away (${replayed.length} activities)`)
+    t.comment(`from SIGKILL to the page resubscribed on another instance: ${subscribed[1]!.at - killedAt} ms`)
     t.equal(await alice.getByTestId('resync-count').textContent(), '0', 'the page never had to reload its feed')
     t.equal(aliceFrames.sockets.length, 2, 'one new socket')
     t.ok(aliceFrames.sockets.every((url) => url === `wss://localhost:${publicPort}/ws`), 'both through the balancer, over wss')
