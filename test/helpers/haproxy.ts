@@ -6,7 +6,7 @@
 import { execFileSync } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { balancerDirectory, runBalancer, type Backend, type RunningBalancer } from './load-balancer.js'
+import { balancerDirectory, runBalancer, toolCommand, type Backend, type RunningBalancer } from './load-balancer.js'
 import type { Teardown } from './server.js'
 
 /**
@@ -60,6 +60,7 @@ export async function startHaproxy (t: Teardown, { port, pem, backends, host = '
 }): Promise<RunningBalancer> {
   const config = join(balancerDirectory(t, 'haproxy'), 'haproxy.cfg')
   writeFileSync(config, haproxyConfig({ port, pem, backends }))
-  execFileSync('haproxy', ['-c', '-q', '-f', config]) // a bad configuration fails here, with HAProxy's own message
-  return await runBalancer(t, 'haproxy', ['-f', config, '-db'], { port, host })
+  const command = toolCommand('haproxy') ?? 'haproxy'
+  execFileSync(command, ['-c', '-q', '-f', config]) // a bad configuration fails here, with HAProxy's own message
+  return await runBalancer(t, command, ['-f', config, '-db'], { port, host })
 }

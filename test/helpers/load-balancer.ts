@@ -14,6 +14,10 @@ import { sleep, type Teardown } from './server.js'
 
 const inCI = process.env.CI === 'true' || process.env.CI === '1'
 
+/** How to ask each tool for its version: it runs when this exits 0. Each is also its Debian package's name. */
+const VERSION_ARGS = { haproxy: '-v', nginx: '-v', openssl: 'version' } as const
+export type LoadBalancerTool = keyof typeof VERSION_ARGS
+
 /** Whether `command` runs (`<command> <versionArg>` exits 0). */
 function runs (command: string, versionArg: string): boolean {
   try {
@@ -24,13 +28,17 @@ function runs (command: string, versionArg: string): boolean {
   }
 }
 
-/** How to ask each tool for its version: it runs when this exits 0. Each is also its Debian package's name. */
-const VERSION_ARGS = { haproxy: '-v', nginx: '-v', openssl: 'version' } as const
-export type LoadBalancerTool = keyof typeof VERSION_ARGS
+/**
+ * The command that runs `tool`: its name when it is on the PATH, else Debian's `/usr/sbin/<tool>` (haproxy and nginx
+ * live there, outside a non-root user's PATH); undefined when neither runs.
+ */
+export function toolCommand (tool: LoadBalancerTool): string | undefined {
+  return [tool, `/usr/sbin/${tool}`].find((command) => runs(command, VERSION_ARGS[tool]))
+}
 
 /** Those of `tools` this machine lacks. */
 export function missingTools (tools: readonly LoadBalancerTool[]): LoadBalancerTool[] {
-  return tools.filter((tool) => !runs(tool, VERSION_ARGS[tool]))
+  return tools.filter((tool) => toolCommand(tool) === undefined)
 }
 
 /**
@@ -89,7 +97,7 @@ export function selfSignedCertificate (t: Teardown): { pem: string, cert: string
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   const cert = join(dir, 'cert.pem')
   const key = join(dir, 'key.pem')
-  execFileSync('openssl', [
+  execFileSync(toolCommand('openssl') ?? 'openssl', [
     'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=localhost',
     '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1', '-keyout', key, '-out', cert
   ], { stdio: 'ignore' })

@@ -7,7 +7,7 @@
 import { execFileSync } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { balancerDirectory, runBalancer, type Backend, type RunningBalancer } from './load-balancer.js'
+import { balancerDirectory, runBalancer, toolCommand, type Backend, type RunningBalancer } from './load-balancer.js'
 import type { Teardown } from './server.js'
 
 /**
@@ -75,6 +75,7 @@ export async function startNginx (t: Teardown, { port, cert, key, backends, host
   const config = join(dir, 'nginx.conf')
   writeFileSync(config, nginxConfig({ port, cert, key, backends, dir }))
   const args = ['-e', 'stderr', '-p', dir, '-c', config]
-  execFileSync('nginx', [...args, '-t', '-q']) // a bad configuration fails here, with nginx's own message
-  return await runBalancer(t, 'nginx', args, { port, host })
+  const command = toolCommand('nginx') ?? 'nginx'
+  execFileSync(command, [...args, '-t', '-q']) // a bad configuration fails here, with nginx's own message
+  return await runBalancer(t, command, args, { port, host })
 }
