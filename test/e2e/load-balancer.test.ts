@@ -27,7 +27,7 @@ import { sleep, type Teardown } from '../helpers/server.js'
 
 const POV = 'launch'
 /** Short, so that the killed instance's members are reaped within the test (bound: presenceTtl × 4/3). */
-const PRESENCE_TTL = 3000
+const PRESENCE_TTL = 5000
 const INSTANCE_NAMES = ['i1', 'i2', 'i3'] as const
 
 /** Bundles the test page (React and the package's hooks, from the sources) into a temporary directory. */

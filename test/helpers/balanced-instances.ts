@@ -13,9 +13,12 @@ import { nextEvent, PROCESS_START_MS } from './socket-waits.js'
 
 const INSTANCE_SCRIPT = fileURLToPath(new URL('../e2e/fixtures/balanced-instance.ts', import.meta.url))
 /**
- * Several instances start at once, each compiling the plugin's TypeScript: on a 2-core machine loaded by other work
- * (load average 13) three took 10–12 s outside tap and over 30 s under it, so they get twice a single process's time.
+ * The instances run with the repository's own TypeScript loader only, not with tap's loaders and coverage hooks
+ * (process.execArgv): those made three instances take 40–48 s to start on a loaded 2-core machine (load average 20),
+ * and the instances' coverage is not what these tests are for.
  */
+const NODE_ARGS = [`--import=${new URL('../../scripts/typescript-loader.mjs', import.meta.url).href}`]
+/** Several instances start at once, each compiling the plugin's TypeScript: twice a single process's time. */
 const START_MS = 2 * PROCESS_START_MS
 
 export interface BalancedInstance {
@@ -44,7 +47,7 @@ export async function startBalancedInstances (t: Teardown, names: readonly strin
 }
 
 async function startBalancedInstance (t: Teardown, name: string, { redis, origin, presenceTtl, pageBundle }: InstanceSettings): Promise<BalancedInstance> {
-  const child = spawn(process.execPath, [...process.execArgv, INSTANCE_SCRIPT], {
+  const child = spawn(process.execPath, [...NODE_ARGS, INSTANCE_SCRIPT], {
     env: {
       ...process.env,
       REDIS_URL: redis.url,

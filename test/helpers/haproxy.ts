@@ -11,7 +11,7 @@ import type { Teardown } from './server.js'
 
 /**
  * The HAProxy configuration of docs/deployment.md for `backends` on loopback, TLS on `port` with `pem`, with the
- * timings shortened for a test (health checks every 500 ms, a server down after one failed check) and round-robin
+ * timings shortened for a test (health checks every 500 ms, a server down after two failed checks) and round-robin
  * balancing, so that the test can tell that nothing sticks.
  */
 export function haproxyConfig ({ port, pem, backends }: { port: number, pem: string, backends: readonly Backend[] }): string {
@@ -44,7 +44,10 @@ backend app
   http-check expect status 200
   option redispatch 1
   retries 3
-  default-server check inter 500ms fall 1 rise 1
+  # Quick checks for a test, but a check may take 2 s and two must fail: an instance slowed by a loaded machine is
+  # not a dead one.
+  timeout check 2s
+  default-server check inter 500ms fall 2 rise 1
   # Which instance answered (the test reads it; drop it in production if you would rather not show it).
   http-response set-header X-Served-By %[srv_name]
 ${backends.map(({ name, port }) => `  server ${name} 127.0.0.1:${port}`).join('\n')}
