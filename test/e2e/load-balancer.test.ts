@@ -157,18 +157,15 @@ t.test('behind HAProxy with TLS and no sticky sessions, a page whose instance is
   await t.test('the instance holding the page\'s socket is killed mid-traffic: the page resumes elsewhere with every activity once, in order', async (t) => {
     // Broadcasts go on from a surviving instance before, during and after the kill and the page's reconnect.
     let killedAt = 0
-    const during = (async () => {
-      for (let i = 0; i < 30; i++) {
-        await publish(publisher, `during-${i}`)
-        if (i === 9) {
-          killedAt = Date.now()
-          doomed.process.kill('SIGKILL')
-          await once(doomed.process, 'exit')
-        }
-        await sleep(40)
+    for (let i = 0; i < 30; i++) {
+      await publish(publisher, `during-${i}`)
+      if (i === 9) {
+        killedAt = Date.now()
+        doomed.process.kill('SIGKILL')
+        await once(doomed.process, 'exit')
       }
-    })()
-    await during
+      await sleep(40)
+    }
     await waitForStatus(alice, 'reconnected')
     for (let i = 0; i < 5; i++) await publish(publisher, `after-${i}`)
 
