@@ -36,8 +36,9 @@ export function requireChromium (t: { fail (message: string): void }): boolean {
   return false
 }
 
-export function launchChromium (): Promise<Browser> {
-  return chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS })
+/** @param extraArgs more command-line switches, e.g. `--ignore-certificate-errors` for a test's own certificate */
+export function launchChromium (extraArgs: readonly string[] = []): Promise<Browser> {
+  return chromium.launch({ executablePath: CHROMIUM, args: [...CHROMIUM_ARGS, ...extraArgs] })
 }
 
 export type ConnectionStatus = 'connected' | 'disconnected' | 'reconnected'
