@@ -2,7 +2,7 @@
 import type { FastifyInstance, FastifyServerOptions } from 'fastify'
 import type { Activity } from 'fastify-pov-realtime'
 
-/** The example's in-memory activity "database" (activity-store.mjs). */
+/** The example's activity "database" (activity-store.mjs): in memory, or kept in a file by `ActivityStore.open`. */
 export interface ActivityStore {
   list (povId: string, limit?: number): Activity[]
   has (povId: string, id: string): boolean
