@@ -7,10 +7,9 @@ import { fetchMe, fetchPovs, joinPov, leavePov, signOut, type Pov } from './api.
 import { ActivityFeed } from './ActivityFeed.js'
 import { ConnectionBadge } from './ConnectionBadge.js'
 import { PostActivityForm } from './PostActivityForm.js'
+import { PovList } from './PovList.js'
 import { PresenceList } from './PresenceList.js'
 import { SignInForm } from './SignInForm.js'
-import { badge } from './unread-badge.js'
-import { useUnreadCounts } from './use-unread-counts.js'
 
 type Session = { state: 'loading' } | { state: 'signed-out' } | { state: 'signed-in', userId: string }
 
@@ -37,15 +36,13 @@ export function App () {
 
 function SignedIn ({ userId, onSignedOut }: { userId: string, onSignedOut: () => void }) {
   const client = useRealtimeClient()
-  const { authError, connectionStatus } = useConnectionStatus()
+  const { authError } = useConnectionStatus()
   const [povs, setPovs] = useState<Pov[]>([])
   const [povId, setPovId] = useState<string>()
   // Bumped when the user joins a PoV again: its view mounts anew, which is what subscribes a revoked PoV again.
   const [joins, setJoins] = useState(0)
-  // The open PoV's count is live (from the socket); the others' come from the app's route, fetched again on each
-  // switch and after a reconnect.
+  // The open PoV's read receipts: its "N new", "Mark all read" and "Seen by" (the PoV list counts every PoV's unread).
   const receipts = useReadReceipts(povId)
-  const unreadCounts = useUnreadCounts(`${povId}:${connectionStatus}`)
 
   useEffect(() => {
     fetchPovs().then((list) => {
@@ -56,10 +53,15 @@ function SignedIn ({ userId, onSignedOut }: { userId: string, onSignedOut: () =>
     }, () => {})
   }, [])
 
-  function pickPov (id: string) {
-    setPovId(id)
-    window.history.replaceState(null, '', `?pov=${encodeURIComponent(id)}`)
-  }
+  // The open PoV is in the address from the first load on (`?pov=launch`), not only after a switch: a reload, or the
+  // link copied to another window, opens the same one.
+  useEffect(() => {
+    if (!povId) return
+    const address = new URL(window.location.href)
+    if (address.searchParams.get('pov') === povId) return
+    address.searchParams.set('pov', povId)
+    window.history.replaceState(null, '', address)
+  }, [povId])
 
   // The token route refused the cookie (expired, or signed out in another tab): the hooks stopped reconnecting.
   useEffect(() => {
@@ -78,30 +80,17 @@ function SignedIn ({ userId, onSignedOut }: { userId: string, onSignedOut: () =>
     onSignedOut()
   }
 
-  const unreadOf = (id: string) => (id === povId ? receipts.unread : unreadCounts[id] ?? null)
-
   return (
     <>
-      <section>
-        <header>
-          <span>Signed in as <strong data-testid='signed-in-user'>{userId}</strong></span>
-          <ConnectionBadge />
-          <label>
-            PoV{' '}
-            <select data-testid='pov-picker' value={povId ?? ''} onChange={(event) => pickPov(event.target.value)}>
-              {povs.map((pov) => {
-                const unread = unreadOf(pov.id)
-                return (
-                  <option key={pov.id} value={pov.id} data-unread={unread ?? ''}>
-                    {pov.name}{unread ? ` (${badge(unread)} new)` : ''}
-                  </option>
-                )
-              })}
-            </select>
-          </label>
-          <button className='secondary' data-testid='sign-out-button' onClick={signOutNow}>Sign out</button>
-        </header>
+      {/* One line at every width and every connection state: the name gives way (ellipsis), the badge keeps its width. */}
+      <section className='session-bar' data-testid='session-bar'>
+        <span className='who'>
+          <span className='who-label'>Signed in as </span><strong data-testid='signed-in-user'>{userId}</strong>
+        </span>
+        <ConnectionBadge />
+        <button className='secondary' data-testid='sign-out-button' onClick={signOutNow}>Sign out</button>
       </section>
+      <PovList povs={povs} openPovId={povId} onOpen={setPovId} />
       {povId && (
         <PovView key={`${povId}:${joins}`} povId={povId} userId={userId} receipts={receipts} onJoined={() => setJoins((n) => n + 1)} />
       )}
