@@ -109,8 +109,9 @@ export async function buildExampleApp ({ secret, store = new ActivityStore(), lo
 
     api.get('/api/povs', async () => ({ povs: DEMO_POVS }))
 
-    // The signed-in user's unread count on every demo PoV, for the badges of the PoVs the page is not subscribed to:
-    // `{ [povId]: { readCursor, unread } }`. Only the caller's own marks, and only PoVs they may see.
+    // The signed-in user's unread count on every demo PoV: `{ [povId]: { readCursor, unread } }`, only the caller's own
+    // marks. This page has no need of it (its PoV list watches each of the three PoVs, so its badges are live); an app
+    // listing many PoVs asks it for those it does not watch.
     api.get('/api/unread', async (request) =>
       app.povRealtime.unreadCounts(request.user.userId, DEMO_POVS.map((pov) => pov.id)))
 

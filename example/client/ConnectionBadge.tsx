@@ -1,4 +1,5 @@
 import { useConnectionStatus } from 'fastify-pov-realtime/hooks'
+import { useConnectionPhase } from './connection-phase.js'
 
 /**
  * 'connected' / 'disconnected' / 'reconnected', re-rendered on status changes only (not on every message). After the
@@ -8,7 +9,8 @@ import { useConnectionStatus } from 'fastify-pov-realtime/hooks'
  */
 export function ConnectionBadge () {
   const { connectionStatus, state } = useConnectionStatus()
-  const detail = state === 'waiting' ? 'retrying…' : state === 'revoked' ? 'access revoked' : ''
+  const phase = useConnectionPhase()
+  const detail = state === 'revoked' ? 'access revoked' : phase === 'retrying' ? 'retrying…' : ''
   return (
     <span
       className={`status status-${connectionStatus}`} data-testid='connection-status' data-status={connectionStatus}

@@ -1,7 +1,8 @@
 import { useEffect, useState, type FormEvent } from 'react'
-import { useConnectionStatus, usePovActivities, useTyping, type Activity } from 'fastify-pov-realtime/hooks'
+import { usePovActivities, useTyping, type Activity } from 'fastify-pov-realtime/hooks'
 import type { Severity } from 'fastify-pov-realtime'
 import { postActivity } from './api.js'
+import { useConnectionPhase } from './connection-phase.js'
 import { describePostFailure } from './post-failure.js'
 import { TypingIndicator } from './TypingIndicator.js'
 
@@ -33,7 +34,8 @@ export function PostActivityForm ({ povId, userId, onPosted }: {
 }) {
   // A second watcher of the PoV (the feed is the first): still one subscription.
   const { addOptimistic, removeOptimistic } = usePovActivities(povId)
-  const { isConnected, state } = useConnectionStatus()
+  const phase = useConnectionPhase()
+  const isConnected = phase === 'online'
   // Called on every keystroke: the hook sends `typing: true` at most every 3 s, and `false` after a pause.
   const { typingUserIds, setTyping } = useTyping(povId)
   const [title, setTitle] = useState('')
@@ -87,9 +89,9 @@ export function PostActivityForm ({ povId, userId, onPosted }: {
       </form>
       {!isConnected && (
         <p className='offline' data-testid='post-offline'>
-          {state === 'waiting'
+          {phase === 'retrying'
             ? 'Disconnected: reconnecting… Posting resumes once the connection is back; what you type is kept.'
-            : state === 'revoked' || state === 'auth-failed'
+            : phase === 'ended'
               ? 'Posting is off: the server ended this session.'
               : 'Connecting…'}
         </p>
