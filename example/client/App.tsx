@@ -11,7 +11,15 @@ import { PovList } from './PovList.js'
 import { PresenceList } from './PresenceList.js'
 import { SignInForm } from './SignInForm.js'
 
-type Session = { state: 'loading' } | { state: 'signed-out' } | { state: 'signed-in', userId: string }
+type Session =
+  | { state: 'loading' }
+  /** `notice`: why the user is on the sign-in form when they did not sign out themselves. */
+  | { state: 'signed-out', notice?: string }
+  | { state: 'signed-in', userId: string }
+
+/** Said on the sign-in form when the server stopped accepting the session, so nobody lands there without a word. */
+export const SESSION_ENDED_NOTICE = 'You were signed out: the server no longer accepts your session (you signed out in ' +
+  'another tab, it expired, or the server restarted with another secret). Sign in again.'
 
 export function App () {
   const [session, setSession] = useState<Session>({ state: 'loading' })
@@ -20,21 +28,23 @@ export function App () {
       (userId) => setSession(userId ? { state: 'signed-in', userId } : { state: 'signed-out' }),
       () => setSession({ state: 'signed-out' }))
   }, [])
-  const signedOut = useCallback(() => setSession({ state: 'signed-out' }), [])
+  const signedOut = useCallback((notice?: string) => setSession({ state: 'signed-out', notice }), [])
 
   return (
     <>
       <header>
         <h1>fastify-pov-realtime example</h1>
       </header>
-      {session.state === 'signed-out' && <SignInForm onSignedIn={(userId) => setSession({ state: 'signed-in', userId })} />}
+      {session.state === 'signed-out' && (
+        <SignInForm notice={session.notice} onSignedIn={(userId) => setSession({ state: 'signed-in', userId })} />
+      )}
       {/* The hooks live only below this point: nothing connects (or asks for a token) before sign-in. */}
       {session.state === 'signed-in' && <SignedIn userId={session.userId} onSignedOut={signedOut} />}
     </>
   )
 }
 
-function SignedIn ({ userId, onSignedOut }: { userId: string, onSignedOut: () => void }) {
+function SignedIn ({ userId, onSignedOut }: { userId: string, onSignedOut: (notice?: string) => void }) {
   const client = useRealtimeClient()
   const { authError } = useConnectionStatus()
   const [povs, setPovs] = useState<Pov[]>([])
@@ -68,7 +78,7 @@ function SignedIn ({ userId, onSignedOut }: { userId: string, onSignedOut: () =>
     if (!authError) return
     client.close()
     clearPersistedRealtimeState()
-    onSignedOut()
+    onSignedOut(SESSION_ENDED_NOTICE)
   }, [authError, client, onSignedOut])
 
   async function signOutNow () {

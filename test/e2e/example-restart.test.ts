@@ -2,10 +2,11 @@
  * The quick start's restart story, word for word: `npm start`'s server (example/server.mjs, a child process with no
  * `JWT_SECRET`) is stopped with Ctrl-C and started again; two users, each in their own browser context (a normal and
  * a private window), see `disconnected` then `reconnected`, are still signed in, and see the same items as a newcomer,
- * because the dev secret and the posted activities are kept in the data folder. Also: the plain start-up lines, and a
- * busy port that names the variable to set. Screenshots go to .tap/screenshots/example-restart/.
+ * because the dev secret and the posted activities are kept in the data folder. Also: the plain start-up lines, a
+ * start with another `JWT_SECRET` that the pages explain, and a busy port that names the variable to set. Screenshots go to .tap/screenshots/example-restart/.
  */
-import { stat, mkdtemp, readFile, rm } from 'node:fs/promises'
+import { randomBytes } from 'node:crypto'
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -108,5 +109,16 @@ t.test('stop and start the example server: both users stay signed in, reconnect,
   await postFromPage(alice, 'After the restart', 'Live again.')
   for (const page of [bob, carol]) await activityItems(page, 'After the restart').waitFor({ timeout: UI_TIMEOUT })
   t.pass('a post after the restart reaches the others live')
+
+  // The one way to lose the sessions: a start with another secret. The pages say so instead of a bare sign-in form.
+  t.equal(await server.stop(), 0)
+  server = await startExampleProcess({ ...env, JWT_SECRET: randomBytes(32).toString('base64url') })
+  t.notMatch(server.stdout(), /dev secret/, 'with JWT_SECRET set, the dev secret is not used')
+  for (const page of [alice, bob]) {
+    await page.getByTestId('signed-out-notice').waitFor({ timeout: UI_TIMEOUT })
+    t.equal(await page.getByTestId('signed-out-notice').textContent(), 'You were signed out: the server no longer accepts ' +
+      'your session (you signed out in another tab, it expired, or the server restarted with another secret). Sign in again.')
+  }
+  await alice.screenshot({ path: join(shots, '3-secret-changed.png'), fullPage: true })
   t.same(pageErrors, [], 'no uncaught error in any page')
 })
