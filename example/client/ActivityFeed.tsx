@@ -1,7 +1,7 @@
 import { useCallback, useEffect, useMemo, useState } from 'react'
 import { useActivityEffect, usePovActivities, type Activity, type ReadReceipts } from 'fastify-pov-realtime/hooks'
 import { fetchActivities } from './api.js'
-import { RelativeTime, useNow } from './relative-time.js'
+import { RelativeTime, useNow } from './RelativeTime.js'
 import { seenByPerActivity } from './seen-by.js'
 import { badge } from './unread-badge.js'
 

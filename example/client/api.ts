@@ -2,6 +2,7 @@
  * The example app's own HTTP API (example/app.mjs), as the page calls it. Cookies travel by themselves (same origin).
  */
 import type { Activity, Severity } from 'fastify-pov-realtime'
+import { HttpError } from './http-error.js'
 
 export interface Pov { id: string, name: string }
 
@@ -10,12 +11,6 @@ export interface NewActivity {
   title: string
   message: string
   severity?: Severity
-}
-
-export class HttpError extends Error {
-  constructor (readonly status: number, message: string) {
-    super(message)
-  }
 }
 
 async function request<T> (method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {

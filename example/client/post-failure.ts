@@ -1,7 +1,7 @@
 /**
  * What the post form says when a post fails, in words: the browser's own "Failed to fetch" tells a user nothing.
  */
-import { HttpError } from './api.js'
+import { HttpError } from './http-error.js'
 
 export function describePostFailure (err: unknown): string {
   if (err instanceof HttpError) {
