@@ -1,15 +1,11 @@
 /**
- * The example's "database": activities per PoV, in memory. A real app keeps them in its own database, which
- * outlives a restart of the web server; the end-to-end test mimics that by handing the same store to the restarted
- * server.
+ * The example's "database": activities per PoV. In memory for the tests; `npm start` opens it on a git-ignored file
+ * (`example/.data/activities.json`), written after each post, so that after a restart everyone, whether they kept
+ * the page open or came afterwards, sees the same items. A real app keeps them in its own database.
  */
-
-/** The PoVs (points of view: a project, a ticket, a document) a signed-in user may pick. */
-export const DEMO_POVS = Object.freeze([
-  { id: 'launch', name: 'Product launch' },
-  { id: 'billing-migration', name: 'Billing migration' },
-  { id: 'support', name: 'Support desk' }
-])
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs'
+import { readFile } from 'node:fs/promises'
+import { dirname } from 'node:path'
 
 /**
  * @typedef {import('fastify-pov-realtime').Activity} Activity
@@ -19,13 +15,44 @@ export class ActivityStore {
   /** @type {Map<string, Activity[]>} */
   #byPov = new Map()
   #maxPerPov
+  /** @type {string | undefined} */
+  #file
 
   /**
    * @param {object} [options]
    * @param {number} [options.maxPerPov=200] activities kept per PoV (the oldest go first)
+   * @param {string} [options.file] where each change is written (see {@link ActivityStore.open}); none: memory only
    */
-  constructor ({ maxPerPov = 200 } = {}) {
+  constructor ({ maxPerPov = 200, file } = {}) {
     this.#maxPerPov = maxPerPov
+    this.#file = file
+  }
+
+  /**
+   * A store kept in `file`: what the file holds now (nothing if it does not exist yet), and every post written to it.
+   * @param {string} file
+   * @param {{ maxPerPov?: number }} [options]
+   * @returns {Promise<ActivityStore>}
+   */
+  static async open (file, options = {}) {
+    const store = new ActivityStore({ ...options, file })
+    let text
+    try {
+      text = await readFile(file, 'utf8')
+    } catch (err) {
+      if (err.code !== 'ENOENT') throw err
+      return store
+    }
+    let saved
+    try {
+      saved = JSON.parse(text)
+    } catch (err) {
+      throw new Error(`${file} is not the JSON this store writes (${err.message}): delete it to start afresh`)
+    }
+    for (const [povId, activities] of Object.entries(saved.activitiesByPov ?? {})) {
+      store.#byPov.set(povId, activities.slice(-store.#maxPerPov))
+    }
+    return store
   }
 
   /**
@@ -52,5 +79,18 @@ export class ActivityStore {
     activities.push(activity)
     if (activities.length > this.#maxPerPov) activities.shift()
     this.#byPov.set(activity.povId, activities)
+    this.#save()
+  }
+
+  /**
+   * Writes the whole store (a few hundred activities at most) to a temporary file renamed over the old one: a stop
+   * in the middle of a write leaves the previous version, never half a file. Synchronous, so writes keep their order.
+   */
+  #save () {
+    if (!this.#file) return
+    mkdirSync(dirname(this.#file), { recursive: true })
+    const temporary = `${this.#file}.${process.pid}.tmp`
+    writeFileSync(temporary, JSON.stringify({ activitiesByPov: Object.fromEntries(this.#byPov) }))
+    renameSync(temporary, this.#file)
   }
 }

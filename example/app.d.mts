@@ -1,13 +1,8 @@
 // Types of app.mjs, for the TypeScript end-to-end test (test/e2e/example.test.ts).
 import type { FastifyInstance, FastifyServerOptions } from 'fastify'
-import type { Activity } from 'fastify-pov-realtime'
+import type { ActivityStore } from './activity-store.mjs'
 
-/** The example's in-memory activity "database" (activity-store.mjs). */
-export interface ActivityStore {
-  list (povId: string, limit?: number): Activity[]
-  has (povId: string, id: string): boolean
-  add (activity: Activity): void
-}
+export type { ActivityStore }
 
 export interface ExampleAppOptions {
   secret: string

@@ -1,5 +1,5 @@
 /**
- * The example app: a Fastify server with a demo sign-in, an in-memory activity "database" and PoV membership, and the
+ * The example app: a Fastify server with a demo sign-in, an activity "database" and PoV membership, and the
  * plugin registered the way a user registers it (presence and read receipts on, with the unread-counts route the page
  * uses; `authorizeSubscription` asking the membership, and `revoke` when a user leaves a PoV).
  * `server.mjs` runs it (`npm start`); the end-to-end test starts and stops it in-process through the same functions.
@@ -11,8 +11,9 @@ import fastifyJwt from '@fastify/jwt'
 import { Type } from '@sinclair/typebox'
 import Fastify from 'fastify'
 import povRealtime, { SEVERITIES } from 'fastify-pov-realtime'
-import { ActivityStore, DEMO_POVS } from './activity-store.mjs'
+import { ActivityStore } from './activity-store.mjs'
 import { bundlePage } from './bundle.mjs'
+import { DEMO_POVS } from './demo-povs.mjs'
 
 /** The cookie the plugin reads by default (`cookieName`), holding the app's own access token. */
 const ACCESS_COOKIE = 'accessToken'
@@ -89,15 +90,28 @@ export async function buildExampleApp ({ secret, store = new ActivityStore(), lo
     return { signedOut: true }
   })
 
+  // The page's "am I signed in?" question at load. Nobody signed in is an answer (`{ userId: null }`, 200), not an
+  // error, so a first visit shows no failed request in the browser's console. A cookie that does not verify (made
+  // with another secret, expired) is refused (401) and cleared, so the next load is a plain "signed out".
+  app.get('/api/me', async (request, reply) => {
+    if (request.cookies[ACCESS_COOKIE] === undefined) return { userId: null }
+    try {
+      await request.jwtVerify()
+    } catch (err) {
+      reply.clearCookie(ACCESS_COOKIE, { path: '/' })
+      throw err
+    }
+    return { userId: request.user.userId }
+  })
+
   await app.register(async function signedInRoutes (api) {
     api.addHook('onRequest', (request) => request.jwtVerify())
 
-    api.get('/api/me', async (request) => ({ userId: request.user.userId }))
-
     api.get('/api/povs', async () => ({ povs: DEMO_POVS }))
 
-    // The signed-in user's unread count on every demo PoV, for the badges of the PoVs the page is not subscribed to:
-    // `{ [povId]: { readCursor, unread } }`. Only the caller's own marks, and only PoVs they may see.
+    // The signed-in user's unread count on every demo PoV: `{ [povId]: { readCursor, unread } }`, only the caller's own
+    // marks. This page has no need of it (its PoV list watches each of the three PoVs, so its badges are live); an app
+    // listing many PoVs asks it for those it does not watch.
     api.get('/api/unread', async (request) =>
       app.povRealtime.unreadCounts(request.user.userId, DEMO_POVS.map((pov) => pov.id)))
 

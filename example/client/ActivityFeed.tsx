@@ -1,6 +1,8 @@
 import { useCallback, useEffect, useMemo, useState } from 'react'
 import { useActivityEffect, usePovActivities, type Activity, type ReadReceipts } from 'fastify-pov-realtime/hooks'
 import { fetchActivities } from './api.js'
+import { RelativeTime, useNow } from './RelativeTime.js'
+import { seenByPerActivity } from './seen-by.js'
 import { badge } from './unread-badge.js'
 
 interface FeedItem {
@@ -13,7 +15,8 @@ interface FeedItem {
  * A PoV's feed, newest first: what the app's API returned when the feed was (re)loaded, merged by `id` with what
  * arrived live (and, after a reload, what the client kept: it shows before the API answers). The feed is reloaded when
  * a reconnect's resume could not fill the gap (`resync`). With read receipts on, it shows how many are new, a button to
- * mark them read, and who has seen each activity.
+ * mark them read, and how far each other reader has read ("Seen by", see `seen-by.ts`). Times are relative ("2 min
+ * ago") and kept current.
  */
 export function ActivityFeed ({ povId, userId, confirmed, receipts }: {
   povId: string
@@ -59,6 +62,8 @@ export function ActivityFeed ({ povId, userId, confirmed, receipts }: {
   }, [loaded, live.activities, live.pendingIds, confirmed, povId])
 
   const { unread, markRead, readersOf } = receipts
+  const seenBy = useMemo(() => seenByPerActivity(items.map((item) => item.activity), readersOf, userId), [items, readersOf, userId])
+  const now = useNow()
   return (
     <section>
       <h2>
@@ -80,11 +85,15 @@ export function ActivityFeed ({ povId, userId, confirmed, receipts }: {
             className={`${pending ? 'pending ' : ''}severity-${activity.severity ?? 'info'}`}
           >
             <strong data-testid='activity-title'>{activity.title}</strong>
+            {activity.severity && activity.severity !== 'info' && (
+              <span className={`severity-label severity-label-${activity.severity}`} data-testid='activity-severity'>{activity.severity}</span>
+            )}
             {activity.message && <div data-testid='activity-message'>{activity.message}</div>}
             <div className='meta'>
-              <span data-testid='activity-author'>{activity.userId}</span> · {new Date(activity.createdAt).toLocaleTimeString()}{pending && ' · sending…'}
+              <span data-testid='activity-author'>{activity.userId}</span> · <RelativeTime iso={activity.createdAt} now={now} />
+              {pending && ' · sending…'}
             </div>
-            <SeenBy readers={readersOf(activity.id).filter((reader) => reader !== userId)} />
+            <SeenBy readers={seenBy.get(activity.id) ?? []} />
           </li>
         ))}
       </ul>

@@ -1,18 +1,17 @@
+/**
+ * The page: asks the server whether someone is signed in, then shows the sign-in form or the signed-in view. The hooks
+ * live only in the signed-in view: nothing connects, or asks for a token, before sign-in.
+ */
 import { useCallback, useEffect, useState } from 'react'
-import {
-  REVOKED_MESSAGE, clearPersistedRealtimeState, useConnectionStatus, usePovActivities, useReadReceipts, useRealtimeClient,
-  type Activity, type ReadReceipts
-} from 'fastify-pov-realtime/hooks'
-import { fetchMe, fetchPovs, joinPov, leavePov, signOut, type Pov } from './api.js'
-import { ActivityFeed } from './ActivityFeed.js'
-import { ConnectionBadge } from './ConnectionBadge.js'
-import { PostActivityForm } from './PostActivityForm.js'
-import { PresenceList } from './PresenceList.js'
+import { fetchMe } from './api.js'
+import { SignedIn } from './SignedIn.js'
 import { SignInForm } from './SignInForm.js'
-import { badge } from './unread-badge.js'
-import { useUnreadCounts } from './use-unread-counts.js'
 
-type Session = { state: 'loading' } | { state: 'signed-out' } | { state: 'signed-in', userId: string }
+type Session =
+  | { state: 'loading' }
+  /** `notice`: why the user is on the sign-in form when they did not sign out themselves. */
+  | { state: 'signed-out', notice?: string }
+  | { state: 'signed-in', userId: string }
 
 export function App () {
   const [session, setSession] = useState<Session>({ state: 'loading' })
@@ -21,149 +20,18 @@ export function App () {
       (userId) => setSession(userId ? { state: 'signed-in', userId } : { state: 'signed-out' }),
       () => setSession({ state: 'signed-out' }))
   }, [])
-  const signedOut = useCallback(() => setSession({ state: 'signed-out' }), [])
+  const signedOut = useCallback((notice?: string) => setSession({ state: 'signed-out', notice }), [])
 
   return (
     <>
       <header>
         <h1>fastify-pov-realtime example</h1>
       </header>
-      {session.state === 'signed-out' && <SignInForm onSignedIn={(userId) => setSession({ state: 'signed-in', userId })} />}
-      {/* The hooks live only below this point: nothing connects (or asks for a token) before sign-in. */}
-      {session.state === 'signed-in' && <SignedIn userId={session.userId} onSignedOut={signedOut} />}
-    </>
-  )
-}
-
-function SignedIn ({ userId, onSignedOut }: { userId: string, onSignedOut: () => void }) {
-  const client = useRealtimeClient()
-  const { authError, connectionStatus } = useConnectionStatus()
-  const [povs, setPovs] = useState<Pov[]>([])
-  const [povId, setPovId] = useState<string>()
-  // Bumped when the user joins a PoV again: its view mounts anew, which is what subscribes a revoked PoV again.
-  const [joins, setJoins] = useState(0)
-  // The open PoV's count is live (from the socket); the others' come from the app's route, fetched again on each
-  // switch and after a reconnect.
-  const receipts = useReadReceipts(povId)
-  const unreadCounts = useUnreadCounts(`${povId}:${connectionStatus}`)
-
-  useEffect(() => {
-    fetchPovs().then((list) => {
-      setPovs(list)
-      // The PoV named in the address, so that a reload (or a shared link) opens the same one, with its kept feed.
-      const fromAddress = new URLSearchParams(window.location.search).get('pov')
-      setPovId((current) => current ?? list.find((pov) => pov.id === fromAddress)?.id ?? list[0]?.id)
-    }, () => {})
-  }, [])
-
-  function pickPov (id: string) {
-    setPovId(id)
-    window.history.replaceState(null, '', `?pov=${encodeURIComponent(id)}`)
-  }
-
-  // The token route refused the cookie (expired, or signed out in another tab): the hooks stopped reconnecting.
-  useEffect(() => {
-    if (!authError) return
-    client.close()
-    clearPersistedRealtimeState()
-    onSignedOut()
-  }, [authError, client, onSignedOut])
-
-  async function signOutNow () {
-    await signOut()
-    // Close the socket now rather than after the hooks' linger, so that the next sign-in starts a fresh session, and
-    // forget the feed kept for reloads: the next user of this browser must not see it.
-    client.close()
-    clearPersistedRealtimeState()
-    onSignedOut()
-  }
-
-  const unreadOf = (id: string) => (id === povId ? receipts.unread : unreadCounts[id] ?? null)
-
-  return (
-    <>
-      <section>
-        <header>
-          <span>Signed in as <strong data-testid='signed-in-user'>{userId}</strong></span>
-          <ConnectionBadge />
-          <label>
-            PoV{' '}
-            <select data-testid='pov-picker' value={povId ?? ''} onChange={(event) => pickPov(event.target.value)}>
-              {povs.map((pov) => {
-                const unread = unreadOf(pov.id)
-                return (
-                  <option key={pov.id} value={pov.id} data-unread={unread ?? ''}>
-                    {pov.name}{unread ? ` (${badge(unread)} new)` : ''}
-                  </option>
-                )
-              })}
-            </select>
-          </label>
-          <button className='secondary' data-testid='sign-out-button' onClick={signOutNow}>Sign out</button>
-        </header>
-      </section>
-      {povId && (
-        <PovView key={`${povId}:${joins}`} povId={povId} userId={userId} receipts={receipts} onJoined={() => setJoins((n) => n + 1)} />
+      {session.state === 'signed-out' && (
+        <SignInForm notice={session.notice} onSignedIn={(userId) => setSession({ state: 'signed-in', userId })} />
       )}
-    </>
-  )
-}
-
-/**
- * One PoV: who is here, the post form and the feed. Keyed by PoV, so switching starts with a fresh state. "Leave PoV"
- * asks the app's route, which calls `fastify.povRealtime.revoke`: the revocation comes back over the socket (on every
- * page of the user), and the view shows it until the user joins again.
- */
-function PovView ({ povId, userId, receipts, onJoined }: {
-  povId: string
-  userId: string
-  receipts: ReadReceipts
-  onJoined: () => void
-}) {
-  const [confirmed, setConfirmed] = useState<Activity[]>([])
-  const [failure, setFailure] = useState<string>()
-  // FORBIDDEN: revoked while watched ('access revoked'), or refused at subscribe (left before this page loaded).
-  const { error } = usePovActivities(povId)
-  const { markRead } = receipts
-  const posted = useCallback((activity: Activity, cursor: string) => {
-    setConfirmed((list) => [...list, activity])
-    // The user has seen their own note: it does not count as new for them.
-    markRead(cursor)
-  }, [markRead])
-
-  async function leave () {
-    await leavePov(povId).catch((err: Error) => setFailure(err.message))
-  }
-
-  async function join () {
-    try {
-      await joinPov(povId)
-      onJoined()
-    } catch (err) {
-      setFailure((err as Error).message)
-    }
-  }
-
-  if (error?.code === 'FORBIDDEN') {
-    return (
-      <section data-testid='pov-revoked'>
-        <p className='notice'>
-          {error.message === REVOKED_MESSAGE ? 'You left this PoV: its live feed stopped.' : 'You are not on this PoV.'}
-        </p>
-        <button data-testid='join-pov-button' onClick={join}>Join again</button>
-        {failure && <p className='notice'>{failure}</p>}
-      </section>
-    )
-  }
-  return (
-    <>
-      <p>
-        <button className='secondary small' data-testid='leave-pov-button' onClick={leave}>Leave PoV</button>
-        {failure && <span className='notice'> {failure}</span>}
-      </p>
-      <PresenceList povId={povId} userId={userId} />
-      <PostActivityForm povId={povId} userId={userId} onPosted={posted} />
-      <ActivityFeed povId={povId} userId={userId} confirmed={confirmed} receipts={receipts} />
+      {/* The hooks live only below this point. */}
+      {session.state === 'signed-in' && <SignedIn userId={session.userId} onSignedOut={signedOut} />}
     </>
   )
 }

@@ -1,8 +1,11 @@
 import { useState, type FormEvent } from 'react'
 import { signIn } from './api.js'
 
-/** The demo sign-in: any user name, no password. It sets the HttpOnly `accessToken` cookie. */
-export function SignInForm ({ onSignedIn }: { onSignedIn: (userId: string) => void }) {
+/**
+ * The demo sign-in: any user name, no password. It sets the HttpOnly `accessToken` cookie. `notice` says why the user
+ * is here when the server ended their session.
+ */
+export function SignInForm ({ notice, onSignedIn }: { notice?: string, onSignedIn: (userId: string) => void }) {
   const [userName, setUserName] = useState('')
   const [error, setError] = useState<string>()
 
@@ -18,6 +21,7 @@ export function SignInForm ({ onSignedIn }: { onSignedIn: (userId: string) => vo
   return (
     <section>
       <h2>Sign in</h2>
+      {notice && <p className='notice' data-testid='signed-out-notice' role='status'>{notice}</p>}
       <p>A demo: pick any name (letters, digits, <code>_ . -</code>). Sign in as another user in a private window to chat with yourself.</p>
       <form onSubmit={submit} data-testid='sign-in-form'>
         <input

@@ -2,6 +2,7 @@
  * The example app's own HTTP API (example/app.mjs), as the page calls it. Cookies travel by themselves (same origin).
  */
 import type { Activity, Severity } from 'fastify-pov-realtime'
+import { HttpError } from './http-error.js'
 
 export interface Pov { id: string, name: string }
 
@@ -10,12 +11,6 @@ export interface NewActivity {
   title: string
   message: string
   severity?: Severity
-}
-
-export class HttpError extends Error {
-  constructor (readonly status: number, message: string) {
-    super(message)
-  }
 }
 
 async function request<T> (method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
@@ -29,10 +24,13 @@ async function request<T> (method: 'GET' | 'POST', path: string, body?: unknown)
   return payload as T
 }
 
-/** The signed-in user, or `undefined` when nobody is (401). */
+/**
+ * The signed-in user, or `undefined` when nobody is: the server answers `{ userId: null }` to a visitor without a
+ * session cookie, and 401 (clearing it) to a cookie that no longer verifies.
+ */
 export async function fetchMe (): Promise<string | undefined> {
   try {
-    return (await request<{ userId: string }>('GET', '/api/me')).userId
+    return (await request<{ userId: string | null }>('GET', '/api/me')).userId ?? undefined
   } catch (err) {
     if (err instanceof HttpError && err.status === 401) return undefined
     throw err
@@ -59,23 +57,6 @@ export async function fetchActivities (povId: string): Promise<Activity[]> {
 /** Stores the activity and broadcasts it to the PoV's subscribers (this page included); `cursor` is the broadcast's. */
 export async function postActivity (povId: string, activity: NewActivity): Promise<{ activity: Activity, cursor: string }> {
   return request<{ activity: Activity, cursor: string }>('POST', `/api/povs/${encodeURIComponent(povId)}/activities`, activity)
-}
-
-/** A PoV's unread count as `fastify.povRealtime.unreadCounts` gives it. */
-export interface UnreadCount { readCursor: string | null, unread: number | null }
-
-/**
- * The signed-in user's unread count per PoV, from the app's route around `fastify.povRealtime.unreadCounts`, so that
- * the badges are right without a socket subscription per PoV. `undefined` when the server has no such route (read
- * receipts off).
- */
-export async function fetchUnreadCounts (): Promise<Record<string, UnreadCount> | undefined> {
-  try {
-    return await request<Record<string, UnreadCount>>('GET', '/api/unread')
-  } catch (err) {
-    if (err instanceof HttpError && err.status === 404) return undefined
-    throw err
-  }
 }
 
 /** Leaves the PoV: the server ends this user's subscriptions of it (on every page) and refuses new ones. */

@@ -6,13 +6,15 @@
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
 import { buildExampleApp, startExampleServer } from '../../example/app.mjs'
+import { join } from 'node:path'
 import {
-  UI_TIMEOUT, activityItems, launchChromium, openSignedInPage, postFromPage, requireChromium, signInCookie,
-  skipWithoutChromium, waitForStatus, waitUntil
+  UI_TIMEOUT, activityItems, launchChromium, openPov, openSignedInPage, postFromPage, requireChromium, screenshotDir,
+  signInCookie, skipWithoutChromium, waitForStatus, waitUntil
 } from '../helpers/browser.js'
 
-const SCREENSHOT = '/tmp/example.png'
 const POV = 'billing-migration'
+/** The demo's PoVs: the page's PoV list watches each of them, for its live unread badges. */
+const LISTED_POVS = 3
 
 t.test('two signed-in pages share a PoV live, and a page recovers what was posted across a server restart', {
   skip: skipWithoutChromium()
@@ -31,14 +33,14 @@ t.test('two signed-in pages share a PoV live, and a page recovers what was poste
   const alice = await openSignedInPage(browser, first.url, 'alice', pageErrors)
   const bob = await openSignedInPage(browser, first.url, 'bob', pageErrors)
   for (const page of [alice, bob]) {
-    await page.getByTestId('pov-picker').selectOption(POV)
+    await openPov(page, POV)
     await waitForStatus(page, 'connected')
   }
-  // Both sockets subscribed to the one PoV (and nothing else) before anyone posts, so delivery is live.
+  // Both sockets subscribed to every listed PoV before anyone posts, so delivery is live.
   await waitUntil(() => {
     const stats = app.povRealtime.stats()
-    return stats.connections === 2 && stats.subscriptions === 2 && stats.povs === 1
-  }, 'both pages to be subscribed to the PoV')
+    return stats.connections === 2 && stats.subscriptions === 2 * LISTED_POVS && stats.povs === LISTED_POVS
+  }, 'both pages to be subscribed to the PoVs')
 
   await t.test('an activity posted in one page shows in the other', async (t) => {
     await postFromPage(alice, 'Hello from alice', 'The migration plan is ready.')
@@ -74,7 +76,9 @@ t.test('two signed-in pages share a PoV live, and a page recovers what was poste
       await waitForStatus(page, 'reconnected')
       await activityItems(page, 'Posted during the restart').waitFor({ timeout: UI_TIMEOUT })
     }
-    await bob.screenshot({ path: SCREENSHOT, fullPage: true })
+    const shot = join(screenshotDir('example'), 'after-restart.png')
+    await bob.screenshot({ path: shot, fullPage: true })
+    t.comment(`screenshot: ${shot}`)
     for (const [name, page] of [['alice', alice], ['bob', bob]] as const) {
       t.equal(await activityItems(page, 'Hello from alice').count(), 1, `${name} still lists the earlier activity once`)
       t.equal(await activityItems(page, 'Posted during the restart').count(), 1, `${name} lists the missed activity once`)
@@ -82,7 +86,7 @@ t.test('two signed-in pages share a PoV live, and a page recovers what was poste
   })
 
   await t.test('after the restart the pages are subscribed again and see live posts', async (t) => {
-    await waitUntil(() => app.povRealtime.stats().subscriptions === 2, 'both pages to re-subscribe')
+    await waitUntil(() => app.povRealtime.stats().subscriptions === 2 * LISTED_POVS, 'both pages to re-subscribe')
     await postFromPage(bob, 'Back online from bob', 'Re-subscribed after the restart.')
     await activityItems(alice, 'Back online from bob').waitFor({ timeout: UI_TIMEOUT })
     t.equal(await activityItems(alice, 'Back online from bob').count(), 1, 'alice sees it once')
@@ -93,7 +97,7 @@ t.test('two signed-in pages share a PoV live, and a page recovers what was poste
     await alice.getByTestId('leave-pov-button').click()
     await alice.getByTestId('pov-revoked').waitFor({ timeout: UI_TIMEOUT })
     t.match(await alice.getByTestId('pov-revoked').textContent(), /You left this PoV/)
-    await waitUntil(() => app.povRealtime.stats().subscriptions === 1, "alice's subscription to end")
+    await waitUntil(() => app.povRealtime.stats().subscriptions === 2 * LISTED_POVS - 1, "alice's subscription to end")
     t.equal(app.povRealtime.stats().revoked, 1, 'counted as revoked')
     await postFromPage(bob, 'While alice is away', 'She left the PoV.')
     await activityItems(bob, 'While alice is away').waitFor({ timeout: UI_TIMEOUT })
@@ -101,7 +105,7 @@ t.test('two signed-in pages share a PoV live, and a page recovers what was poste
 
     await alice.getByTestId('join-pov-button').click()
     await alice.getByTestId('leave-pov-button').waitFor({ timeout: UI_TIMEOUT })
-    await waitUntil(() => app.povRealtime.stats().subscriptions === 2, 'alice to subscribe again')
+    await waitUntil(() => app.povRealtime.stats().subscriptions === 2 * LISTED_POVS, 'alice to subscribe again')
     await activityItems(alice, 'While alice is away').waitFor({ timeout: UI_TIMEOUT }) // reloaded from the app's API
     await postFromPage(bob, 'Welcome back', 'Live again.')
     await activityItems(alice, 'Welcome back').waitFor({ timeout: UI_TIMEOUT })
@@ -112,9 +116,12 @@ t.test('two signed-in pages share a PoV live, and a page recovers what was poste
     await alice.getByTestId('sign-out-button').click()
     await alice.getByTestId('sign-in-form').waitFor({ timeout: UI_TIMEOUT })
     await waitUntil(() => app.povRealtime.stats().connections === 1, 'alice\'s socket to close')
-    t.equal(app.povRealtime.stats().subscriptions, 1, 'only bob is still subscribed')
-    const me = await alice.evaluate(async () => (await fetch('/api/me')).status)
-    t.equal(me, 401, 'the access cookie is gone')
+    t.equal(app.povRealtime.stats().subscriptions, LISTED_POVS, 'only bob is still subscribed')
+    const me = await alice.evaluate(async () => {
+      const response = await fetch('/api/me')
+      return { status: response.status, body: await response.json() }
+    })
+    t.same(me, { status: 200, body: { userId: null } }, 'the access cookie is gone: nobody is signed in')
   })
 
   t.same(pageErrors, [], 'no uncaught error in either page')

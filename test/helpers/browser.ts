@@ -2,7 +2,9 @@
  * What the browser end-to-end tests share: Debian's Chromium driven by playwright-core (no downloaded browser), a
  * signed-in page of the example app, and the example page's test ids.
  */
-import { existsSync } from 'node:fs'
+import { existsSync, mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import type { FastifyInstance } from 'fastify'
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
 
@@ -58,8 +60,10 @@ export async function newWatchedPage (context: BrowserContext, name: string, pag
  * A fresh browser context (its own cookie jar, as a second browser would have), signed in as `userName` through the
  * page's form. Uncaught errors of the page are pushed to `pageErrors`.
  */
-export async function openSignedInPage (browser: Browser, url: string, userName: string, pageErrors: string[]): Promise<Page> {
-  const context = await browser.newContext({ viewport: { width: 900, height: 760 } })
+export async function openSignedInPage (
+  browser: Browser, url: string, userName: string, pageErrors: string[], viewport = { width: 900, height: 760 }
+): Promise<Page> {
+  const context = await browser.newContext({ viewport })
   const page = await newWatchedPage(context, userName, pageErrors)
   await page.goto(url)
   await page.getByTestId('user-name-input').fill(userName)
@@ -68,13 +72,56 @@ export async function openSignedInPage (browser: Browser, url: string, userName:
   return page
 }
 
+/** Opens `povId` from the page's PoV list, and waits until the address names it. */
+export async function openPov (page: Page, povId: string): Promise<void> {
+  await page.locator(`[data-testid="pov-link"][data-pov-id="${povId}"]`).click()
+  await page.locator(`[data-testid="pov-link"][data-pov-id="${povId}"][aria-current="page"]`).waitFor({ timeout: UI_TIMEOUT })
+  await page.waitForURL((address) => address.searchParams.get('pov') === povId, { timeout: UI_TIMEOUT })
+}
+
+/** The PoV list's entry for `povId`. */
+export function povLink (page: Page, povId: string) {
+  return page.locator(`[data-testid="pov-link"][data-pov-id="${povId}"]`)
+}
+
+/**
+ * What a user would see as red in the page's DevTools console: `console.error` lines (Chromium logs a failed request
+ * there too, a 401 included), and every answer of 400 or more, with its URL. Pushed to `problems`, prefixed with `name`.
+ */
+export function watchConsole (page: Page, name: string, problems: string[]): void {
+  page.on('console', (message) => {
+    if (message.type() === 'error') problems.push(`${name}: console error: ${message.text()}`)
+  })
+  page.on('response', (response) => {
+    if (response.status() >= 400) problems.push(`${name}: ${response.status()} from ${response.url()}`)
+  })
+}
+
+const root = fileURLToPath(new URL('../..', import.meta.url))
+
+/**
+ * The folder the browser tests' screenshots go to: `.tap/screenshots/<test>/` (git-ignored), made if missing.
+ * @param test a name for the test file, e.g. 'example-page'
+ */
+export function screenshotDir (test: string): string {
+  const dir = join(root, '.tap', 'screenshots', test)
+  mkdirSync(dir, { recursive: true })
+  return dir
+}
+
+/** Whether the page is wider than its window (something forces a horizontal scroll bar). */
+export async function overflowsHorizontally (page: Page): Promise<boolean> {
+  return page.evaluate(() => document.documentElement.scrollWidth > document.documentElement.clientWidth)
+}
+
 export function activityItems (page: Page, title: string) {
   return page.getByTestId('activity-item').filter({ hasText: title })
 }
 
-export async function postFromPage (page: Page, title: string, message: string): Promise<void> {
+export async function postFromPage (page: Page, title: string, message: string, severity?: string): Promise<void> {
   await page.getByTestId('post-title-input').fill(title)
   await page.getByTestId('post-message-input').fill(message)
+  if (severity) await page.getByTestId('post-severity').selectOption(severity)
   await page.getByTestId('post-submit').click()
 }
 
