@@ -1,5 +1,5 @@
 /**
- * Hostile upgrade requests (PROTOCOL.md, "WebSocket"): thousands of headers, a huge `Sec-WebSocket-Protocol`, bad keys
+ * Hostile upgrade requests (PROTOCOL.md, "WebSocket"): hundreds of headers, a huge `Sec-WebSocket-Protocol`, bad keys
  * and versions, several bearer entries, a token in both places, a burst of bad tokens. Each is refused with plain HTTP
  * (4xx, or 431 from Node's HTTP parser for oversized headers) and no socket opens, the process keeps serving, the event
  * loop does not stall, and a client already connected keeps receiving its activities on time.
@@ -101,10 +101,11 @@ async function assertStillServing (tt: Test, server: TestServer, povId: string):
 
 const protocolWith = (token: string, ...more: string[]): string => ['pov-realtime.v1', `bearer.${token}`, ...more].join(', ')
 
-t.test('thousands of small headers within the size limit: a good token opens a socket, a bad one gets 401', async (tt) => {
+t.test('hundreds of small headers within Node\'s limits: a good token opens a socket, a bad one gets 401', async (tt) => {
   const server = await startServer(tt)
   const token = await server.wsToken()
-  const extra = Array.from({ length: 2500 }, () => 'a:1') // 5 bytes each: 2,500 headers in about 12.5 KiB
+  // 800 headers of 5 bytes: Node 20 takes 2,500 of them, Node 22 and 24 answer 431 themselves from about 1,000 on.
+  const extra = Array.from({ length: 800 }, () => 'a:1')
   tt.ok(requestHead(server.port, { protocol: protocolWith(token), extra }).length < NODE_HEADER_LIMIT, 'the request fits the header limit')
 
   const opened = await handshake(server.port, { protocol: protocolWith(token), extra })
