@@ -111,6 +111,9 @@ function isClient (value: unknown): value is Redis {
   return typeof value === 'object' && value !== null && typeof (value as Redis).duplicate === 'function'
 }
 
+/** A Redis call that got no answer within the broker's `timeout`. */
+class NoAnswerError extends Error {}
+
 /**
  * Settles like `promise`, or rejects after `ms` (the promise's own late rejection is then ignored).
  * A busy event loop runs an overdue timer before it reads the sockets, so an answer that arrived in time would lose
@@ -121,7 +124,7 @@ function withTimeout<T> (promise: Promise<T>, ms: number): Promise<T> {
   let afterIo: NodeJS.Immediate | undefined
   const expired = new Promise<never>((_resolve, reject) => {
     timer = setTimeout(() => {
-      afterIo = setImmediate(() => reject(new Error(`Redis did not answer within ${ms} ms`)))
+      afterIo = setImmediate(() => reject(new NoAnswerError(`Redis did not answer within ${ms} ms`)))
     }, ms)
   })
   promise.catch(() => {})
@@ -162,6 +165,9 @@ class RedisBroker implements Broker {
   #pendingPublishes = 0
   /** Connections whose loss has been logged (logged once per outage, not at every reconnect attempt). */
   readonly #down = new Set<Redis>()
+  /** Set from a command that Redis did not answer in time until one it answers (a hung or paused Redis). */
+  #unresponsive = false
+  #onFault: (() => void) | undefined
   #closed = false
   readonly #onCommandsReady = () => this.#channels.retryNow()
   readonly presence: RedisPresenceRelay
@@ -200,9 +206,10 @@ class RedisBroker implements Broker {
     this.#control = new RedisControlRelay(link)
   }
 
-  async start ({ sink, history, log }: BrokerStartContext): Promise<void> {
+  async start ({ sink, history, log, faulted }: BrokerStartContext): Promise<void> {
     this.#sink = sink
     this.#log = log
+    this.#onFault = faulted
     this.#replays = history !== false
     const { size, ttl } = history || GAP_BUFFER
     this.#window = { size, ttl, metaTtl: Math.max(ttl, CURSOR_LIFETIME_MS) }
@@ -379,11 +386,13 @@ class RedisBroker implements Broker {
     }
     const result = await this.#command(() => readAfter(this.#commands, keys, this.#window, feed.position!, true))
     if (!isOpen()) return
+    // What the history still holds is delivered first; an unfillable gap is then told with where delivery goes on.
+    feed.fill(result)
     if (!result.intact) {
       this.#log.warn({ povId: feed.povId }, 'pov-realtime: activities were lost before they could be delivered (Redis lost them, or this instance was cut off longer than the history keeps them)')
-      this.#sink.interrupted?.(feed.povId)
+      const { epoch, id } = feed.position!
+      this.#sink.interrupted(feed.povId, id === '' ? null : formatCursor(epoch, id))
     }
-    feed.fill(result)
   }
 
   // ---- connections ---------------------------------------------------------------------------
@@ -405,19 +414,45 @@ class RedisBroker implements Broker {
     }
     const sent = send().catch(markNotSent)
     if (settled) sent.then(settled, settled)
-    return await withTimeout(sent, this.#timeout)
+    try {
+      const answer = await withTimeout(sent, this.#timeout)
+      if (this.#unresponsive) {
+        this.#unresponsive = false
+        this.#log.info('pov-realtime: Redis answers again')
+      }
+      return answer
+    } catch (err) {
+      if (err instanceof NoAnswerError && !this.#unresponsive && !this.#closed) {
+        // Once per outage: a hung or paused Redis fails every call until it answers one.
+        this.#unresponsive = true
+        this.#faulted()
+        this.#log.warn({ timeout: this.#timeout }, 'pov-realtime: Redis did not answer in time; calls fail until it does')
+      }
+      throw err
+    }
   }
 
-  /** Logs a connection's loss once per outage, and its return. */
+  /**
+   * Logs a connection's loss once per outage (an error, or Redis closing it: a restart, `CLIENT KILL`, an output
+   * buffer limit), counts it as a broker fault, and logs its return. The subscriber connection's return also has every
+   * watched PoV read its gap from the stream (see `ordered-channel.ts`); no socket is closed for it.
+   */
   #watchHealth (connection: Redis, role: string): void {
-    connection.on('error', (err: Error) => {
+    const lost = (err?: Error) => {
       if (this.#down.has(connection) || this.#closed) return
       this.#down.add(connection)
-      this.#log.warn({ err }, `pov-realtime: Redis ${role} connection lost; reconnecting`)
-    })
+      this.#faulted()
+      this.#log.warn(err ? { err } : {}, `pov-realtime: Redis ${role} connection lost; reconnecting`)
+    }
+    connection.on('error', (err: Error) => lost(err))
+    connection.on('close', () => lost())
     connection.on('ready', () => {
       if (this.#down.delete(connection)) this.#log.info(`pov-realtime: Redis ${role} connection restored`)
     })
+  }
+
+  #faulted (): void {
+    this.#onFault?.()
   }
 }
 
