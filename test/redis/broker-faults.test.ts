@@ -13,6 +13,7 @@ import type { PovRealtimeOptions } from '../../index.js'
 import type { TestClient } from '../helpers/client.js'
 import { startRedisServer } from '../helpers/redis-server.js'
 import { activity, sleep, startServer, waitFor, type Teardown, type TestServer } from '../helpers/server.js'
+import { startTcpProxy } from '../helpers/tcp-proxy.js'
 
 const KEY_PREFIX = 'broker-faults:'
 
@@ -189,4 +190,37 @@ t.test('Redis paused (SIGSTOP, then SIGCONT): publishing fails within the timeou
   t.equal(client.ws.readyState, WebSocket.OPEN, 'the socket was never closed')
   t.ok(a.app.povRealtime.stats().brokerFaults >= 1, 'the unanswered calls count as a broker fault')
   t.ok(warnings(a, /Redis did not answer in time/).length === 1, 'logged once for the outage')
+})
+
+t.test('an instance cut off for longer than the window: what the window still holds arrives once, in order, then resync naming the newest', async (t) => {
+  const redis = await startRedisServer(t)
+  const proxy = await startTcpProxy(t, redis.port)
+  const a = await instance(t, proxy.port, { history: { size: 3 } })
+  const b = await instance(t, redis.port, { history: { size: 3 } })
+  const client = await a.connect()
+  await client.subscribe('p1')
+  await b.app.broadcastActivity(activity('p1', { id: 'e0' }))
+  await waitFor(() => ids(client).length === 1, 5000, 'e0')
+
+  proxy.cut()
+  for (let i = 1; i <= 6; i++) await b.app.broadcastActivity(activity('p1', { id: `e${i}` })) // the window keeps e4..e6
+  proxy.restore()
+  await waitFor(() => resyncs(client).length === 1, 15_000, 'the resync')
+  await b.app.broadcastActivity(activity('p1', { id: 'e7' }))
+  await waitFor(() => ids(client).includes('e7'), 5000, 'e7')
+  await sleep(200)
+
+  t.same(ids(client), ['e0', 'e4', 'e5', 'e6', 'e7'], 'what the window held, once, in order, then live delivery')
+  const feed = client.messages.filter((m) => m.type === 'activity' || m.type === 'resync')
+  t.same(feed.map((m) => m.type === 'resync' ? 'resync' : (m.data as { id: string }).id), ['e0', 'e4', 'e5', 'e6', 'resync', 'e7'],
+    'the resync comes after what the window still held')
+  t.same(resyncs(client), [{ type: 'resync', povId: 'p1', cursor: feed[3]!.cursor }], 'naming e6: live delivery goes on after it')
+  t.equal(client.ws.readyState, WebSocket.OPEN, 'the socket was never closed')
+  t.match(a.app.povRealtime.stats(), { feedInterruptions: 1, resyncs: 1, closed: {} })
+  t.ok(a.app.povRealtime.stats().brokerFaults >= 1, 'the cut counts as a broker fault')
+
+  // A client that resumes from the resync's cursor elsewhere gets what followed it, recovered.
+  const resumed = await b.connect()
+  t.match(await resumed.subscribe('p1', feed[3]!.cursor as string), { type: 'subscribed', recovered: true })
+  t.same(ids(resumed), ['e7'], 'the resync cursor is a valid place to resume from')
 })
