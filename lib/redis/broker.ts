@@ -12,7 +12,7 @@
  */
 import { once } from 'node:events'
 import type { FastifyBaseLogger } from 'fastify'
-import { Redis, ReplyError, type RedisOptions } from 'ioredis'
+import { Cluster, Redis, ReplyError, type RedisOptions } from 'ioredis'
 import { encodeActivityFrame } from '../activity-frame.js'
 import type { Broker, BrokerEntry, BrokerSink, BrokerStartContext, ControlMessage, Replay } from '../broker.js'
 import { BrokerUnavailableError, InvalidOptionError } from '../errors.js'
@@ -182,6 +182,10 @@ class RedisBroker implements Broker {
   }: RedisBrokerOptions) {
     if (!(typeof redis === 'string' && redis.length > 0) && !(typeof redis === 'object' && redis !== null)) {
       fail('redis must be an ioredis client, a redis:// URL or ioredis options')
+    }
+    if (redis instanceof Cluster) {
+      // Its subscriber connections, resubscriptions and PUBLISH counts work otherwise: refused here rather than broken later.
+      fail('an ioredis Cluster is not supported yet; pass a client, URL or options of a stand-alone Redis (see docs/redis.md#redis-cluster)')
     }
     if (typeof keyPrefix !== 'string' || /[{}]/.test(keyPrefix)) {
       fail('keyPrefix must be a string without { or } (they would break the per-PoV hash tags)')
