@@ -329,7 +329,11 @@ export class RealtimeClient {
         this.#feed.refused(message)
         break
       case 'resync':
-        if (this.#feed.resynced(message)) this.#feed.emit(message.povId, { type: 'resync', povId: message.povId })
+        if (this.#feed.resynced(message)) {
+          // A reload resumes from the resync's cursor too, not from one of a history the server no longer has.
+          this.#offline.save(message.povId)
+          this.#feed.emit(message.povId, { type: 'resync', povId: message.povId })
+        }
         break
       case 'unsubscribed':
         if (message.reason === 'revoked' && this.#feed.revoked(message)) {
