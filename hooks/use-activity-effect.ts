@@ -8,8 +8,8 @@ import { useRetainedClient } from './use-web-socket.js'
 
 /**
  * Calls `effect` with each new activity of `povId` (`{ type: 'activity', activity, cursor }`), and with
- * `{ type: 'resync' }` after a reconnect whose resume could not fill the gap (`recovered: false`): something may have
- * been missed, so refetch. Watches the PoV while mounted. `effect` may change on every render: the latest one is called.
+ * `{ type: 'resync' }` after a gap that could not be filled (a reconnect whose resume answered `recovered: false`, or
+ * the server's in-band `resync` message after its broker lost activities): something may have been missed, so refetch. Watches the PoV while mounted. `effect` may change on every render: the latest one is called.
  *
  * ```ts
  * useActivityEffect(povId, () => queryClient.invalidateQueries({ queryKey: ['pov', povId] }))

@@ -47,9 +47,11 @@ export interface BrokerSink {
   deliver (povId: string, entry: BrokerEntry): number
   /**
    * Entries of `povId` were lost before they could be delivered (for example Redis lost them while this instance was
-   * cut off), so its subscribers' feeds have a gap that no replay can fill. Delivery goes on after it.
+   * cut off), so its subscribers' feeds have a gap that no replay can fill. Delivery goes on after `cursor` (every
+   * entry the broker still held after the gap has been delivered by now), or, with `null`, the PoV has no entry left
+   * to name. The plugin tells each subscriber in-band (`resync`); it closes no socket for it.
    */
-  interrupted (povId: string): void
+  interrupted (povId: string, cursor: string | null): void
   /**
    * Apply a control message (see {@link Broker.control}) to this instance's sockets, synchronously. The plugin's sink
    * always has it; optional for sinks that stand in for the plugin in a broker's own tests.
@@ -82,6 +84,11 @@ export interface BrokerStartContext {
   readonly log: FastifyBaseLogger
   /** Optional to call: one of the broker's bounds dropped data (an entry of a window, a read mark). */
   readonly limitTripped?: (limit: BrokerLimit) => void
+  /**
+   * Optional to call: the broker met a fault of its backing service (a connection lost, a server that stopped
+   * answering), once per outage; counted in `stats().brokerFaults`. The broker logs the line that says what it was.
+   */
+  readonly faulted?: () => void
 }
 
 /** What one instance says of a member: the combined status of that user's sockets there, and their public `info`. */

@@ -44,7 +44,9 @@ const COUNTERS = [
   { field: 'slowConsumerCloses', name: 'slow_consumer_closes_total', help: 'Sockets closed with 4008 for reading too slowly' },
   { field: 'presenceDropped', name: 'presence_dropped_total', help: 'Presence and typing messages dropped for sockets reading too slowly' },
   { field: 'revoked', name: 'revoked_total', help: 'Subscriptions ended by revocation or by a refused re-authorization' },
-  { field: 'feedInterruptions', name: 'feed_interruptions_total', help: 'PoV feeds the broker reported as having lost activities in transit' }
+  { field: 'feedInterruptions', name: 'feed_interruptions_total', help: 'PoV feeds the broker reported as having lost activities in transit' },
+  { field: 'resyncs', name: 'resyncs_total', help: 'resync messages sent to subscribers of PoV feeds that lost activities in transit' },
+  { field: 'brokerFaults', name: 'broker_faults_total', help: "Faults of the broker's backing service (a connection lost, no answer), once per outage" }
 ] as const satisfies ReadonlyArray<{ field: StatsField, name: string, help: string }>
 
 /** The totals by a label (an error or close code, a limit's name): one counter each. */
@@ -60,7 +62,8 @@ const PREFIX_PATTERN = /^(?:[a-zA-Z_:][a-zA-Z0-9_:]*)?$/
 /**
  * Registers gauges (`connections`, `subscriptions`, `povs`, `presence_members`) and counters (`broadcasts_total`,
  * `deliveries_total`, `rejected_total{code}`, `closed_total{code}`, `auth_failures_total`, `slow_consumer_closes_total`,
- * `presence_dropped_total`, `revoked_total`, `feed_interruptions_total`, `limit_trips_total{limit}`) that read `app.povRealtime.stats()` at each scrape. Call it after `await app.register(povRealtime, …)`, once per registry.
+ * `presence_dropped_total`, `revoked_total`, `feed_interruptions_total`, `resyncs_total`, `broker_faults_total`,
+ * `limit_trips_total{limit}`) that read `app.povRealtime.stats()` at each scrape. Call it after `await app.register(povRealtime, …)`, once per registry.
  * @param app a Fastify instance with fastify-pov-realtime registered
  * @param [options.register=prom-client's default registry] where the metrics are registered
  * @param [options.prefix='pov_realtime_'] prefix of every metric name

@@ -121,16 +121,19 @@ export class RealtimeHub implements SessionHost {
     await this.broker.start({
       sink: {
         deliver: (povId: string, entry: BrokerEntry) => this.#index.fanOut(povId, entry),
-        interrupted: (povId: string) => {
+        interrupted: (povId: string, cursor: string | null) => {
           this.stats.feedInterruptions++
-          const subscribers = this.#index.interrupt(povId)
-          this.#log.warn({ povId, subscribers }, 'pov-realtime: activities of a PoV were lost in transit; its subscribers were closed (1011) to resume')
+          // In-band, on the open sockets: closing them would turn one broker fault into a reconnect storm.
+          const subscribers = this.#index.resync(povId, cursor)
+          this.stats.resyncs += subscribers
+          this.#log.warn({ povId, subscribers }, 'pov-realtime: activities of a PoV were lost in transit; its subscribers were sent resync')
         },
         control: (message: ControlMessage) => this.#applyControl(message)
       },
       history: this.options.history,
       log: this.#log,
-      limitTripped: (limit) => this.stats.countLimitTrip(limit)
+      limitTripped: (limit) => this.stats.countLimitTrip(limit),
+      faulted: () => { this.stats.brokerFaults++ }
     })
     await this.readReceipts?.start()
     if (this.presence) await this.broker.presence?.start(this.presence.sink)

@@ -47,8 +47,12 @@ export interface PovRealtimeStats {
   revoked: number
   /** Each fairness limit's trips (see `LIMITS`): every key is present, 0 until it trips. */
   limitTrips: Record<LimitName, number>
-  /** Times the broker reported that a PoV's feed lost activities in transit (its subscribers were closed to resume). */
+  /** Times the broker reported that a PoV's feed lost activities in transit (its subscribers were sent `resync`). */
   feedInterruptions: number
+  /** `resync` messages sent: one per subscriber of each PoV whose feed lost activities in transit. */
+  resyncs: number
+  /** Faults of the broker's backing service (the Redis broker: a connection lost, Redis not answering), once per outage. */
+  brokerFaults: number
 }
 
 export class StatsCounters {
@@ -59,6 +63,8 @@ export class StatsCounters {
   presenceDropped = 0
   revoked = 0
   feedInterruptions = 0
+  resyncs = 0
+  brokerFaults = 0
   readonly limitTrips = Object.fromEntries(LIMITS.map((limit) => [limit, 0])) as Record<LimitName, number>
   readonly rejected: Record<string, number> = Object.create(null)
   readonly closed: Record<string, number> = Object.create(null)
@@ -87,7 +93,9 @@ export class StatsCounters {
       presenceDropped: this.presenceDropped,
       revoked: this.revoked,
       limitTrips: { ...this.limitTrips },
-      feedInterruptions: this.feedInterruptions
+      feedInterruptions: this.feedInterruptions,
+      resyncs: this.resyncs,
+      brokerFaults: this.brokerFaults
     }
   }
 }

@@ -12,8 +12,6 @@ export interface ActivityReceiver {
   sendActivity (payload: Buffer, wire: Buffer): boolean
   /** The receiver cannot keep up: close it (4008). */
   closeSlowConsumer (): void
-  /** Its feed of a PoV has a gap no replay can fill: close it so that the client resumes and learns of the gap. */
-  closeInterrupted (): void
   /** Writes one serialized server message other than an activity (shared by every recipient). */
   sendMessage (payload: Buffer): void
 }
@@ -98,11 +96,16 @@ export class SubscriptionIndex {
     for (const subscription of this.#byPov.get(povId) ?? []) subscription.send(payload)
   }
 
-  /** The feed of `povId` has a gap: every subscriber's socket is closed, so that each resumes and is told. Returns how many. */
-  interrupt (povId: string): number {
-    const subscribers = [...this.#byPov.get(povId) ?? []]
-    for (const subscription of subscribers) subscription.receiver.closeInterrupted()
-    return subscribers.length
+  /**
+   * The feed of `povId` has a gap no replay can fill: every subscriber is told in-band with `resync` (held, like an
+   * activity, for one whose subscribe is being answered), and stays subscribed. Returns how many were told.
+   */
+  resync (povId: string, cursor: string | null): number {
+    const subscribers = this.#byPov.get(povId)
+    if (!subscribers) return 0
+    const payload = Buffer.from(JSON.stringify({ type: 'resync', povId, cursor }))
+    for (const subscription of subscribers) subscription.send(payload)
+    return subscribers.size
   }
 
   get subscriptionCount (): number {

@@ -52,11 +52,18 @@ const DEFECTS = [
     tests: ['test/resume.test.ts']
   },
   {
-    name: 'a feed with a gap closes none of its subscribers, who never learn they missed activities',
+    name: 'a feed with a gap tells none of its subscribers (no resync), who never learn they missed activities',
     file: 'lib/subscription-index.ts',
-    search: 'subscription.receiver.closeInterrupted()',
-    replace: 'void subscription',
-    tests: ['test/redis/faults.test.ts']
+    search: 'for (const subscription of subscribers) subscription.send(payload)',
+    replace: 'for (const subscription of subscribers) void subscription',
+    tests: ['test/resync.test.ts', 'test/redis/faults.test.ts']
+  },
+  {
+    name: 'the client ignores an in-band resync: the app never reloads after the broker lost activities',
+    file: 'hooks/client/realtime-client.ts',
+    search: "          this.#feed.emit(message.povId, { type: 'resync', povId: message.povId })\n",
+    replace: '\n',
+    tests: ['test/resync.test.ts']
   },
   {
     name: 'an unsubscribed socket stays in the index and keeps receiving the PoV',

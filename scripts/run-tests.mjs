@@ -21,14 +21,16 @@ const coverageDir = join(root, '.tap', 'coverage')
 const keptCoverageDir = join(root, '.tap', 'coverage-kept')
 
 // Seconds each load file may take alone: two to four times what it took on a 2-core machine busy with other work
-// (bench-smoke: 139 s, floods 15, fuzz 8, leaks 25, shutdown-load 7, slow-consumer-load 17, soak-smoke 14), so that
-// a regression that hangs one fails it soon instead of after tap's general 120 s. bench-smoke's is just above the
-// deadline the file sets itself, so that its own failure, with the benchmark's output, comes first.
+// (bench-smoke: 139 s, floods 15, fuzz 8, leaks 25, reconnect-storm 62, shutdown-load 7, slow-consumer-load 17,
+// soak-smoke 14), so that a regression that hangs one fails it soon instead of after tap's general 120 s.
+// bench-smoke's is just above the deadline the file sets itself, so that its own failure, with the benchmark's
+// output, comes first.
 const LOAD_LIMITS = {
   'test/load/bench-smoke.test.ts': 215,
   'test/load/floods.test.ts': 45,
   'test/load/fuzz.test.ts': 45,
   'test/load/leaks.test.ts': 60,
+  'test/load/reconnect-storm.test.ts': 180,
   'test/load/shutdown-load.test.ts': 30,
   'test/load/slow-consumer-load.test.ts': 60,
   'test/load/soak-smoke.test.ts': 60

@@ -51,7 +51,9 @@ function samplesOf (stats: PovRealtimeStats): Map<string, number> {
     ['pov_realtime_presence_members', stats.presenceMembers],
     ['pov_realtime_presence_dropped_total', stats.presenceDropped],
     ['pov_realtime_revoked_total', stats.revoked],
-    ['pov_realtime_feed_interruptions_total', stats.feedInterruptions]
+    ['pov_realtime_feed_interruptions_total', stats.feedInterruptions],
+    ['pov_realtime_resyncs_total', stats.resyncs],
+    ['pov_realtime_broker_faults_total', stats.brokerFaults]
   ])
   for (const [code, count] of Object.entries(stats.rejected)) samples.set(`pov_realtime_rejected_total{code="${code}"}`, count)
   for (const [code, count] of Object.entries(stats.closed)) samples.set(`pov_realtime_closed_total{code="${code}"}`, count)
@@ -97,6 +99,8 @@ t.test('/metrics shows what stats() counts, scraped while clients subscribe and 
     pov_realtime_presence_dropped_total: 'counter',
     pov_realtime_revoked_total: 'counter',
     pov_realtime_feed_interruptions_total: 'counter',
+    pov_realtime_resyncs_total: 'counter',
+    pov_realtime_broker_faults_total: 'counter',
     pov_realtime_rejected_total: 'counter',
     pov_realtime_closed_total: 'counter',
     pov_realtime_limit_trips_total: 'counter'
@@ -205,7 +209,7 @@ t.test('the collector goes in prom-client\'s default registry under the default 
   const server: TestServer = await startServer(t)
   const collector = povRealtimeCollector(server.app)
   t.teardown(() => collector.unregister())
-  t.equal(collector.names.length, 14)
+  t.equal(collector.names.length, 16)
   t.ok(collector.names.every((name) => name.startsWith('pov_realtime_')))
   const client = await server.connect()
   await client.subscribe('p1')
@@ -219,8 +223,8 @@ t.test('the collector goes in prom-client\'s default registry under the default 
 
   t.throws(() => povRealtimeCollector(server.app, { register: registry, prefix: 'feeds_' }),
     { code: 'POV_REALTIME_INVALID_OPTION', message: /already has feeds_connections/ }, 'a second collector with the same names is refused')
-  t.equal(parseExposition(await registry.metrics()).samples.size, 18,
-    'and registered nothing new (10 plain samples, one per limit, none yet by error or close code)')
+  t.equal(parseExposition(await registry.metrics()).samples.size, 20,
+    'and registered nothing new (12 plain samples, one per limit, none yet by error or close code)')
   prefixed.unregister()
   t.equal((await registry.metrics()).trim(), '', 'unregister() removes every metric')
   povRealtimeCollector(server.app, { register: registry, prefix: 'feeds_' })
@@ -262,6 +266,8 @@ t.test('/metrics shows each limit\'s trips, every limit from 0, and the feed int
     t.equal(idle.samples.get(`pov_realtime_limit_trips_total{limit="${limit}"}`), 0, `${limit}: 0 before it trips`)
   }
   t.equal(idle.samples.get('pov_realtime_feed_interruptions_total'), 0)
+  t.equal(idle.samples.get('pov_realtime_resyncs_total'), 0)
+  t.equal(idle.samples.get('pov_realtime_broker_faults_total'), 0)
   await server.connect({ claims: { userId: 'alice' } })
   t.match(await attemptUpgrade(t, server.wsUrl, { protocols: ['pov-realtime.v1', `bearer.${await server.wsToken({ userId: 'alice' })}`] }),
     { opened: false, status: 429 })

@@ -16,6 +16,7 @@ export type ClientMessage = Static<typeof schemas.ClientMessage>
 export type PongMessage = Static<typeof schemas.PongMessage>
 export type SubscribedMessage = Static<typeof schemas.SubscribedMessage>
 export type UnsubscribedMessage = Static<typeof schemas.UnsubscribedMessage>
+export type ResyncMessage = Static<typeof schemas.ResyncMessage>
 export type AuthenticatedMessage = Static<typeof schemas.AuthenticatedMessage>
 export type ErrorMessage = Static<typeof schemas.ErrorMessage>
 /** `active` or `idle`. */
@@ -34,4 +35,4 @@ export interface ActivityMessage { type: 'activity', cursor: string, data: Activ
 /** Every message the server may send. */
 export type ServerMessage =
   | PongMessage | SubscribedMessage | UnsubscribedMessage | AuthenticatedMessage | ActivityMessage | ErrorMessage
-  | PresenceMessage | PresenceDiffMessage | TypingEvent | ReadEvent | ReadsMessage
+  | PresenceMessage | PresenceDiffMessage | TypingEvent | ReadEvent | ReadsMessage | ResyncMessage

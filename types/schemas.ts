@@ -144,6 +144,18 @@ export const UnsubscribedMessage = Type.Object({
   reason: Type.Optional(Type.Literal('revoked'))
 })
 
+/**
+ * Sent unasked: the PoV's live feed had a gap that the history could not fill (the broker lost activities: Redis
+ * restarted empty, a failover lost writes, an outage outlasted the window). The subscription stays and live
+ * activities after `cursor` follow; `cursor` is `null` when no activity of the PoV is left to name. Treat it as
+ * `recovered: false`: reload the PoV's state from the app.
+ */
+export const ResyncMessage = Type.Object({
+  type: Type.Literal('resync'),
+  povId: PovId,
+  cursor: Type.Union([Cursor, Type.Null()])
+})
+
 export const AuthenticatedMessage = Type.Object({ type: Type.Literal('authenticated'), expiresAt: Type.Number() })
 
 export const ActivityMessage = Type.Object({ type: Type.Literal('activity'), cursor: Cursor, data: Activity })
@@ -210,5 +222,5 @@ export const ReadsMessage = Type.Object({
 
 export const ServerMessage = Type.Union([
   PongMessage, SubscribedMessage, UnsubscribedMessage, AuthenticatedMessage, ActivityMessage, ErrorMessage,
-  PresenceMessage, PresenceDiffMessage, TypingEvent, ReadEvent, ReadsMessage
+  PresenceMessage, PresenceDiffMessage, TypingEvent, ReadEvent, ReadsMessage, ResyncMessage
 ])

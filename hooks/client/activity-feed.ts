@@ -2,11 +2,11 @@
  * The activity feeds of the watched PoVs: one `subscribe` per PoV however many components watch it (`watch-registry.ts`),
  * resuming after the last cursor seen, again after every reconnect; the activities that arrive, deduplicated, into each
  * PoV's store; the server's confirmation, refusal or revocation of each subscription; and the listeners told of each
- * new activity, of a gap a resume could not fill (`resync`), and of a revocation (`revoked`).
+ * new activity, of a gap a resume (or the server, in-band) could not fill (`resync`), and of a revocation (`revoked`).
  */
 import type { Activity } from '../../types/activity.js'
 import type {
-  ActivityMessage, ErrorMessage, SubscribedMessage, SubscribeMessage, UnsubscribedMessage, UnsubscribeMessage
+  ActivityMessage, ErrorMessage, ResyncMessage, SubscribedMessage, SubscribeMessage, UnsubscribedMessage, UnsubscribeMessage
 } from '../../types/messages.js'
 import { ErrorCode } from '../../types/wire-constants.js'
 import type { ReloadPersistence } from './persistence/reload-persistence.js'
@@ -15,7 +15,8 @@ import type { PovState } from './pov-state.js'
 import type { WatchRegistry } from './watch-registry.js'
 
 /**
- * What a per-PoV listener hears: each new activity, `resync` when a resume could not fill the gap, and `revoked` when
+ * What a per-PoV listener hears: each new activity, `resync` when a gap could not be filled (a resume answered
+ * `recovered: false`, or the server's in-band `resync` after the broker lost activities), and `revoked` when
  * the server ended the user's access to the PoV (it is not subscribed again until the app watches it anew).
  */
 export type ActivityEvent =
@@ -113,6 +114,17 @@ export class ActivityFeed {
     const pov = known && watches.has(message.povId) ? known : undefined
     if (pov) pov.subscribed = true
     return { pov, resync: message.recovered === false || missedUnknown }
+  }
+
+  /**
+   * The server's in-band `resync`: the PoV's live feed had a gap it could not fill; the subscription stays, and the
+   * client resumes after `cursor` from now on. True when the PoV is subscribed here (the listeners are then to be
+   * told, exactly as for `recovered: false`).
+   */
+  resynced ({ povId, cursor }: ResyncMessage): boolean {
+    if (!this.#options.povs.subscribed(povId)) return false
+    this.#options.watches.resynced(povId, cursor)
+    return true
   }
 
   /**

@@ -28,6 +28,6 @@ export type { PageDocument } from './presence/idle-detector.js'
 // The wire protocol's types, for typing what the client hands out
 export type { Activity, ActivityInput } from '../../types/activity.js'
 export type {
-  ClientMessage, ServerMessage, ActivityMessage, ErrorMessage, SubscribedMessage, UnsubscribedMessage, Member, MemberStatus, ReadMark,
-  PresenceMessage, PresenceDiffMessage, TypingEvent, ReadEvent, ReadsMessage
+  ClientMessage, ServerMessage, ActivityMessage, ErrorMessage, SubscribedMessage, UnsubscribedMessage, ResyncMessage, Member,
+  MemberStatus, ReadMark, PresenceMessage, PresenceDiffMessage, TypingEvent, ReadEvent, ReadsMessage
 } from '../../types/messages.js'

@@ -328,6 +328,13 @@ export class RealtimeClient {
       case 'error':
         this.#feed.refused(message)
         break
+      case 'resync':
+        if (this.#feed.resynced(message)) {
+          // A reload resumes from the resync's cursor too, not from one of a history the server no longer has.
+          this.#offline.save(message.povId)
+          this.#feed.emit(message.povId, { type: 'resync', povId: message.povId })
+        }
+        break
       case 'unsubscribed':
         if (message.reason === 'revoked' && this.#feed.revoked(message)) {
           this.#feed.emit(message.povId, { type: 'revoked', povId: message.povId })
@@ -382,8 +389,8 @@ export class RealtimeClient {
   }
 
   /**
-   * Calls `listener` with each new activity of `povId` (duplicates excluded), with `resync` after a reconnect whose
-   * resume could not fill the gap, and with `revoked` when the server ended the user's access to it. It does not watch
+   * Calls `listener` with each new activity of `povId` (duplicates excluded), with `resync` after a gap that could not
+   * be filled (a reconnect whose resume answered `recovered: false`, or the server's in-band `resync`), and with `revoked` when the server ended the user's access to it. It does not watch
    * the PoV by itself: pair it with {@link watch}.
    */
   onActivity (povId: string, listener: (event: ActivityEvent) => void): () => void {

@@ -94,6 +94,15 @@ export class WatchRegistry {
     if (watch) watch.cursor = cursor
   }
 
+  /**
+   * The server said `povId`'s feed had a gap it could not fill (`resync`): live delivery goes on after `cursor`, the
+   * place to resume from now; `null` leaves none (what the client saw belongs to a history that is gone).
+   */
+  resynced (povId: string, cursor: string | null): void {
+    const watch = this.#watches.get(povId)
+    if (watch) watch.cursor = cursor ?? undefined
+  }
+
   /** The last cursor seen for `povId`. */
   cursorOf (povId: string): string | undefined {
     return this.#watches.get(povId)?.cursor

@@ -11,7 +11,7 @@
  * ```
  *
  * Presence, typing and read receipts: `simulatePresence`, `simulateJoin`, `simulateLeave`, `simulateStatus`,
- * `simulateTyping`, `simulateSubscribed`, `simulateRead`, `simulateReads` (each a server message, as the server sends it).
+ * `simulateTyping`, `simulateSubscribed`, `simulateResync`, `simulateRead`, `simulateReads` (each a server message, as the server sends it).
  * Revocation: `simulateRevoke(povId)`, or `simulateRevoke()` for the whole session (a 4003 close).
  */
 import type { Member, MemberStatus, ReadMark, ServerMessage } from '../../types/messages.js'
@@ -129,6 +129,15 @@ export function simulateTyping (povId: string, userId: string, typing = true): v
  */
 export function simulateSubscribed (povId: string, fields: { recovered?: boolean, readCursor?: string | null, unread?: number | null } = {}): void {
   mockServer.deliver({ type: 'subscribed', povId, ...fields })
+}
+
+/**
+ * The server's in-band `resync` for `povId`: its feed had a gap the history could not fill (the broker lost
+ * activities); the subscription stays. `useActivityEffect` hears `{ type: 'resync' }`, exactly as after a resume
+ * answered `recovered: false`; `cursor` (default `null`) is where live delivery goes on.
+ */
+export function simulateResync (povId: string, cursor: string | null = null): void {
+  mockServer.deliver({ type: 'resync', povId, cursor })
 }
 
 /** A user's read mark on `povId` moved to `cursor` (the `read` event; for the mock's own user it sets `readCursor`). */

@@ -4,25 +4,27 @@
  * Publishing runs one script that appends the activity to its PoV's stream (the history every instance replays
  * from) and publishes it on the PoV's channel, atomically, so every instance sees a PoV's entries in one order, the
  * stream's, whoever published them. An instance subscribes only to the channels of the PoVs its sockets watch, on a
- * connection of its own; each watched PoV has a `PovFeed` that delivers every entry once, in order, and fills any gap
- * (a cut connection) from the stream. See `scripts.ts` for what lives in Redis and `cursor.ts` for cursors.
+ * connection of its own; each watched PoV has a `PovFeed`, followed by the ordered-channel engine
+ * (`ordered-channel.ts`), that delivers every entry once, in order, and fills any gap (a cut connection) from the
+ * stream. See `scripts.ts` for what lives in Redis and `cursor.ts` for cursors.
  *
  * This is the only file that imports ioredis at run time: apps without Redis never load it.
  */
 import { once } from 'node:events'
 import type { FastifyBaseLogger } from 'fastify'
-import { Redis, ReplyError, type RedisOptions } from 'ioredis'
+import { Cluster, Redis, ReplyError, type RedisOptions } from 'ioredis'
 import { encodeActivityFrame } from '../activity-frame.js'
 import type { Broker, BrokerEntry, BrokerSink, BrokerStartContext, ControlMessage, Replay } from '../broker.js'
 import { BrokerUnavailableError, InvalidOptionError } from '../errors.js'
 import { compareStreamIds, formatCursor, newEpoch, parseCursor, type StreamPosition } from './cursor.js'
 import { RedisControlRelay } from './control.js'
 import type { RedisLink } from './link.js'
+import { OrderedChannels } from './ordered-channel.js'
 import { PovFeed } from './pov-feed.js'
 import { DEFAULT_PRESENCE_TTL, RedisPresenceRelay, newInstanceId } from './presence.js'
 import { RedisReadMarkStore } from './read-marks.js'
 import {
-  parseChannelEntry, povIdOfChannel, povKeys, publishEntry, readAfter, type PovKeys, type Window
+  parseChannelEntry, povKeys, publishEntry, readAfter, type ChannelEntry, type PovKeys, type Window
 } from './scripts.js'
 
 export interface RedisBrokerOptions {
@@ -56,12 +58,6 @@ const GAP_BUFFER = { size: 100, ttl: 60_000 } as const
 
 /** Publishes waiting for Redis at once; more reject at once, so that a slow or hung Redis cannot grow memory without bound. */
 export const MAX_PENDING_PUBLISHES = 10_000
-
-/** Channels per SUBSCRIBE when the subscriber connection restores its subscriptions after a reconnect. */
-const SUBSCRIBE_BATCH = 1000
-
-/** Delay before a PoV whose sync with Redis failed is tried again (also retried as soon as a connection is back). */
-const SYNC_RETRY_MS = 1000
 
 const NOT_RECOVERED: Replay = { recovered: false, entries: [] }
 
@@ -115,6 +111,9 @@ function isClient (value: unknown): value is Redis {
   return typeof value === 'object' && value !== null && typeof (value as Redis).duplicate === 'function'
 }
 
+/** A Redis call that got no answer within the broker's `timeout`. */
+class NoAnswerError extends Error {}
+
 /**
  * Settles like `promise`, or rejects after `ms` (the promise's own late rejection is then ignored).
  * A busy event loop runs an overdue timer before it reads the sockets, so an answer that arrived in time would lose
@@ -125,7 +124,7 @@ function withTimeout<T> (promise: Promise<T>, ms: number): Promise<T> {
   let afterIo: NodeJS.Immediate | undefined
   const expired = new Promise<never>((_resolve, reject) => {
     timer = setTimeout(() => {
-      afterIo = setImmediate(() => reject(new Error(`Redis did not answer within ${ms} ms`)))
+      afterIo = setImmediate(() => reject(new NoAnswerError(`Redis did not answer within ${ms} ms`)))
     }, ms)
   })
   promise.catch(() => {})
@@ -161,15 +160,16 @@ class RedisBroker implements Broker {
   #replays = false
   /** Watched PoVs. */
   readonly #feeds = new Map<string, PovFeed>()
-  /** Bumped each time the subscriber connection is (re)established; a feed records the one its channel is subscribed on. */
-  #subscriberGeneration = 0
+  /** The watched PoVs' channels, each followed in order by its feed. */
+  readonly #channels: OrderedChannels<ChannelEntry, PovFeed>
   #pendingPublishes = 0
-  readonly #toRetry = new Set<PovFeed>()
-  #retryTimer: NodeJS.Timeout | undefined
   /** Connections whose loss has been logged (logged once per outage, not at every reconnect attempt). */
   readonly #down = new Set<Redis>()
+  /** Set from a command that Redis did not answer in time until one it answers (a hung or paused Redis). */
+  #unresponsive = false
+  #onFault: (() => void) | undefined
   #closed = false
-  readonly #onCommandsReady = () => this.#retryNow()
+  readonly #onCommandsReady = () => this.#channels.retryNow()
   readonly presence: RedisPresenceRelay
   readonly readMarks: RedisReadMarkStore
   readonly #control: RedisControlRelay
@@ -182,6 +182,10 @@ class RedisBroker implements Broker {
   }: RedisBrokerOptions) {
     if (!(typeof redis === 'string' && redis.length > 0) && !(typeof redis === 'object' && redis !== null)) {
       fail('redis must be an ioredis client, a redis:// URL or ioredis options')
+    }
+    if (redis instanceof Cluster) {
+      // Its subscriber connections, resubscriptions and PUBLISH counts work otherwise: refused here rather than broken later.
+      fail('an ioredis Cluster is not supported yet; pass a client, URL or options of a stand-alone Redis (see docs/redis.md#redis-cluster)')
     }
     if (typeof keyPrefix !== 'string' || /[{}]/.test(keyPrefix)) {
       fail('keyPrefix must be a string without { or } (they would break the per-PoV hash tags)')
@@ -196,14 +200,20 @@ class RedisBroker implements Broker {
     this.#keyPrefix = keyPrefix
     this.#timeout = timeout
     const link = this.#lend()
+    this.#channels = new OrderedChannels(link, {
+      parse: parseChannelEntry,
+      sync: async (feed, isOpen) => await this.#sync(feed, isOpen),
+      what: 'a PoV'
+    })
     this.presence = new RedisPresenceRelay(link, presenceTtl)
     this.readMarks = new RedisReadMarkStore(link)
     this.#control = new RedisControlRelay(link)
   }
 
-  async start ({ sink, history, log }: BrokerStartContext): Promise<void> {
+  async start ({ sink, history, log, faulted }: BrokerStartContext): Promise<void> {
     this.#sink = sink
     this.#log = log
+    this.#onFault = faulted
     this.#replays = history !== false
     const { size, ttl } = history || GAP_BUFFER
     this.#window = { size, ttl, metaTtl: Math.max(ttl, CURSOR_LIFETIME_MS) }
@@ -226,8 +236,7 @@ class RedisBroker implements Broker {
       connectionName: 'pov-realtime:subscriber'
     })
     this.#watchHealth(this.#subscriber, 'subscriber')
-    this.#subscriber.on('ready', () => { this.#restoreSubscriptions().catch(() => {}) })
-    this.#subscriber.on('message', (channel: string, message: string) => this.#onMessage(channel, message))
+    this.#channels.start()
 
     // Start without Redis rather than not at all: publishing fails fast until it is there, delivery begins when it is.
     await Promise.all([readyWithin(this.#commands, this.#timeout), readyWithin(this.#subscriber, this.#timeout)])
@@ -273,14 +282,11 @@ class RedisBroker implements Broker {
     if (feed) {
       feed.refs++
     } else {
-      const created: PovFeed = new PovFeed(povId, this.#keys(povId).channel,
-        (id, epoch, json) => this.#deliver(povId, id, epoch, json),
-        () => this.#requestSync(created))
-      feed = created
+      feed = new PovFeed(povId, this.#keys(povId).channel, (id, epoch, json) => this.#deliver(povId, id, epoch, json))
       this.#feeds.set(povId, feed)
-      this.#requestSync(feed)
+      this.#channels.open(feed.channel, feed)
     }
-    // While Redis is unreachable, delivery begins when it is back (see #restoreSubscriptions and #retryNow).
+    // While Redis is unreachable, delivery begins when it is back (the ordered channels retry until it is).
     if (this.#subscriber.status !== 'ready' || this.#commands.status !== 'ready') return
     const [started] = await Promise.all([feed.untilStarted(this.#timeout), parts])
     if (!started) {
@@ -294,11 +300,8 @@ class RedisBroker implements Broker {
     const feed = this.#feeds.get(povId)
     if (!feed || --feed.refs > 0) return
     this.#feeds.delete(povId)
-    this.#toRetry.delete(feed)
     feed.close()
-    // Sent even if a SUBSCRIBE is still on its way: the connection handles them in order. While it is down there is
-    // nothing to undo (subscriptions are restored from #feeds).
-    if (this.#subscriber.status === 'ready') await this.#subscriber.unsubscribe(feed.channel).catch(() => {})
+    await this.#channels.close(feed.channel)
   }
 
   async replay (povId: string, since: string): Promise<Replay> {
@@ -329,10 +332,9 @@ class RedisBroker implements Broker {
     this.readMarks.close()
     this.#control.close()
     this.#closed = true
-    clearTimeout(this.#retryTimer)
+    this.#channels.stop()
     for (const feed of this.#feeds.values()) feed.close()
     this.#feeds.clear()
-    this.#toRetry.clear()
     if (!this.#commands) return // never started
     this.#commands.off('ready', this.#onCommandsReady)
     await disconnect(this.#subscriber)
@@ -360,7 +362,7 @@ class RedisBroker implements Broker {
         }
       },
       subscribe: async (channels) => { await withTimeout(this.#subscriber.subscribe(...channels), this.#timeout) },
-      unsubscribe: (channel) => { this.#subscriber.unsubscribe(channel).catch(() => {}) }
+      unsubscribe: async (channel) => { await this.#subscriber.unsubscribe(channel).catch(() => {}) }
     }
   }
 
@@ -375,96 +377,25 @@ class RedisBroker implements Broker {
     return this.#sink.deliver(povId, { cursor, frame: encodeActivityFrame(cursor, json) })
   }
 
-  #onMessage (channel: string, message: string): void {
-    const feed = this.#feeds.get(povIdOfChannel(this.#keyPrefix, channel))
-    const entry = parseChannelEntry(message)
-    if (feed?.channel === channel && entry) feed.receive(entry)
-  }
-
-  #isWatched (feed: PovFeed): boolean {
-    return !this.#closed && this.#feeds.get(feed.povId) === feed
-  }
-
-  #requestSync (feed: PovFeed): void {
-    if (feed.syncing) {
-      feed.syncRequested = true
+  /**
+   * Brings one feed to where the stream stands (its channel is subscribed: nothing published after the read can be
+   * missed): its start read, or the entries it missed read from the stream.
+   */
+  async #sync (feed: PovFeed, isOpen: () => boolean): Promise<void> {
+    const keys = this.#keys(feed.povId)
+    if (!feed.synced) {
+      const [epoch, last] = await this.#command(() => this.#commands.hmget(keys.meta, 'epoch', 'last'))
+      if (isOpen()) feed.start({ epoch: epoch ?? '', id: last ?? '' })
       return
     }
-    this.#sync(feed).catch((err: unknown) => {
-      if (!this.#isWatched(feed)) return
-      this.#log.debug({ err, povId: feed.povId }, 'pov-realtime: could not sync a PoV with Redis; retrying')
-      this.#retryLater(feed)
-    })
-  }
-
-  /**
-   * Brings one feed up to date, one step at a time: its channel subscribed on the current subscriber connection,
-   * then (only then, so that nothing published in between can be missed) its start read, or the entries it missed
-   * read from the stream; then the entries that arrived meanwhile. Repeats while a gap or a reconnect asks for more.
-   */
-  async #sync (feed: PovFeed): Promise<void> {
-    feed.syncing = true
-    try {
-      do {
-        feed.syncRequested = false
-        const generation = this.#subscriberGeneration
-        if (feed.subscribedOn !== generation) {
-          await withTimeout(this.#subscriber.subscribe(feed.channel), this.#timeout)
-          feed.subscribedOn = generation
-        }
-        if (!this.#isWatched(feed)) return
-        const keys = this.#keys(feed.povId)
-        if (!feed.started) {
-          const [epoch, last] = await this.#command(() => this.#commands.hmget(keys.meta, 'epoch', 'last'))
-          if (!this.#isWatched(feed)) return
-          feed.start({ epoch: epoch ?? '', id: last ?? '' })
-        } else {
-          const result = await this.#command(() => readAfter(this.#commands, keys, this.#window, feed.position!, true))
-          if (!this.#isWatched(feed)) return
-          if (!result.intact) {
-            this.#log.warn({ povId: feed.povId }, 'pov-realtime: activities were lost before they could be delivered (Redis lost them, or this instance was cut off longer than the history keeps them)')
-            this.#sink.interrupted?.(feed.povId)
-          }
-          feed.fill(result)
-        }
-        feed.drain()
-      } while (feed.syncRequested && this.#isWatched(feed))
-    } finally {
-      feed.syncing = false
-    }
-  }
-
-  /** The subscriber connection is (back) up: subscribe every watched PoV's channel again, then sync each feed. */
-  async #restoreSubscriptions (): Promise<void> {
-    const generation = ++this.#subscriberGeneration
-    const feeds = [...this.#feeds.values()]
-    try {
-      for (let i = 0; i < feeds.length; i += SUBSCRIBE_BATCH) {
-        const batch = feeds.slice(i, i + SUBSCRIBE_BATCH)
-        await withTimeout(this.#subscriber.subscribe(...batch.map((feed) => feed.channel)), this.#timeout)
-        if (generation !== this.#subscriberGeneration) return // lost again; the next 'ready' starts over
-        for (const feed of batch) feed.subscribedOn = generation
-      }
-    } catch {
-      // Lost again, or slow: each feed's own sync subscribes it (and is retried until it can).
-    }
-    for (const feed of feeds) {
-      if (this.#isWatched(feed)) this.#requestSync(feed)
-    }
-  }
-
-  #retryLater (feed: PovFeed): void {
-    this.#toRetry.add(feed)
-    this.#retryTimer ??= setTimeout(() => this.#retryNow(), SYNC_RETRY_MS).unref()
-  }
-
-  #retryNow (): void {
-    clearTimeout(this.#retryTimer)
-    this.#retryTimer = undefined
-    const feeds = [...this.#toRetry]
-    this.#toRetry.clear()
-    for (const feed of feeds) {
-      if (this.#isWatched(feed)) this.#requestSync(feed)
+    const result = await this.#command(() => readAfter(this.#commands, keys, this.#window, feed.position!, true))
+    if (!isOpen()) return
+    // What the history still holds is delivered first; an unfillable gap is then told with where delivery goes on.
+    feed.fill(result)
+    if (!result.intact) {
+      this.#log.warn({ povId: feed.povId }, 'pov-realtime: activities were lost before they could be delivered (Redis lost them, or this instance was cut off longer than the history keeps them)')
+      const { epoch, id } = feed.position!
+      this.#sink.interrupted(feed.povId, id === '' ? null : formatCursor(epoch, id))
     }
   }
 
@@ -487,19 +418,45 @@ class RedisBroker implements Broker {
     }
     const sent = send().catch(markNotSent)
     if (settled) sent.then(settled, settled)
-    return await withTimeout(sent, this.#timeout)
+    try {
+      const answer = await withTimeout(sent, this.#timeout)
+      if (this.#unresponsive) {
+        this.#unresponsive = false
+        this.#log.info('pov-realtime: Redis answers again')
+      }
+      return answer
+    } catch (err) {
+      if (err instanceof NoAnswerError && !this.#unresponsive && !this.#closed) {
+        // Once per outage: a hung or paused Redis fails every call until it answers one.
+        this.#unresponsive = true
+        this.#faulted()
+        this.#log.warn({ timeout: this.#timeout }, 'pov-realtime: Redis did not answer in time; calls fail until it does')
+      }
+      throw err
+    }
   }
 
-  /** Logs a connection's loss once per outage, and its return. */
+  /**
+   * Logs a connection's loss once per outage (an error, or Redis closing it: a restart, `CLIENT KILL`, an output
+   * buffer limit), counts it as a broker fault, and logs its return. The subscriber connection's return also has every
+   * watched PoV read its gap from the stream (see `ordered-channel.ts`); no socket is closed for it.
+   */
   #watchHealth (connection: Redis, role: string): void {
-    connection.on('error', (err: Error) => {
+    const lost = (err?: Error) => {
       if (this.#down.has(connection) || this.#closed) return
       this.#down.add(connection)
-      this.#log.warn({ err }, `pov-realtime: Redis ${role} connection lost; reconnecting`)
-    })
+      this.#faulted()
+      this.#log.warn(err ? { err } : {}, `pov-realtime: Redis ${role} connection lost; reconnecting`)
+    }
+    connection.on('error', (err: Error) => lost(err))
+    connection.on('close', () => lost())
     connection.on('ready', () => {
       if (this.#down.delete(connection)) this.#log.info(`pov-realtime: Redis ${role} connection restored`)
     })
+  }
+
+  #faulted (): void {
+    this.#onFault?.()
   }
 }
 

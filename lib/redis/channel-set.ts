@@ -1,7 +1,7 @@
 /**
- * The channels one optional part of the Redis broker (presence, read marks) listens to on the broker's subscriber
- * connection: subscribed while wanted, subscribed again when the connection comes back (it does not resubscribe by
- * itself), their messages handed to the part.
+ * The channels one part of the Redis broker (the ordered channels of `ordered-channel.ts`, read marks, control) listens
+ * to on the broker's subscriber connection: subscribed while wanted, subscribed again when the connection comes back
+ * (it does not resubscribe by itself), their messages handed to the part.
  */
 import type { RedisLink } from './link.js'
 
@@ -69,11 +69,11 @@ export class ChannelSet {
     if (this.#channels.has(channel) && generation === this.#generation) this.#channels.set(channel, generation)
   }
 
-  /** No longer wants `channel`. */
-  delete (channel: string): void {
+  /** No longer wants `channel`; resolves once the unsubscribe was sent and answered (or failed: nothing to undo). */
+  async delete (channel: string): Promise<void> {
     if (!this.#channels.delete(channel)) return
     // Sent even if a SUBSCRIBE is still on its way: the connection handles them in order.
-    if (this.#link.subscriber.status === 'ready') this.#link.unsubscribe(channel)
+    if (this.#link.subscriber.status === 'ready') await this.#link.unsubscribe(channel)
   }
 
   stop (): void {

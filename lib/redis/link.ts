@@ -1,7 +1,7 @@
 /**
- * What the Redis broker lends its optional parts (presence in `presence.ts`, read marks in
- * `read-marks.ts`): its two connections, its settings, and its fail-fast way of running a command. The parts
- * open no connection of their own.
+ * What the Redis broker lends its parts (its ordered channels in `ordered-channel.ts`, presence in `presence.ts`, read
+ * marks in `read-marks.ts`, control in `control.ts`): its two connections, its settings, and its fail-fast way of
+ * running a command. The parts open no connection of their own.
  */
 import type { FastifyBaseLogger } from 'fastify'
 import type { Redis } from 'ioredis'
@@ -29,6 +29,9 @@ export interface RedisLink {
   command<T> (send: (commands: Redis) => Promise<T>): Promise<T>
   /** Subscribes the subscriber connection to `channels`; resolves once Redis confirmed, rejects after `timeout` ms. */
   subscribe (channels: readonly string[]): Promise<void>
-  /** Unsubscribes from `channel` (nothing to undo while the connection is down: it resubscribes nothing by itself). */
-  unsubscribe (channel: string): void
+  /**
+   * Unsubscribes from `channel` (nothing to undo while the connection is down: it resubscribes nothing by itself);
+   * never rejects.
+   */
+  unsubscribe (channel: string): Promise<void>
 }

@@ -1,21 +1,20 @@
 /**
  * One PoV's live stream on one instance of the Redis broker: it turns what arrives on the PoV's channel into exactly
- * one delivery per entry, in stream order, and says when the stream needs to be read from Redis to fill a gap.
+ * one delivery per entry, in stream order, and tells the ordered-channel engine (`ordered-channel.ts`) where each
+ * entry falls.
  *
  * Each channel entry names its predecessor. The feed knows the last entry it delivered (`position`), so an entry
  * whose predecessor is that one is delivered at once; one at or before it is a duplicate and dropped; anything else
- * means entries were missed (the subscriber connection was cut, Redis was replaced): the feed holds what arrives and
- * asks its owner for a sync, whose result (`fill`) delivers what was missed before the held entries are looked at again.
+ * means entries were missed (the subscriber connection was cut, Redis was replaced): the engine holds what arrives and
+ * reads the stream, whose result (`fill`) delivers what was missed before the held entries are looked at again.
  * The feed does no I/O itself.
  */
 import { compareStreamIds, type StreamPosition } from './cursor.js'
+import type { OrderedSubject, Placement } from './ordered-channel.js'
 import type { ChannelEntry, RangeResult } from './scripts.js'
 
 /** Delivery counts remembered for in-flight publishes; a publish whose entry is older than that many reports 0. */
 const MAX_RECENT_COUNTS = 1024
-
-/** Entries held while a sync runs; past that, they are dropped and read from the stream by the sync instead. */
-const MAX_HELD = 10_000
 
 /** Someone waiting for the feed to reach a position. */
 interface Waiter {
@@ -26,19 +25,12 @@ interface Waiter {
   readonly timer: NodeJS.Timeout
 }
 
-export class PovFeed {
+export class PovFeed implements OrderedSubject<ChannelEntry> {
   /** `watch` calls not yet matched by `unwatch`. */
   refs = 1
-  /** Generation of the subscriber connection this feed's channel was last subscribed on (-1: none). */
-  subscribedOn = -1
-  /** Set while the owner syncs this feed with Redis; entries arriving meanwhile are held. */
-  syncing = false
-  /** Another sync was asked for while one was running. */
-  syncRequested = false
   #epoch = ''
   /** The stream id of the last entry delivered (or skipped as older than the start); undefined until the start is known. */
   #last: string | undefined
-  #held: ChannelEntry[] = []
   #waiters: Waiter[] = []
   #onStarted: Array<() => void> = []
   #closed = false
@@ -50,19 +42,15 @@ export class PovFeed {
    */
   readonly #recentCounts = new Map<string, number>()
 
-  /**
-   * @param deliver hands one entry to this instance's sockets; returns how many it reached
-   * @param requestSync asks the owner to sync this feed with Redis (it calls `start` or `fill`, then `drain`)
-   */
+  /** @param deliver hands one entry to this instance's sockets; returns how many it reached */
   constructor (
     readonly povId: string,
     readonly channel: string,
-    private readonly deliver: (id: string, epoch: string, json: string) => number,
-    private readonly requestSync: () => void
+    private readonly deliver: (id: string, epoch: string, json: string) => number
   ) {}
 
   /** Whether the feed knows where it starts; until then it delivers nothing. */
-  get started (): boolean {
+  get synced (): boolean {
     return this.#last !== undefined
   }
 
@@ -76,15 +64,17 @@ export class PovFeed {
     return this.#last !== undefined && epoch === this.#epoch && compareStreamIds(id, this.#last) <= 0
   }
 
-  /** An entry from the channel. */
-  receive (entry: ChannelEntry): void {
-    if (this.#held.length >= MAX_HELD) {
-      // Redis is slow to answer a sync: let go of what is held, the sync reads it from the stream instead.
-      this.#held = []
-      this.requestSync()
-    }
-    this.#held.push(entry)
-    if (!this.syncing && this.started) this.drain()
+  /** Where an entry from the channel falls: already delivered, the next one, or after a gap. */
+  place (entry: ChannelEntry): Placement {
+    if (entry.epoch === this.#epoch && compareStreamIds(entry.id, this.#last!) <= 0) return 'applied'
+    // Directly after the last one delivered (or the first of a PoV that had no history).
+    if (entry.prev === this.#last && (entry.epoch === this.#epoch || (this.#epoch === '' && this.#last === ''))) return 'next'
+    return 'gap'
+  }
+
+  /** Delivers the entry `place` called the next one. */
+  apply (entry: ChannelEntry): void {
+    this.#deliver(entry.id, entry.epoch, entry.json)
   }
 
   /** The feed starts after `position` (the PoV's newest entry when its channel was subscribed): older ones are not delivered. */
@@ -98,7 +88,7 @@ export class PovFeed {
 
   /** Resolves true once the feed has started, or false after `timeout` ms. */
   untilStarted (timeout: number): Promise<boolean> {
-    if (this.started) return Promise.resolve(true)
+    if (this.synced) return Promise.resolve(true)
     return new Promise((resolve) => {
       const timer = setTimeout(() => resolve(false), timeout).unref()
       this.#onStarted.push(() => {
@@ -122,26 +112,6 @@ export class PovFeed {
     this.#epoch = epoch
     this.#last = last
     this.#settleWaiters()
-  }
-
-  /**
-   * Delivers the held entries that continue the stream and drops duplicates. Returns false (and asks for a sync)
-   * when an entry shows a gap; the entries from there on stay held.
-   */
-  drain (): boolean {
-    while (this.#held.length > 0) {
-      const entry = this.#held[0]!
-      if (this.#isDuplicate(entry)) {
-        this.#held.shift()
-      } else if (this.#continues(entry)) {
-        this.#held.shift()
-        this.#deliver(entry.id, entry.epoch, entry.json)
-      } else {
-        this.requestSync()
-        return false
-      }
-    }
-    return true
   }
 
   /**
@@ -188,7 +158,6 @@ export class PovFeed {
   /** The PoV is no longer watched: nothing more will be delivered; waiters get 0. */
   close (): void {
     this.#closed = true
-    this.#held = []
     for (const resolve of this.#onStarted) resolve()
     this.#onStarted = []
     for (const waiter of this.#waiters) {
@@ -196,15 +165,6 @@ export class PovFeed {
       waiter.settle(0)
     }
     this.#waiters = []
-  }
-
-  #isDuplicate (entry: ChannelEntry): boolean {
-    return entry.epoch === this.#epoch && compareStreamIds(entry.id, this.#last!) <= 0
-  }
-
-  /** The entry directly follows the last one delivered (or is the first of a PoV that had no history). */
-  #continues (entry: ChannelEntry): boolean {
-    return entry.prev === this.#last && (entry.epoch === this.#epoch || (this.#epoch === '' && this.#last === ''))
   }
 
   #deliver (id: string, epoch: string, json: string): void {

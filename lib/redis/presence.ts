@@ -11,12 +11,12 @@
  */
 import { randomBytes } from 'node:crypto'
 import type { MemberState, PresenceRelay, PresenceSink, RemoteMember } from '../broker.js'
-import { ChannelSet } from './channel-set.js'
 import type { RedisLink } from './link.js'
+import { OrderedChannels } from './ordered-channel.js'
 import { PresenceMirror, type OriginVerdict } from './presence-mirror.js'
 import {
   PRESENCE_HASH_LIFETIME_MS, announceMember, heartbeat, livenessOf, parseChange, publishTyping, readSnapshot, removeOrigin,
-  type Liveness, type PresenceSnapshot
+  type Liveness, type PresenceChange, type PresenceSnapshot
 } from './presence-scripts.js'
 import { instancesKey, povKeys, type PovKeys } from './scripts.js'
 
@@ -32,9 +32,6 @@ const MAX_UNSENT = 100_000
 /** Writes in flight at once when all of this instance's members are announced again. */
 const WRITE_BATCH = 500
 
-/** Delay before a PoV whose sync with Redis failed is tried again (also retried as soon as a connection is back). */
-const SYNC_RETRY_MS = 1000
-
 /** A fresh instance name: 11 random letters and digits (no `:`, which ends it in a members hash field). */
 export function newInstanceId (): string {
   return randomBytes(8).toString('base64url').replace(/[^A-Za-z0-9]/g, '0')
@@ -45,20 +42,18 @@ export class RedisPresenceRelay implements PresenceRelay {
   readonly #link: RedisLink
   readonly #ttl: number
   readonly #instancesKey: string
-  readonly #channels: ChannelSet
+  /** The watched PoVs' presence channels, each followed in order by its mirror. */
+  readonly #channels: OrderedChannels<PresenceChange, PresenceMirror>
   #sink: PresenceSink | undefined
   #closed = false
-  /** Watched PoVs, by id and by channel. */
+  /** Watched PoVs. */
   readonly #mirrors = new Map<string, PresenceMirror>()
-  readonly #byChannel = new Map<string, PresenceMirror>()
   /** This instance's members: PoV → user → state. What it announces again after Redis comes back. */
   readonly #local = new Map<string, Map<string, MemberState>>()
   /** Members whose last change may not have reached Redis (`<povId>\n<userId>`; a PoV id has no newline). */
   readonly #unsent = new Set<string>()
   /** Instances whose heartbeat Redis does not hold, since when (ms): dead once that lasts `ttl`. */
   readonly #unknownSince = new Map<string, number>()
-  readonly #toSync = new Set<PresenceMirror>()
-  #syncTimer: NodeJS.Timeout | undefined
   #tickTimer: NodeJS.Timeout | undefined
   #ticking = false
   #unsentOverflowed = false
@@ -68,7 +63,7 @@ export class RedisPresenceRelay implements PresenceRelay {
   #lastRefresh = Date.now()
   readonly #onCommandsReady = () => {
     this.#announceAll(true).catch(() => {})
-    this.#syncLater(true)
+    this.#channels.retryNow()
   }
 
   /**
@@ -80,14 +75,11 @@ export class RedisPresenceRelay implements PresenceRelay {
     this.instanceId = link.instanceId
     this.#ttl = ttl
     this.#instancesKey = instancesKey(link.keyPrefix)
-    this.#channels = new ChannelSet(link,
-      (channel, message) => this.#onMessage(channel, message),
-      (channels) => {
-        for (const channel of channels) {
-          const mirror = this.#byChannel.get(channel)
-          if (mirror) this.#requestSync(mirror)
-        }
-      })
+    this.#channels = new OrderedChannels(link, {
+      parse: parseChange,
+      sync: async (mirror, isOpen) => await this.#sync(mirror, isOpen),
+      what: 'a PoV\'s presence'
+    })
   }
 
   async start (sink: PresenceSink): Promise<void> {
@@ -119,7 +111,7 @@ export class RedisPresenceRelay implements PresenceRelay {
 
   async members (povId: string): Promise<RemoteMember[]> {
     const mirror = this.#mirrors.get(povId)
-    if (mirror?.synced && !mirror.syncing && this.#channels.isSubscribed(mirror.channel)) {
+    if (mirror && this.#channels.isLive(mirror.channel)) {
       return [...mirror.entries()].map(([origin, userId, state]) => ({ origin, userId, state }))
     }
     const keys = this.#keys(povId)
@@ -144,13 +136,9 @@ export class RedisPresenceRelay implements PresenceRelay {
       mirror.refs++
     } else {
       const keys = this.#keys(povId)
-      const created: PresenceMirror = new PresenceMirror(povId, keys.presenceChannel, this.#sink, this.instanceId,
-        () => this.#requestSync(created),
-        () => this.#announcePov(povId))
-      mirror = created
+      mirror = new PresenceMirror(povId, keys.presenceChannel, this.#sink, this.instanceId, () => this.#announcePov(povId))
       this.#mirrors.set(povId, mirror)
-      this.#byChannel.set(mirror.channel, mirror)
-      this.#requestSync(mirror)
+      this.#channels.open(mirror.channel, mirror)
     }
     // While Redis is unreachable, the members come once it is back.
     if (this.#link.subscriber.status !== 'ready' || this.#link.commands.status !== 'ready') return
@@ -161,10 +149,8 @@ export class RedisPresenceRelay implements PresenceRelay {
     const mirror = this.#mirrors.get(povId)
     if (!mirror || --mirror.refs > 0) return
     this.#mirrors.delete(povId)
-    this.#byChannel.delete(mirror.channel)
-    this.#toSync.delete(mirror)
     mirror.close()
-    this.#channels.delete(mirror.channel)
+    this.#channels.close(mirror.channel).catch(() => {})
   }
 
   /** Removes this instance's members from Redis (each PoV's other instances see them leave) and its heartbeat. */
@@ -172,12 +158,9 @@ export class RedisPresenceRelay implements PresenceRelay {
     if (this.#closed) return
     this.#closed = true
     clearInterval(this.#tickTimer)
-    clearTimeout(this.#syncTimer)
     this.#channels.stop()
     for (const mirror of this.#mirrors.values()) mirror.close()
     this.#mirrors.clear()
-    this.#byChannel.clear()
-    this.#toSync.clear()
     if (!this.#sink) return
     this.#link.commands.off('ready', this.#onCommandsReady)
     const povIds = new Set([...this.#local.keys(), ...[...this.#unsent].map((key) => key.slice(0, key.indexOf('\n')))])
@@ -267,78 +250,28 @@ export class RedisPresenceRelay implements PresenceRelay {
 
   // ---- other instances' members --------------------------------------------------------------
 
-  #onMessage (channel: string, message: string): void {
-    const mirror = this.#byChannel.get(channel)
-    const change = parseChange(message)
-    if (mirror && change) mirror.receive(change)
-  }
-
-  #requestSync (mirror: PresenceMirror): void {
-    if (mirror.syncing) {
-      mirror.syncRequested = true
-      return
-    }
-    this.#sync(mirror).catch((err: unknown) => {
-      if (!this.#isWatched(mirror)) return
-      this.#link.log.debug({ err, povId: mirror.povId }, 'pov-realtime: could not sync a PoV\'s presence with Redis; retrying')
-      this.#toSync.add(mirror)
-      this.#syncLater(false)
-    })
-  }
-
-  /** Syncs the PoVs waiting for it: after `SYNC_RETRY_MS`, or at once (`now`, a connection is back). */
-  #syncLater (now: boolean): void {
-    if (now) {
-      clearTimeout(this.#syncTimer)
-      this.#syncTimer = undefined
-    } else if (this.#syncTimer !== undefined) {
-      return
-    }
-    const run = () => {
-      this.#syncTimer = undefined
-      const mirrors = [...this.#toSync]
-      this.#toSync.clear()
-      for (const mirror of mirrors) {
-        if (this.#isWatched(mirror)) this.#requestSync(mirror)
-      }
-    }
-    if (now) run()
-    else this.#syncTimer = setTimeout(run, SYNC_RETRY_MS).unref()
-  }
-
   #isWatched (mirror: PresenceMirror): boolean {
     return !this.#closed && this.#mirrors.get(mirror.povId) === mirror
   }
 
   /**
-   * Brings one mirror up to date: its channel subscribed first (so that no change made after the read can be missed),
-   * then the hash read, then the changes that arrived meanwhile. Repeats while a gap asks for more.
+   * Brings one mirror up to the hash (its channel is subscribed: no change made after the read can be missed), with
+   * the liveness of every instance it shows.
    */
-  async #sync (mirror: PresenceMirror): Promise<void> {
-    mirror.syncing = true
-    try {
-      do {
-        mirror.syncRequested = false
-        await this.#channels.add(mirror.channel)
-        if (!this.#isWatched(mirror)) return
-        const keys = this.#keys(mirror.povId)
-        // The liveness of the instances already shown is read before the hash: one found alive announced its members
-        // again (after a Redis restart) before its heartbeat, so the hash read next holds them.
-        const liveness = await this.#liveness([...mirror.origins()])
-        const snapshot: PresenceSnapshot = await this.#link.command((redis) => readSnapshot(redis, keys, this.instanceId))
-        const newcomers = [...snapshot.members.keys()].filter((origin) => !liveness.has(origin))
-        for (const [origin, said] of await this.#liveness(newcomers)) liveness.set(origin, said)
-        if (!this.#isWatched(mirror)) return
-        mirror.sync(snapshot, (origin) => {
-          const verdict = this.#verdict(origin, liveness)
-          if (verdict === 'dead' && snapshot.members.has(origin)) this.#removeDead(keys, origin).catch(() => {})
-          return verdict
-        })
-        mirror.drain()
-      } while (mirror.syncRequested && this.#isWatched(mirror))
-    } finally {
-      mirror.syncing = false
-    }
+  async #sync (mirror: PresenceMirror, isOpen: () => boolean): Promise<void> {
+    const keys = this.#keys(mirror.povId)
+    // The liveness of the instances already shown is read before the hash: one found alive announced its members
+    // again (after a Redis restart) before its heartbeat, so the hash read next holds them.
+    const liveness = await this.#liveness([...mirror.origins()])
+    const snapshot: PresenceSnapshot = await this.#link.command((redis) => readSnapshot(redis, keys, this.instanceId))
+    const newcomers = [...snapshot.members.keys()].filter((origin) => !liveness.has(origin))
+    for (const [origin, said] of await this.#liveness(newcomers)) liveness.set(origin, said)
+    if (!isOpen()) return
+    mirror.sync(snapshot, (origin) => {
+      const verdict = this.#verdict(origin, liveness)
+      if (verdict === 'dead' && snapshot.members.has(origin)) this.#removeDead(keys, origin).catch(() => {})
+      return verdict
+    })
   }
 
   async #liveness (origins: string[]): Promise<Map<string, Liveness>> {
@@ -399,7 +332,7 @@ export class RedisPresenceRelay implements PresenceRelay {
       const verdict = this.#verdict(origin, liveness)
       if (verdict === 'alive' && wasUnknown) {
         // Back after a Redis restart: its members were kept meanwhile; the hash is the truth for it again.
-        for (const mirror of mirrors) this.#requestSync(mirror)
+        for (const mirror of mirrors) this.#channels.requestSync(mirror.channel)
       } else if (verdict === 'dead') {
         this.#unknownSince.delete(origin)
         for (const mirror of mirrors) {

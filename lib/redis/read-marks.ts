@@ -127,7 +127,7 @@ export class RedisReadMarkStore implements ReadMarkStore {
     const watched = this.#watched.get(channel)
     if (!watched || --watched.refs > 0) return
     this.#watched.delete(channel)
-    this.#channels.delete(channel)
+    this.#channels.delete(channel).catch(() => {})
   }
 
   close (): void {

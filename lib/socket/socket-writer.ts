@@ -194,14 +194,6 @@ export class SocketWriter implements ActivityReceiver {
     this.#stats.countClosed(code)
   }
 
-  /**
-   * Closes with 1011: activities of a watched PoV were lost in transit. The client reconnects and resumes with
-   * `since`, and the answer (`recovered: false`) tells it to reload, rather than it silently missing them.
-   */
-  closeInterrupted (): void {
-    this.close(CloseCode.INTERNAL_ERROR, 'feed interrupted; resume')
-  }
-
   /** Closes with 4008: the client cannot keep up. */
   closeSlowConsumer (): void {
     if (this.#closed) return

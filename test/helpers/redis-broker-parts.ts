@@ -81,17 +81,23 @@ export class ActivityRecorder implements BrokerSink {
   interrupted (): void {}
 }
 
-/** Records what a broker hands its sink, interruptions included, in order: `p1:e0`, `p1:interrupted`. */
+/**
+ * Records what a broker hands its sink, interruptions included, in order: `p1:e0`, `p1:interrupted after e6` (the
+ * activity whose cursor the interruption names; `after nothing` for `null`, `after ?` for a cursor never delivered).
+ */
 export class FeedRecorder implements BrokerSink {
   readonly events: string[] = []
+  readonly #idOfCursor = new Map<string, string>()
 
   deliver (povId: string, entry: BrokerEntry): number {
-    this.events.push(`${povId}:${(JSON.parse(entry.frame.toString()) as { data: { id: string } }).data.id}`)
+    const id = (JSON.parse(entry.frame.toString()) as { data: { id: string } }).data.id
+    this.#idOfCursor.set(entry.cursor, id)
+    this.events.push(`${povId}:${id}`)
     return 1
   }
 
-  interrupted (povId: string): void {
-    this.events.push(`${povId}:interrupted`)
+  interrupted (povId: string, cursor: string | null): void {
+    this.events.push(`${povId}:interrupted after ${cursor === null ? 'nothing' : this.#idOfCursor.get(cursor) ?? '?'}`)
   }
 }
 

@@ -9,7 +9,7 @@
  * What the doubles do not do, by design: they never answer by themselves (each server message is scripted, so each
  * step's `doubles` is the protocol's answer to it, spelt in `simulate*` calls); their token never expires, so the
  * token's refresh is not part of the session (`client-core` and `react-hooks` test it on a server); and a simulated
- * drop is always a 1006, never a close code of the server's (4002 token expired, 1011 feed interrupted). Read marks
+ * drop is always a 1006, never a close code of the server's (4002 token expired, 1011 internal error). Read marks
  * carry the server's clock (`readAt`), which no script can know: recordings leave it out.
  */
 import 'global-jsdom/register'

@@ -93,6 +93,19 @@ t.test('a reload shows the kept feed at once and resumes after its cursor: no ga
   t.same(feed(), ['a1', 'a2', 'a3', 'a4'], 'each activity once, in order')
 })
 
+t.test('after an in-band resync, a reload resumes from the resync\'s cursor, not from one of the lost history', async (t) => {
+  const first = load('ana')
+  act(() => {
+    simulateSubscribed('p1', { readCursor: null, unread: 0 })
+    for (const n of [1, 2]) simulateWebSocketMessage(activity(n))
+    simulateWebSocketMessage({ type: 'resync', povId: 'p1', cursor: 'c9' })
+  })
+  await leave(first.view)
+  const second = load('ana')
+  t.same(feed(), ['a1', 'a2'], 'the kept feed shows at once')
+  t.same(second.sentSince(), [{ type: 'subscribe', povId: 'p1', since: 'c9' }], 'and resumes where the server said delivery goes on')
+})
+
 t.test('a second user on the same browser sees nothing of the first, whose state stays theirs', async (t) => {
   const ana = load('ana')
   act(() => { for (const n of [1, 2]) simulateWebSocketMessage(activity(n)) })

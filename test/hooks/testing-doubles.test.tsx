@@ -19,6 +19,7 @@ import {
   simulateLeave,
   simulatePresence,
   simulateRead,
+  simulateResync,
   simulateRevoke,
   simulateStatus,
   simulateSubscribed,
@@ -125,6 +126,16 @@ t.test('lists the activities of its PoV once each, ignores other PoVs, and tells
     simulateWebSocketMessage({ type: 'subscribed', povId: 'p1', recovered: false })
   })
   t.equal(invalidations, 3, 'and one more when the resume could not fill the gap')
+  act(() => simulateResync('p1', 'c9'))
+  t.equal(invalidations, 4, 'and one more when the server says in-band that its broker lost activities (resync)')
+  t.equal(screen.getByRole('status').textContent, 'Back online', 'a resync is no reconnect: the status stays')
+  act(() => simulateResync('p2'))
+  t.equal(invalidations, 4, 'a resync of a PoV the component does not watch changes nothing')
+  act(() => {
+    simulateConnectionStatus('disconnected')
+    simulateConnectionStatus('reconnected')
+  })
+  t.same(getSentMessages().at(-1), { type: 'subscribe', povId: 'p1', since: 'c9' }, 'the next resume starts at the resync\'s cursor')
 })
 
 t.test('what it sends while offline goes out after the reconnect', async (t) => {
