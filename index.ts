@@ -9,7 +9,8 @@ import type { WebSocket } from 'ws'
 import fp from 'fastify-plugin'
 import { stripTokensAhead } from './lib/auth/handshake-token.js'
 import { resolveOptions, type PovRealtimeOptions } from './lib/options.js'
-import { RealtimeHub, type BroadcastResult, type PovRealtimeApi } from './lib/realtime-hub.js'
+import { RealtimeHub } from './lib/realtime-hub.js'
+import type { BroadcastResult, PovRealtimeApi } from './lib/realtime-api.js'
 import { closeCodeOfFrameError } from './lib/socket/frame-errors.js'
 import { registerSocketRoute } from './lib/socket/socket-route.js'
 import { registerTokenRoute } from './lib/auth/token-route.js'
@@ -105,7 +106,7 @@ export default povRealtime
 
 export type { PovRealtimeOptions, PovRealtimeUser, PresenceOptions, RateLimitOptions } from './lib/options.js'
 export { DEFAULTS } from './lib/options.js'
-export type { BroadcastResult, PovRealtimeApi } from './lib/realtime-hub.js'
+export type { BroadcastResult, PovRealtimeApi } from './lib/realtime-api.js'
 export type { ReadState } from './lib/read-receipts/read-receipts-feature.js'
 export type { LimitName, PovRealtimeStats } from './lib/stats.js'
 export type {

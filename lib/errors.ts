@@ -8,9 +8,12 @@ import createError from '@fastify/error'
 export const InvalidOptionError = createError<'POV_REALTIME_INVALID_OPTION', [string]>(
   'POV_REALTIME_INVALID_OPTION', 'fastify-pov-realtime: %s', 500, TypeError)
 
-/** `broadcastActivity` was given something that is not a valid activity; it reached no one. */
+/**
+ * `broadcastActivity` was given something that is not a valid activity; it reached no one. A 500: the server's own
+ * code built the activity, so a route that lets it through answers as for any bug, and Fastify logs it at `error`.
+ */
 export const InvalidActivityError = createError<'POV_REALTIME_INVALID_ACTIVITY', [string]>(
-  'POV_REALTIME_INVALID_ACTIVITY', 'Invalid activity: %s', 400, TypeError)
+  'POV_REALTIME_INVALID_ACTIVITY', 'Invalid activity: %s', 500, TypeError)
 
 /** `broadcastActivity` after `fastify.close()` began. */
 export const ClosedError = createError<'POV_REALTIME_CLOSED', []>(

@@ -9,7 +9,6 @@ import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
 import { CloseCode } from '../types/wire-constants.js'
 import type { ActivityInput } from '../types/activity.js'
-import type { Member, ReadMark } from '../types/messages.js'
 import { serializeActivity } from './activity-serializer.js'
 import { revokeArgument } from './api-arguments.js'
 import type { Broker, BrokerEntry, ControlMessage } from './broker.js'
@@ -18,54 +17,13 @@ import { ClosedError, NotEnabledError } from './errors.js'
 import { InProcessBroker } from './in-process/index.js'
 import type { Feature } from '../types/schemas.js'
 import type { ResolvedOptions } from './options.js'
-import { ReadReceiptsFeature, type ReadState } from './read-receipts/read-receipts-feature.js'
+import { ReadReceiptsFeature } from './read-receipts/read-receipts-feature.js'
 import { PresenceFeature } from './presence/presence-feature.js'
 import { SocketSession, type SessionHost } from './socket/socket-session.js'
 import { StatsCounters, type PovRealtimeStats } from './stats.js'
 import { SubscriptionIndex, type Subscription } from './subscription-index.js'
 import type { SocketIdentity, TokenService } from './auth/tokens.js'
-
-/** What `broadcastActivity` resolves with. */
-export interface BroadcastResult {
-  /** The cursor subscribers receive with the activity. */
-  cursor: string
-  /** Sockets on this instance it was written to. */
-  delivered: number
-}
-
-/** `fastify.povRealtime`. */
-export interface PovRealtimeApi {
-  /** This instance's counters, synchronously. */
-  stats (): PovRealtimeStats
-  /**
-   * `readReceipts`: moves `userId`'s read mark on `povId` forward to `cursor` (for example when the user opened an
-   * activity from an e-mail); the PoV's subscribers get a `read` event. Resolves `true` when the mark moved, `false`
-   * when it was already there or further; rejects with `POV_REALTIME_INVALID_CURSOR` when `cursor` is not one of the
-   * PoV's cursors.
-   */
-  markRead (userId: string, povId: string, cursor: string): Promise<boolean>
-  /** `readReceipts`: every user's mark on `povId` (users without one are not listed). */
-  reads (povId: string): Promise<ReadMark[]>
-  /**
-   * `readReceipts`: `userId`'s `{ readCursor, unread }` on each PoV of `povIds` (at most 1000), for a sidebar of unread
-   * badges without a subscription per PoV. Not checked with `authorizeSubscription`: pass only PoVs the user may see.
-   */
-  unreadCounts (userId: string, povIds: readonly string[]): Promise<Record<string, ReadState>>
-  /**
-   * `presence` on: the members of `povId` now (on every instance, with the Redis broker). Rejects with
-   * `POV_REALTIME_NOT_ENABLED` while the option is off, `POV_REALTIME_INVALID_ARGUMENT` for a malformed `povId`.
-   */
-  presence (povId: string): Promise<Member[]>
-  /**
-   * Ends `userId`'s access on every instance: their sockets stop watching `povId` (each is sent `unsubscribed` with
-   * `reason: 'revoked'`, and nothing of the PoV after it; the user leaves its presence), or, without `povId`, every
-   * socket of the user is closed with 4003. Resolves once every instance has applied it (see docs/server-api.md for
-   * what "every" means with the Redis broker); rejects with `POV_REALTIME_BROKER_UNAVAILABLE` when that cannot be
-   * confirmed, `POV_REALTIME_INVALID_ARGUMENT` for a malformed target. Revoke after the app's own authorization has
-   * changed: a later `subscribe` is checked with `authorizeSubscription` as always.
-   */
-  revoke (target: { userId: string, povId?: string }): Promise<void>
-}
+import type { BroadcastResult } from './realtime-api.js'
 
 export class RealtimeHub implements SessionHost {
   readonly options: ResolvedOptions

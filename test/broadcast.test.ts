@@ -1,6 +1,8 @@
+import { Writable } from 'node:stream'
+import Fastify from 'fastify'
 import t from 'tap'
-import type { ActivityInput, BroadcastResult } from '../index.js'
-import { activity, startServer } from './helpers/server.js'
+import povRealtime, { type ActivityInput, type BroadcastResult } from '../index.js'
+import { SECRET, activity, startServer } from './helpers/server.js'
 
 /**
  * Calls `broadcastActivity` the way a route handler might, without awaiting, and reports whether it threw
@@ -129,6 +131,33 @@ t.test('an invalid activity rejects with a message that names the problem', asyn
   const server = await startServer(t)
   await t.rejects(server.app.broadcastActivity(activity('p1', { passwordHash: 'x' }) as ActivityInput), { message: /passwordHash/ })
   await t.rejects(server.app.broadcastActivity(activity('p1', { severity: 'critical' }) as ActivityInput), { message: /severity/ })
+})
+
+t.test('an invalid activity let through a route is a server error (500, logged at error) that names the field', async (t) => {
+  const lines: Array<{ level: number, msg: string, err?: { code?: string, message?: string } }> = []
+  const logStream = new Writable({
+    write (chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString().split('\n').filter(Boolean)) lines.push(JSON.parse(line))
+      done()
+    }
+  })
+  const app = Fastify({ logger: { level: 'info', stream: logStream } })
+  t.teardown(() => app.close())
+  await app.register(povRealtime, { secret: SECRET })
+  app.post('/api/notes', async () => {
+    // The app's bug: a field name mistyped, past the compiler by a cast.
+    const { cursor } = await app.broadcastActivity(activity('p1', { title: undefined, titel: 'New note' }) as unknown as ActivityInput)
+    return { cursor }
+  })
+  const response = await app.inject({ method: 'POST', url: '/api/notes' })
+  t.equal(response.statusCode, 500, 'the client did nothing wrong: not a 4xx')
+  const body = response.json()
+  t.equal(body.code, 'POV_REALTIME_INVALID_ACTIVITY')
+  t.equal(body.message, "Invalid activity: 'titel': Unexpected property", 'the message names the field')
+  const logged = lines.filter((line) => line.err?.code === 'POV_REALTIME_INVALID_ACTIVITY')
+  t.equal(logged.length, 1, 'logged once')
+  t.equal(logged[0]?.level, 50, 'at error level (50), not info')
+  t.equal(logged[0]?.err?.message, body.message, 'with the same message')
 })
 
 /** docs/limits.md: a serialized activity is at most 64 KiB, counted in UTF-8 bytes of its JSON. */

@@ -1,3 +1,4 @@
+import type { RouteOptions } from 'fastify'
 import t from 'tap'
 import { accessToken, socketToken, startServer, type TestServer } from './helpers/server.js'
 
@@ -17,6 +18,31 @@ t.test('a valid access cookie is exchanged for a short-lived WebSocket token', a
   t.equal(JSON.parse(Buffer.from(body.token.split('.')[0]!, 'base64url').toString()).alg, 'HS256')
   t.equal(claims.exp * 1000, body.expiresAt, 'expiresAt is the token exp in ms')
   t.ok(body.expiresAt > before + 110_000 && body.expiresAt <= Date.now() + 120_000, 'lives about tokenExpiresIn')
+})
+
+t.test('the token route declares its responses (200, 401, 5xx) for tools such as @fastify/swagger, and answers by them', async (t) => {
+  const routes: RouteOptions[] = []
+  // What @fastify/swagger reads: each route's options as registered, through the onRoute hook.
+  const server = await startServer(t, {}, (app) => { app.addHook('onRoute', (route) => { routes.push(route) }) })
+  const route = routes.find(({ url, method }) => url === '/api/auth/ws-token' && method === 'GET')
+  const response = (route?.schema as { response?: Record<string, { properties: Record<string, unknown>, required: string[] }> })?.response
+  t.same(Object.keys(response ?? {}).sort(), ['200', '401', '5xx'])
+  t.same(Object.keys(response?.[200]?.properties ?? {}).sort(), ['expiresAt', 'token'])
+  t.same(response?.[200]?.required.sort(), ['expiresAt', 'token'])
+  t.same(Object.keys(response?.[401]?.properties ?? {}).sort(), ['code', 'error', 'message', 'statusCode'])
+  t.match(route?.schema, { summary: /WebSocket token/ })
+
+  // The answers, serialized by that schema, are what they were: a token and its expiry, or the whole error body.
+  const ok = await server.app.inject({ url: '/api/auth/ws-token', cookies: { accessToken: accessToken({ userId: 'u1' }) } })
+  t.equal(ok.statusCode, 200)
+  t.same(Object.keys(ok.json()).sort(), ['expiresAt', 'token'])
+  t.match(ok.json(), { token: /^[\w-]+\.[\w-]+\.[\w-]+$/, expiresAt: Number })
+  t.equal(decode(ok.json().token).exp * 1000, ok.json().expiresAt)
+  const refused = await server.app.inject({ url: '/api/auth/ws-token' })
+  t.equal(refused.statusCode, 401)
+  t.same(refused.json(), {
+    statusCode: 401, code: 'POV_REALTIME_UNAUTHORIZED', error: 'FastifyError', message: 'No access token (cookie "accessToken")'
+  })
 })
 
 t.test('a bad access cookie is a 401 with a JSON body, never a 500', async (t) => {

@@ -36,3 +36,7 @@ export interface ActivityMessage { type: 'activity', cursor: string, data: Activ
 export type ServerMessage =
   | PongMessage | SubscribedMessage | UnsubscribedMessage | AuthenticatedMessage | ActivityMessage | ErrorMessage
   | PresenceMessage | PresenceDiffMessage | TypingEvent | ReadEvent | ReadsMessage | ResyncMessage
+/** HTTP: what the token route answers. */
+export type TokenResponse = Static<typeof schemas.TokenResponse>
+/** HTTP: the body of a refusal (401, 403, 429) or a server fault (5xx). */
+export type HttpErrorBody = Static<typeof schemas.HttpErrorBody>

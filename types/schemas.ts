@@ -224,3 +224,20 @@ export const ServerMessage = Type.Union([
   PongMessage, SubscribedMessage, UnsubscribedMessage, AuthenticatedMessage, ActivityMessage, ErrorMessage,
   PresenceMessage, PresenceDiffMessage, TypingEvent, ReadEvent, ReadsMessage, ResyncMessage
 ])
+
+/**
+ * HTTP: the token route's answer (`GET /api/auth/ws-token`), declared as the route's response schema so that
+ * @fastify/swagger and the like document it, and serialized by it.
+ */
+export const TokenResponse = Type.Object({
+  token: Type.String({ minLength: 1, maxLength: limits.token, description: 'The WebSocket token, a short-lived JWT' }),
+  expiresAt: Type.Integer({ description: 'When the token expires, in ms since the epoch' })
+}, { additionalProperties: false })
+
+/** HTTP: the body of the token route's and the upgrade's refusals (401, 403, 429) and of a server fault (5xx). */
+export const HttpErrorBody = Type.Object({
+  statusCode: Type.Integer(),
+  code: Type.String({ description: 'POV_REALTIME_UNAUTHORIZED, …; POV_REALTIME_INTERNAL for a 5xx' }),
+  error: Type.String(),
+  message: Type.String({ description: 'What was wrong, naming the cookie looked for (never its value)' })
+})
