@@ -5,8 +5,7 @@
  * → `Subscription.deliver` → `SocketWriter.sendActivity` → the socket.
  */
 import type { Duplex } from 'node:stream'
-import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
-import type { WebSocket } from 'ws'
+import type { FastifyBaseLogger } from 'fastify'
 import { CloseCode } from '../types/wire-constants.js'
 import type { ActivityInput } from '../types/activity.js'
 import type { Member, ReadMark } from '../types/messages.js'
@@ -20,10 +19,11 @@ import type { Feature } from '../types/schemas.js'
 import type { ResolvedOptions } from './options.js'
 import { ReadReceiptsFeature, type ReadState } from './read-receipts/read-receipts-feature.js'
 import { PresenceFeature } from './presence/presence-feature.js'
-import { SocketSession, type SessionHost } from './socket/socket-session.js'
+import { SocketSession, type SessionHost, type SocketOpening } from './socket/socket-session.js'
 import { StatsCounters, type PovRealtimeStats } from './stats.js'
 import { SubscriptionIndex, type Subscription } from './subscription-index.js'
-import type { SocketIdentity, TokenService } from './auth/tokens.js'
+import type { TokenService } from './auth/tokens.js'
+import { ExpirySchedule } from './auth/expiry-schedule.js'
 
 /** What `broadcastActivity` resolves with. */
 export interface BroadcastResult {
@@ -76,13 +76,22 @@ export class RealtimeHub implements SessionHost {
   readonly readReceipts: ReadReceiptsFeature | undefined
   /** `presence` on: who watches each PoV, their status, who types. */
   readonly presence: PresenceFeature | undefined
+  /** Every socket's token expiry, on one timer. */
+  readonly expiries = new ExpirySchedule()
   readonly #index = new SubscriptionIndex()
   readonly #sessions = new Set<SocketSession>()
-  /** The open sockets of each user, for revocations. */
-  readonly #sessionsOf = new Map<string, Set<SocketSession>>()
+  /**
+   * The open sockets of each user, for revocations: the session itself while the user has one here (the usual case,
+   * and a `Set` per user would double what the hub spends per socket), a set from the second on.
+   */
+  readonly #sessionsOf = new Map<string, SocketSession | Set<SocketSession>>()
   #warnedLocalRevoke = false
   /** Each user's connections on this instance, from the upgrade's check to the connection's close. */
   readonly #socketsOfUser = new Map<string, number>()
+  /** Whose connection each admitted connection is, for {@link RealtimeHub.#onAdmittedClose}. */
+  readonly #userOfConnection = new WeakMap<Duplex, string>()
+  /** One `close` listener shared by every admitted connection (`this` is the connection): no closure per socket. */
+  readonly #onAdmittedClose: (this: Duplex) => void
   /** Users refused a socket since they last were under `maxSocketsPerUser` (logged once per such spell). */
   readonly #atSocketLimit = new Set<string>()
   readonly #log: FastifyBaseLogger
@@ -105,6 +114,8 @@ export class RealtimeHub implements SessionHost {
       ? new ReadReceiptsFeature(this.broker.readMarks!, (povId, payload) => this.#index.sendToAll(povId, payload))
       : undefined
     this.presence = options.presence ? new PresenceFeature(options.presence, this.broker.presence, log) : undefined
+    const releaseAdmission = (connection: Duplex) => this.#releaseAdmission(connection)
+    this.#onAdmittedClose = function (this: Duplex) { releaseAdmission(this) }
   }
 
   get tokens (): TokenService {
@@ -164,7 +175,7 @@ export class RealtimeHub implements SessionHost {
   #applyControl (message: ControlMessage): void {
     const sessions = this.#sessionsOf.get(message.userId)
     if (!sessions) return
-    for (const session of [...sessions]) session.revoke(message.povId)
+    for (const session of sessions instanceof Set ? [...sessions] : [sessions]) session.revoke(message.povId)
   }
 
   /** The read receipts, or a rejection naming the option when it is off. */
@@ -197,27 +208,37 @@ export class RealtimeHub implements SessionHost {
     }
     if (connection.destroyed) return true // gone already: its upgrade goes no further, and 'close' may have passed
     this.#socketsOfUser.set(userId, held + 1)
-    connection.once('close', () => {
-      const left = this.#socketsOfUser.get(userId)! - 1
-      if (left === 0) this.#socketsOfUser.delete(userId)
-      else this.#socketsOfUser.set(userId, left)
-      if (left < max) this.#atSocketLimit.delete(userId)
-    })
+    this.#userOfConnection.set(connection, userId)
+    connection.on('close', this.#onAdmittedClose)
     return true
   }
 
+  /** An admitted connection closed: its user holds one socket fewer. */
+  #releaseAdmission (connection: Duplex): void {
+    const userId = this.#userOfConnection.get(connection)
+    if (userId === undefined) return
+    this.#userOfConnection.delete(connection)
+    const left = this.#socketsOfUser.get(userId)! - 1
+    if (left === 0) this.#socketsOfUser.delete(userId)
+    else this.#socketsOfUser.set(userId, left)
+    if (left < this.options.maxSocketsPerUser) this.#atSocketLimit.delete(userId)
+  }
+
   /** A socket passed the upgrade's checks. */
-  accept (ws: WebSocket, request: FastifyRequest, identity: SocketIdentity): void {
+  accept (opening: SocketOpening): void {
+    const { ws } = opening
     if (this.#closing) {
+      ws.on('error', () => ws.terminate()) // it has no other listener now (upgrade-handover.ts)
       this.stats.countClosed(CloseCode.GOING_AWAY)
       ws.close(CloseCode.GOING_AWAY, 'server shutting down')
       return
     }
-    const session = new SocketSession(ws, request, identity, this)
+    const session = new SocketSession(opening, this)
     this.#sessions.add(session)
     const ofUser = this.#sessionsOf.get(session.userId)
-    if (ofUser) ofUser.add(session)
-    else this.#sessionsOf.set(session.userId, new Set([session]))
+    if (ofUser === undefined) this.#sessionsOf.set(session.userId, session)
+    else if (ofUser instanceof Set) ofUser.add(session)
+    else this.#sessionsOf.set(session.userId, new Set([ofUser, session]))
   }
 
   async watch (subscription: Subscription): Promise<void> {
@@ -239,7 +260,8 @@ export class RealtimeHub implements SessionHost {
   forget (session: SocketSession): void {
     this.#sessions.delete(session)
     const ofUser = this.#sessionsOf.get(session.userId)
-    if (ofUser?.delete(session) && ofUser.size === 0) this.#sessionsOf.delete(session.userId)
+    if (ofUser === session) this.#sessionsOf.delete(session.userId)
+    else if (ofUser instanceof Set && ofUser.delete(session) && ofUser.size === 0) this.#sessionsOf.delete(session.userId)
     if (this.#sessions.size === 0) this.#onAllClosed?.()
   }
 
