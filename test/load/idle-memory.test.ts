@@ -1,0 +1,117 @@
+/**
+ * What an idle authenticated connection costs the server (heap + external, after full collections, each socket
+ * subscribed to one PoV), against plain `ws` measured the same way in the same process: a ratio, not an absolute, so
+ * that a dependency update (or a change here) that brings back a per-socket copy of the upgrade request, or doubles
+ * the session, fails here. The bound is generous (the machine is shared and the figures noisy); docs/benchmarks.md
+ * has the measured figures. The clients run in a child process so that only the server's memory is counted.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { setTimeout as sleep } from 'node:timers/promises'
+import t from 'tap'
+import { WebSocketServer, type WebSocket } from 'ws'
+import { exposeGc } from '../helpers/resources.js'
+import { socketToken, startServer, type Teardown } from '../helpers/server.js'
+
+/** Measured: about 1.6 (5.1 KiB against 3.2); before the upgrade request was let go, 2.9. */
+const MAX_RATIO = 2.0
+const WARM_UP = 50
+const MEASURED = 400
+const POVS = 40
+
+/** The clients: connect `count` sockets one after the other, subscribe each, then report and wait. */
+const CLIENTS = `
+import WebSocket from 'ws'
+process.on('message', async ({ url, protocols, count, first, povs }) => {
+  const sockets = []
+  for (let i = 0; i < count; i++) {
+    const ws = new WebSocket(url, protocols[i])
+    await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject) })
+    await new Promise((resolve) => { ws.once('message', resolve); ws.send(JSON.stringify({ type: 'subscribe', povId: 'p' + ((first + i) % povs) })) })
+    sockets.push(ws)
+  }
+  globalThis.sockets = (globalThis.sockets ?? []).concat(sockets)
+  process.send('done')
+})
+process.on('disconnect', () => process.exit(0))
+`
+
+function startClients (): ChildProcess {
+  return spawn(process.execPath, ['--input-type=module', '-e', CLIENTS], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], cwd: process.cwd() })
+}
+
+async function connectClients (child: ChildProcess, url: string, protocols: Array<string[] | undefined>, first: number): Promise<void> {
+  child.send({ url, protocols, count: protocols.length, first, povs: POVS })
+  const [answer] = await once(child, 'message') as [string]
+  if (answer !== 'done') throw new Error(`clients answered ${answer}`)
+}
+
+async function memory (gc: () => void): Promise<number> {
+  for (let pass = 0; pass < 4; pass++) {
+    gc()
+    await sleep(20)
+  }
+  const { heapUsed, external } = process.memoryUsage()
+  return heapUsed + external
+}
+
+/** Bytes per idle connection: memory after `MEASURED` more connections, over memory after the warm-up ones. */
+async function perConnection (gc: () => void, url: string, protocols: (i: number) => string[] | undefined): Promise<number> {
+  const child = startClients()
+  try {
+    await connectClients(child, url, Array.from({ length: WARM_UP }, (_, i) => protocols(i)), 0)
+    const before = await memory(gc)
+    await connectClients(child, url, Array.from({ length: MEASURED }, (_, i) => protocols(WARM_UP + i)), WARM_UP)
+    const after = await memory(gc)
+    return (after - before) / MEASURED
+  } finally {
+    child.kill()
+    await once(child, 'exit')
+    await sleep(100) // the server side of the sockets closes
+  }
+}
+
+/** Plain ws as the benchmark's yardstick runs it: a topic index, a Set of PoVs per socket. */
+async function startPlainWs (t: Teardown): Promise<string> {
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 })
+  await once(wss, 'listening')
+  t.teardown(() => new Promise<void>((resolve) => {
+    for (const client of wss.clients) client.terminate()
+    wss.close(() => resolve())
+  }))
+  const byPov = new Map<string, Set<WebSocket>>()
+  wss.on('connection', (ws) => {
+    const watched = new Set<string>()
+    ws.on('message', (data: Buffer) => {
+      const { povId } = JSON.parse(data.toString()) as { povId: string }
+      let subscribers = byPov.get(povId)
+      if (!subscribers) byPov.set(povId, subscribers = new Set())
+      subscribers.add(ws)
+      watched.add(povId)
+      ws.send(JSON.stringify({ type: 'subscribed', povId }))
+    })
+    ws.on('close', () => { for (const povId of watched) byPov.get(povId)?.delete(ws) })
+  })
+  return `ws://127.0.0.1:${(wss.address() as { port: number }).port}`
+}
+
+t.test(`an idle authenticated connection costs at most ${MAX_RATIO}× plain ws (heap + external)`, async (t) => {
+  const gc = exposeGc()
+  if (!gc) return t.pass('memory', { skip: 'gc() could not be exposed in this process' })
+  const plainUrl = await startPlainWs(t)
+  const server = await startServer(t, {})
+  const tokens = Array.from({ length: WARM_UP + MEASURED }, (_, i) => socketToken({ userId: `u${i}`, sub: `u${i}` }))
+  const plugin = () => perConnection(gc, server.wsUrl, (i) => ['pov-realtime.v1', `bearer.${tokens[i]!}`])
+  const plain = () => perConnection(gc, plainUrl, () => undefined)
+  // Once each first, so that what either compiles or allocates once is there before the measured runs.
+  await plain()
+  await plugin()
+  const wsBytes = await plain()
+  const pluginBytes = await plugin()
+  const ratio = pluginBytes / wsBytes
+  t.comment(`per idle connection: plugin ${(pluginBytes / 1024).toFixed(2)} KiB, plain ws ${(wsBytes / 1024).toFixed(2)} KiB, ratio ${ratio.toFixed(2)}`)
+  t.ok(wsBytes > 1024, `the measurement sees plain ws's sockets (${Math.round(wsBytes)} B each)`)
+  for (let waited = 0; server.app.povRealtime.stats().connections > 0 && waited < 5000; waited += 50) await sleep(50)
+  t.equal(server.app.povRealtime.stats().connections, 0, 'the plugin\'s sockets closed with their clients')
+  t.ok(ratio <= MAX_RATIO, `plugin ÷ plain ws = ${ratio.toFixed(2)} ≤ ${MAX_RATIO}`)
+})
