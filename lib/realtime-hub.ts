@@ -12,7 +12,7 @@ import type { Member, ReadMark } from '../types/messages.js'
 import { serializeActivity } from './activity-serializer.js'
 import { revokeArgument } from './api-arguments.js'
 import type { Broker, BrokerEntry, ControlMessage } from './broker.js'
-import { SHUTDOWN_GRACE_MS } from './constants.js'
+import { HEARTBEAT_MIN_SLICE_MS, HEARTBEAT_SLICE_SOCKETS, SHUTDOWN_GRACE_MS } from './constants.js'
 import { ClosedError, NotEnabledError } from './errors.js'
 import { InProcessBroker } from './in-process/index.js'
 import type { Feature } from '../types/schemas.js'
@@ -97,6 +97,8 @@ export class RealtimeHub implements SessionHost {
   readonly #log: FastifyBaseLogger
   #tokens: TokenService | undefined
   #heartbeatTimer: NodeJS.Timeout | undefined
+  /** Where the heartbeat's current round over the sockets is (see `#heartbeatSlice`). */
+  #heartbeatRound: Iterator<SocketSession> = [][Symbol.iterator]()
   #closing = false
   /** Set while `closeSockets` waits for the last socket to go. */
   #onAllClosed: (() => void) | undefined
@@ -145,9 +147,7 @@ export class RealtimeHub implements SessionHost {
     })
     await this.readReceipts?.start()
     if (this.presence) await this.broker.presence?.start(this.presence.sink)
-    this.#heartbeatTimer = setInterval(() => {
-      for (const session of this.#sessions) session.heartbeat()
-    }, this.options.heartbeatInterval).unref()
+    this.#heartbeatSlice()
   }
 
   /** `fastify.broadcastActivity`: validates, publishes, and resolves once this instance's subscribers have it. */
@@ -157,6 +157,28 @@ export class RealtimeHub implements SessionHost {
     const result = await this.broker.publish(povId, json)
     this.stats.broadcasts++
     return result
+  }
+
+  /**
+   * The heartbeat pings every socket once per `heartbeatInterval`, spread over the interval in slices of at most
+   * `HEARTBEAT_SLICE_SOCKETS` (a ping is a write system call: 18,000 at once held the event loop for over 100 ms), each
+   * slice going on from where the last one stopped. Few sockets: one slice, all of them at once.
+   */
+  #heartbeatSlice (): void {
+    const interval = this.options.heartbeatInterval
+    const size = this.#sessions.size
+    const slices = Math.max(1, Math.min(Math.ceil(size / HEARTBEAT_SLICE_SOCKETS), Math.floor(interval / HEARTBEAT_MIN_SLICE_MS)))
+    const perSlice = Math.ceil(size / slices)
+    for (let pinged = 0; pinged < perSlice; pinged++) {
+      let next = this.#heartbeatRound.next()
+      if (next.done === true) {
+        this.#heartbeatRound = this.#sessions.values()
+        next = this.#heartbeatRound.next()
+        if (next.done === true) break
+      }
+      next.value.heartbeat()
+    }
+    this.#heartbeatTimer = setTimeout(() => this.#heartbeatSlice(), interval / slices).unref()
   }
 
   /** `fastify.povRealtime.revoke`: on every instance, through the broker. */
@@ -277,7 +299,7 @@ export class RealtimeHub implements SessionHost {
   /** `preClose`: every socket gets 1001; those that do not close within the grace period are cut. */
   async closeSockets (): Promise<void> {
     this.#closing = true
-    clearInterval(this.#heartbeatTimer)
+    clearTimeout(this.#heartbeatTimer)
     if (this.#sessions.size === 0) return
     let graceTimer: NodeJS.Timeout | undefined
     const allClosed = new Promise<void>((resolve) => { this.#onAllClosed = resolve })

@@ -28,7 +28,7 @@ const LOAD_LIMITS = {
   'test/load/bench-smoke.test.ts': 215,
   'test/load/floods.test.ts': 45,
   'test/load/fuzz.test.ts': 45,
-  'test/load/idle-memory.test.ts': 60,
+  'test/load/idle-memory.test.ts': 120,
   'test/load/leaks.test.ts': 60,
   'test/load/shutdown-load.test.ts': 30,
   'test/load/slow-consumer-load.test.ts': 60,
