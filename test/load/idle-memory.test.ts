@@ -15,8 +15,11 @@ import Fastify from 'fastify'
 import povRealtime from '../../index.js'
 import { SECRET, socketToken, type Teardown } from '../helpers/server.js'
 
-/** Measured: about 1.6 (5.1 KiB against 3.2); before the upgrade request was let go, 2.9. */
-const MAX_RATIO = 2.0
+/**
+ * Measured here: 1.6–2.1 (about 5.2 KiB against 2.5–3.2; plain ws's figure moves most from run to run); before the
+ * upgrade request was let go, 2.9–3.0 (9 KiB). A doubling of the plugin's cost, or the request kept again, fails.
+ */
+const MAX_RATIO = 2.5
 const WARM_UP = 25
 const MEASURED = 250
 const POVS = 25
@@ -120,8 +123,11 @@ t.test(`an idle authenticated connection costs at most ${MAX_RATIO}× plain ws (
   // Once each first, so that what either compiles or allocates once is there before the measured runs.
   await plain()
   await plugin()
-  const wsBytes = await plain()
-  const pluginBytes = await plugin()
+  // Two measured rounds each, alternating: one round's figure moves by ±20 % on a shared machine.
+  const rounds: Array<{ ws: number, plugin: number }> = []
+  for (let round = 0; round < 2; round++) rounds.push({ ws: await plain(), plugin: await plugin() })
+  const wsBytes = (rounds[0]!.ws + rounds[1]!.ws) / 2
+  const pluginBytes = (rounds[0]!.plugin + rounds[1]!.plugin) / 2
   const ratio = pluginBytes / wsBytes
   t.comment(`per idle connection: plugin ${(pluginBytes / 1024).toFixed(2)} KiB, plain ws ${(wsBytes / 1024).toFixed(2)} KiB, ratio ${ratio.toFixed(2)}`)
   t.ok(wsBytes > 1024, `the measurement sees plain ws's sockets (${Math.round(wsBytes)} B each)`)
