@@ -12,14 +12,13 @@
  * has read everything queued before the ping, so a peer that reads nothing cannot keep itself alive with pongs of its
  * own; browsers and ws answer pings with their payload by themselves.
  */
-import { randomBytes } from 'node:crypto'
 import type { Duplex } from 'node:stream'
 import type { FastifyBaseLogger } from 'fastify'
 import type { WebSocket } from 'ws'
 import { CloseCode, ErrorCode } from '../../types/wire-constants.js'
 import type { ClientMessage, ErrorMessage, ServerMessage } from '../../types/messages.js'
 import type { Feature } from '../../types/schemas.js'
-import { INVALID_MESSAGE_STREAK_LIMIT, PING_PAYLOAD_BYTES } from '../constants.js'
+import { INVALID_MESSAGE_STREAK_LIMIT } from '../constants.js'
 import type { PovRealtimeUser, UpgradeRequestView } from '../options.js'
 import type { StatsCounters } from '../stats.js'
 import type { ExpirySchedule } from '../auth/expiry-schedule.js'
@@ -123,8 +122,11 @@ export class SocketSession implements SubscribingSession, CredentialSession, Pre
     return this.#credential.user.userId
   }
 
-  /** One heartbeat tick: terminate the peer if it has not answered the previous ping, else ping it. */
-  heartbeat (): void {
+  /**
+   * One heartbeat tick: terminate the peer if it has not answered the previous ping, else ping it with `payload`
+   * (`PING_PAYLOAD_BYTES` random bytes of the hub's, cut from one random block per slice of the heartbeat).
+   */
+  heartbeat (payload: Buffer): void {
     if (this.#writer.closed) return
     if (!this.#answeredPing) {
       this.log.info({ userId: this.userId }, 'pov-realtime: peer missed its pong; terminating')
@@ -132,8 +134,8 @@ export class SocketSession implements SubscribingSession, CredentialSession, Pre
       return
     }
     this.#answeredPing = false
-    this.#pingPayload = randomBytes(PING_PAYLOAD_BYTES)
-    this.#writer.ping(this.#pingPayload)
+    this.#pingPayload = payload
+    this.#writer.ping(payload)
   }
 
   /** Closes with `code` (counted in stats), unless already closing. */
