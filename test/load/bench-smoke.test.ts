@@ -13,7 +13,7 @@ import { scenarios } from '../../bench/scenarios.js'
 import { redisBrokerMissing } from '../../bench/servers/plugin.js'
 import { distIsBuilt, packageRoot, reportDirectory, runBench } from '../helpers/bench-runs.js'
 
-const SMOKE_DEADLINE_MS = 180_000
+const SMOKE_DEADLINE_MS = 210_000
 
 t.setTimeout(SMOKE_DEADLINE_MS + 30_000)
 
