@@ -79,3 +79,15 @@ t.test('requestDecorators is checked at registration', async (t) => {
     await t.rejects(startServer(t, { requestDecorators: value as unknown as string[] }), { code: 'POV_REALTIME_INVALID_OPTION', message }, JSON.stringify(value))
   }
 })
+
+t.test('when the socket has other error listeners than the one expected, nothing is removed: a warning, and the socket works', async (t) => {
+  const server = await startServer(t, {}, undefined, (app) => {
+    // An app watching every connection of the WebSocket server adds its own error listener before the plugin's route.
+    app.websocketServer.on('connection', (ws: { on (event: 'error', listener: () => void): void }) => ws.on('error', () => {}))
+  })
+  const clients = [await server.connect({ claims: { userId: 'u1' } }), await server.connect({ claims: { userId: 'u2' } })]
+  for (const client of clients) t.match(await client.subscribe('p1'), { type: 'subscribed', povId: 'p1' })
+  t.equal(server.logs.filter((line) => line.includes(KEPT_REQUEST_WARNING)).length, 1, 'one warning, not one per socket')
+  t.equal((await server.app.broadcastActivity(activity('p1', { id: 'a1' }))).delivered, 2, 'the sockets work as before')
+  for (const client of clients) t.match(await client.next('activity'), { data: { id: 'a1' } })
+})
