@@ -45,6 +45,8 @@ export interface ConnectResult {
 export interface SubscribeRequest {
   /** Client `i` subscribes to `p<i % povCount>`. */
   povCount: number
+  /** The first `count` clients also subscribe to `povId` (the density scenario's large PoV). */
+  extra?: { povId: string, count: number }
 }
 
 export interface WaitResult {
@@ -300,9 +302,10 @@ async function connect ({ wire, endpoints, count, concurrency, secret, subscribe
   return { ms: now() - startedAt }
 }
 
-async function subscribe ({ povCount }: SubscribeRequest): Promise<{ ms: number }> {
+async function subscribe ({ povCount, extra }: SubscribeRequest): Promise<{ ms: number }> {
   const startedAt = now()
   await Promise.all(clients.map((client, i) => client.subscribe(`p${i % povCount}`)))
+  if (extra) await Promise.all(clients.slice(0, extra.count).map((client) => client.subscribe(extra.povId)))
   return { ms: now() - startedAt }
 }
 

@@ -147,6 +147,20 @@ const DEFECTS = [
     replace: "ws.on('pong', () => { this.#answeredPing = true })",
     tests: ['test/liveness.test.ts']
   },
+  {
+    name: 'every open socket keeps its upgrade request alive: @fastify/websocket\'s error listener is not removed',
+    file: 'lib/socket/upgrade-handover.ts',
+    search: "if (expected) ws.removeListener('error', listeners[0] as (error: Error) => void)",
+    replace: 'void expected',
+    tests: ['test/upgrade-handover.test.ts']
+  },
+  {
+    name: 'token expiries fire out of order: a socket outlives its token while another is closed early',
+    file: 'lib/auth/expiry-schedule.ts',
+    search: 'if (parent.expiresAt <= item.expiresAt) break',
+    replace: 'if (parent.expiresAt >= item.expiresAt) break',
+    tests: ['test/expiry-schedule.test.ts']
+  },
   // ---- auth and protocol (server) ------------------------------------------------------------
   {
     name: 'authorizeSubscription is never asked: every PoV is open to everyone',
