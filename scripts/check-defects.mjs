@@ -106,8 +106,15 @@ const DEFECTS = [
   {
     name: 'a moved read mark is never told to the PoV\'s subscribers (no read event)',
     file: 'lib/read-receipts/read-receipts-feature.ts',
-    search: 'this.#send(povId, Buffer.from(JSON.stringify(event)))',
-    replace: 'void event',
+    search: 'this.#send(povId, Buffer.from(JSON.stringify(marksMoved(povId, [...marks.values()]))))',
+    replace: 'void marks',
+    tests: ['test/read-receipts.test.ts']
+  },
+  {
+    name: 'of the marks that moved in one window, only the first reader\'s is told (no reads batch)',
+    file: 'lib/read-receipts/read-receipts-feature.ts',
+    search: 'if (marks.length === 1) {',
+    replace: 'if (marks.length >= 1) {',
     tests: ['test/read-receipts.test.ts']
   },
   {
@@ -285,6 +292,13 @@ const DEFECTS = [
     search: 'return order === 1 || order === undefined',
     replace: 'return order !== 0',
     tests: ['test/hooks/feature-parts.test.ts']
+  },
+  {
+    name: 'the client\'s marks moved in a server window (an unsolicited reads) replace the PoV\'s other marks',
+    file: 'hooks/client/read-receipts/read-receipts-feature.ts',
+    search: '      pov.reads.marksMoved(marks)',
+    replace: '      pov.reads.replaceMarks(marks)',
+    tests: ['test/hooks/read-receipts-hooks.test.tsx', 'test/hooks/read-receipts-server.test.tsx']
   },
   // ---- the React hooks and the test doubles --------------------------------------------------
   {
