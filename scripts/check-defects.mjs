@@ -94,6 +94,20 @@ const DEFECTS = [
     replace: 'if (given.length !== expected.length || !timingSafeEqual(given, given)) return undefined',
     tests: ['test/resume.test.ts', 'test/read-receipts.test.ts']
   },
+  {
+    name: 'the Redis broker sends a turn\'s publishes in reverse order',
+    file: 'lib/redis/publish-batch.ts',
+    search: 'this.#gathering.push({ keys, json, epochIfNew, resolve, reject, answered, done: false })',
+    replace: 'this.#gathering.unshift({ keys, json, epochIfNew, resolve, reject, answered, done: false })',
+    tests: ['test/redis/publish-batch.test.ts']
+  },
+  {
+    name: 'a Redis call whose answer the busy loop read after its deadline is expired anyway',
+    file: 'lib/redis/deadline-sweep.ts',
+    search: 'for (const call of late) if (!call.settled) call.expire()',
+    replace: 'for (const call of late) call.expire()',
+    tests: ['test/redis/publish-batch.test.ts']
+  },
   // ---- read receipts, presence, typing (server) ------------------------------------------------
   {
     name: 'markRead moves a read mark backwards',

@@ -20,9 +20,10 @@ import { RedisControlRelay } from './control.js'
 import type { RedisLink } from './link.js'
 import { PovFeed } from './pov-feed.js'
 import { DEFAULT_PRESENCE_TTL, RedisPresenceRelay, newInstanceId } from './presence.js'
+import { PublishBatcher, UNWRITABLE_MESSAGE, type PublishFailure } from './publish-batch.js'
 import { RedisReadMarkStore } from './read-marks.js'
 import {
-  parseChannelEntry, povIdOfChannel, povKeys, publishEntry, readAfter, type PovKeys, type Window
+  parseChannelEntry, povIdOfChannel, povKeys, readAfter, type PovKeys, type Window
 } from './scripts.js'
 
 export interface RedisBrokerOptions {
@@ -86,11 +87,9 @@ function brokerUnavailable (message: string, outcomeUnknown: boolean, cause?: un
 class NotSentError extends Error {}
 
 /**
- * ioredis's rejection of a command it refused to write (the socket closed an instant ago, before the status said
- * so); it has no code, only this message. Any other failure of a sent command may have come after Redis ran it.
+ * A command ioredis refused to write (the socket closed an instant ago, before the status said so; see
+ * `UNWRITABLE_MESSAGE`) was not sent. Any other failure of a sent command may have come after Redis ran it.
  */
-const UNWRITABLE_MESSAGE = "Stream isn't writeable and enableOfflineQueue options is false"
-
 function markNotSent (err: unknown): never {
   throw err instanceof Error && err.message === UNWRITABLE_MESSAGE ? new NotSentError(err.message, { cause: err }) : err
 }
@@ -164,6 +163,7 @@ class RedisBroker implements Broker {
   /** Bumped each time the subscriber connection is (re)established; a feed records the one its channel is subscribed on. */
   #subscriberGeneration = 0
   #pendingPublishes = 0
+  #publishes!: PublishBatcher
   readonly #toRetry = new Set<PovFeed>()
   #retryTimer: NodeJS.Timeout | undefined
   /** Connections whose loss has been logged (logged once per outage, not at every reconnect attempt). */
@@ -202,6 +202,7 @@ class RedisBroker implements Broker {
   }
 
   async start ({ sink, history, log }: BrokerStartContext): Promise<void> {
+    const broker = this // the batcher reads the window as it is when a batch is sent
     this.#sink = sink
     this.#log = log
     this.#replays = history !== false
@@ -226,8 +227,16 @@ class RedisBroker implements Broker {
       connectionName: 'pov-realtime:subscriber'
     })
     this.#watchHealth(this.#subscriber, 'subscriber')
+    this.#publishes = new PublishBatcher({
+      connection: () => this.#closed
+        ? 'the broker is closed'
+        : this.#commands.status === 'ready' ? this.#commands : `Redis is not connected (${this.#commands.status})`,
+      get window () { return broker.#window }
+    }, this.#timeout)
     this.#subscriber.on('ready', () => { this.#restoreSubscriptions().catch(() => {}) })
-    this.#subscriber.on('message', (channel: string, message: string) => this.#onMessage(channel, message))
+    // The buffers, not the strings: a message is decoded only if it is on a watched channel, and an activity's JSON
+    // never is (see parseChannelEntry). With no `message` listener at all, ioredis decodes nothing itself.
+    this.#subscriber.on('messageBuffer', (channel: Buffer, message: Buffer) => this.#onMessage(channel, message))
 
     // Start without Redis rather than not at all: publishing fails fast until it is there, delivery begins when it is.
     await Promise.all([readyWithin(this.#commands, this.#timeout), readyWithin(this.#subscriber, this.#timeout)])
@@ -254,14 +263,14 @@ class RedisBroker implements Broker {
     this.#pendingPublishes++
     let published: StreamPosition
     try {
-      published = await this.#command(() => publishEntry(this.#commands, keys, this.#window, activityJson, newEpoch()),
-        () => { this.#pendingPublishes-- })
+      published = await this.#publishes.publish(keys, activityJson, newEpoch(), () => { this.#pendingPublishes-- })
     } catch (err) {
       feed?.publishFailed()
       // Unless Redis answered with an error, a publish that was sent may have run: say so rather than "not published".
-      const outcomeUnknown = !(err instanceof NotSentError) && !(err instanceof ReplyError)
-      const message = (err as Error).message
-      throw brokerUnavailable(outcomeUnknown ? `${message}; the activity may have been published` : message, outcomeUnknown, err)
+      const { error, sent, replied } = err as PublishFailure
+      const outcomeUnknown = sent && !replied
+      const message = error.message
+      throw brokerUnavailable(outcomeUnknown ? `${message}; the activity may have been published` : message, outcomeUnknown, error)
     }
     const delivered = feed ? await feed.publishDelivered(published, this.#timeout) : 0
     return { cursor: formatCursor(published.epoch, published.id), delivered }
@@ -329,6 +338,7 @@ class RedisBroker implements Broker {
     this.readMarks.close()
     this.#control.close()
     this.#closed = true
+    this.#publishes?.stop()
     clearTimeout(this.#retryTimer)
     for (const feed of this.#feeds.values()) feed.close()
     this.#feeds.clear()
@@ -370,15 +380,17 @@ class RedisBroker implements Broker {
     return povKeys(this.#keyPrefix, povId)
   }
 
-  #deliver (povId: string, id: string, epoch: string, json: string): number {
+  #deliver (povId: string, id: string, epoch: string, json: string | Buffer): number {
     const cursor = formatCursor(epoch, id)
     return this.#sink.deliver(povId, { cursor, frame: encodeActivityFrame(cursor, json) })
   }
 
-  #onMessage (channel: string, message: string): void {
+  #onMessage (channelBytes: Buffer, message: Buffer): void {
+    const channel = channelBytes.toString()
     const feed = this.#feeds.get(povIdOfChannel(this.#keyPrefix, channel))
+    if (feed?.channel !== channel) return
     const entry = parseChannelEntry(message)
-    if (feed?.channel === channel && entry) feed.receive(entry)
+    if (entry) feed.receive(entry)
   }
 
   #isWatched (feed: PovFeed): boolean {

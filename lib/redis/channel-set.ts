@@ -26,8 +26,10 @@ export class ChannelSet {
     this.#restore().catch(() => {})
   }
 
-  readonly #onMessage = (channel: string, message: string) => {
-    if (this.#channels.has(channel)) this.#receive(channel, message)
+  /** On `messageBuffer`: only the messages of this set's channels are decoded (the broker's activities never are). */
+  readonly #onMessage = (channelBytes: Buffer, message: Buffer) => {
+    const channel = channelBytes.toString()
+    if (this.#channels.has(channel)) this.#receive(channel, message.toString())
   }
 
   /**
@@ -47,7 +49,7 @@ export class ChannelSet {
   start (): void {
     this.#started = true
     this.#link.subscriber.on('ready', this.#onReady)
-    this.#link.subscriber.on('message', this.#onMessage)
+    this.#link.subscriber.on('messageBuffer', this.#onMessage)
   }
 
   /** Whether `channel` is subscribed on the current connection. */
@@ -82,7 +84,7 @@ export class ChannelSet {
     if (!this.#started) return
     this.#started = false
     this.#link.subscriber.off('ready', this.#onReady)
-    this.#link.subscriber.off('message', this.#onMessage)
+    this.#link.subscriber.off('messageBuffer', this.#onMessage)
   }
 
   /** Subscribes every wanted channel that is not subscribed on the current connection, then says which were. */

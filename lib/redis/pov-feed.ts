@@ -57,7 +57,7 @@ export class PovFeed {
   constructor (
     readonly povId: string,
     readonly channel: string,
-    private readonly deliver: (id: string, epoch: string, json: string) => number,
+    private readonly deliver: (id: string, epoch: string, json: string | Buffer) => number,
     private readonly requestSync: () => void
   ) {}
 
@@ -207,7 +207,7 @@ export class PovFeed {
     return entry.prev === this.#last && (entry.epoch === this.#epoch || (this.#epoch === '' && this.#last === ''))
   }
 
-  #deliver (id: string, epoch: string, json: string): void {
+  #deliver (id: string, epoch: string, json: string | Buffer): void {
     this.#epoch = epoch
     this.#last = id
     const delivered = this.deliver(id, epoch, json)
