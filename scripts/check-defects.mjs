@@ -118,6 +118,13 @@ const DEFECTS = [
     quick: true
   },
   {
+    name: 'once one cursor of a PoV was checked, any string passes as a cursor of it',
+    file: 'lib/in-process/read-marks.ts',
+    search: 'const position = ofPov?.verified?.cursor === cursor ? ofPov.verified.position',
+    replace: 'const position = ofPov?.verified !== undefined ? ofPov.verified.position',
+    tests: ['test/read-receipts.test.ts']
+  },
+  {
     name: 'a moved read mark is never told to the PoV\'s subscribers (no read event)',
     file: 'lib/read-receipts/read-receipts-feature.ts',
     search: 'this.#send(povId, Buffer.from(JSON.stringify(marksMoved(povId, [...marks.values()]))))',

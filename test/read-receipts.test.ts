@@ -117,6 +117,14 @@ t.test('a cursor not issued for that PoV is refused: INVALID_MESSAGE on the wire
   t.same(await server.app.povRealtime.reads('p1'), [])
   t.equal(server.app.povRealtime.stats().rejected.INVALID_MESSAGE, Object.keys(bogus).length)
   t.equal(reader.ws.readyState, reader.ws.OPEN, 'the socket stays open')
+
+  // Once a real cursor has been checked (and is remembered for the PoV's next readers), the bogus ones still fail.
+  t.equal(await server.app.povRealtime.markRead('u1', 'p1', real!), true)
+  for (const [what, cursor] of Object.entries(bogus)) {
+    await t.rejects(server.app.povRealtime.markRead('u2', 'p1', cursor), { code: 'POV_REALTIME_INVALID_CURSOR' }, `after a real one: ${what}`)
+  }
+  t.equal(await server.app.povRealtime.markRead('u2', 'p1', real!), true, 'the remembered cursor moves the next reader\'s mark')
+  t.same((await server.app.povRealtime.reads('p1')).map((mark) => [mark.userId, mark.cursor]), [['u1', real], ['u2', real]])
 })
 
 t.test('read and reads need a subscription to the PoV; a PoV authorizeSubscription refuses leaks no mark', async (t) => {

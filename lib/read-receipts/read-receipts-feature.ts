@@ -57,6 +57,14 @@ export class ReadReceiptsFeature {
     userIdArgument(userId)
     povIdArgument(povId)
     if (!checkCursor.Check(cursor)) throw new InvalidCursorError('a cursor is 1 to 128 letters, digits, _ - . :')
+    return await this.markChecked(userId, povId, cursor)
+  }
+
+  /**
+   * `markRead` for arguments already checked: a socket's `read` message, whose `povId` and `cursor` the message's
+   * schema checked and whose user the token names. On a busy PoV that is one call per reader per activity.
+   */
+  async markChecked (userId: string, povId: string, cursor: string): Promise<boolean> {
     return await this.#store.markRead(povId, userId, cursor, new Date().toISOString()) !== null
   }
 
