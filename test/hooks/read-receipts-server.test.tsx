@@ -70,6 +70,7 @@ t.test('a busy PoV: marks moved together reach the tab as one reads frame, merge
   const { b1, b2 } = await publish(server.app, 'b1', 'b2')
   await server.app.povRealtime.markRead('cy', 'p1', b1!)
   await server.app.povRealtime.markRead('li', 'p1', b1!)
+  await sleep(200) // their window has gone out (to nobody) before the tab subscribes
   const [anaTab] = openTabs(t, server.httpUrl, 'ana')
   const view = anaTab!.show(<Receipts povId='p1' />)
   await until(t, () => label(view, 'reads'), `cy@${b1} li@${b1}`, 'the answer to reads: the marks made before')
