@@ -84,7 +84,10 @@ function describe (measurement: Measurement): string {
   if (d) {
     const rejected = d.failed ? `, ${d.failed} publications rejected (${d.firstError})` : ''
     const others = d.othersPerClient === undefined ? '' : `, ${d.othersPerClient.toFixed(1)} other messages/client`
-    const reads = d.readEventsPerClientPerSecond === undefined ? '' : `, ${Math.round(d.readEventsPerClientPerSecond)} read events/client/s`
+    const reads = d.readEventsPerClientPerSecond === undefined
+      ? ''
+      : `, ${Math.round(d.readEventsPerClient!)} read/reads frames/client carrying ${Math.round(d.readMarksPerClient!)} marks, ` +
+        `${Math.round(d.readEventsPerClientPerSecond)} frames/client/s`
     return `${d.received}/${d.expected} delivered${rejected}, ${Math.round(d.perSecond).toLocaleString('en-US')}/s, ` +
       `${d.cpuMicros.toFixed(2)} µs CPU/delivery, p50 ${d.p50.toFixed(2)} ms, p99 ${d.p99.toFixed(2)} ms${others}${reads}`
   }
@@ -180,7 +183,7 @@ export async function main (root: string, argv: string[]): Promise<void> {
   const context: RunContext = { root, secret: SECRET, redisUrl: values.redis, runId: randomBytes(4).toString('hex') }
   if (values.profile) {
     const id = values.scenarios?.split(',')[0] ?? 'fan-out'
-    const scenario = allScenarios(false).find((s) => s.id === id)
+    const scenario = [...allScenarios(false), ...allScenarios(false, true)].find((s) => s.id === id)
     if (!scenario) throw new Error(`unknown scenario '${id}'`)
     return profile(root, context, scenario, values.targets?.split(',') ?? PROFILED_TARGETS, !values['no-write'])
   }

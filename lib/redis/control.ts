@@ -58,7 +58,7 @@ export class RedisControlRelay {
     this.#link = link
     this.#channel = `${link.keyPrefix}control`
     this.#replyChannel = `${link.keyPrefix}control:${link.instanceId}`
-    this.#channels = new ChannelSet(link, (channel, text) => this.#onMessage(channel, text), () => {})
+    this.#channels = new ChannelSet(link, (channel, message) => this.#onMessage(channel, message.toString()), () => {})
   }
 
   /** Listens from now on; resolves once Redis confirmed both channels (or could not: they are retried). */
