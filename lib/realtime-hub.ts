@@ -58,6 +58,8 @@ export class RealtimeHub implements SessionHost {
   #heartbeatTimer: NodeJS.Timeout | undefined
   /** Where the heartbeat's current round over the sockets is (see `#heartbeatSlice`). */
   #heartbeatRound: Iterator<SocketSession> = [][Symbol.iterator]()
+  /** When the current heartbeat slice was due (`performance.now()`); the next is due a slice's share later. */
+  #heartbeatSliceDue = 0
   #closing = false
   /** Set while `closeSockets` waits for the last socket to go. */
   #onAllClosed: (() => void) | undefined
@@ -109,6 +111,7 @@ export class RealtimeHub implements SessionHost {
     })
     await this.readReceipts?.start()
     if (this.presence) await this.broker.presence?.start(this.presence.sink)
+    this.#heartbeatSliceDue = performance.now()
     this.#heartbeatSlice()
   }
 
@@ -143,7 +146,13 @@ export class RealtimeHub implements SessionHost {
       }
       next.value.heartbeat(payloads!.subarray(pinged * PING_PAYLOAD_BYTES, (pinged + 1) * PING_PAYLOAD_BYTES))
     }
-    this.#heartbeatTimer = setTimeout(() => this.#heartbeatSlice(), interval / slices).unref()
+    // Due a share of the interval after this slice was due, not after it ran: a late timer (a busy event loop) does
+    // not push every later round back, so a peer that stops reading is still gone within two intervals. After a stall
+    // of more than a share, the schedule starts again from now rather than catching up in a burst.
+    const share = interval / slices
+    const now = performance.now()
+    this.#heartbeatSliceDue = Math.max(this.#heartbeatSliceDue, now - share) + share
+    this.#heartbeatTimer = setTimeout(() => this.#heartbeatSlice(), this.#heartbeatSliceDue - now).unref()
   }
 
   /** `fastify.povRealtime.revoke`: on every instance, through the broker. */

@@ -12,6 +12,7 @@ import type { Socket } from 'node:net'
 import { performance } from 'node:perf_hooks'
 import t, { type Test } from 'tap'
 import type { PovRealtimeOptions } from '../../index.js'
+import { READ_EVENT_COALESCE_MS } from '../../lib/constants.js'
 import { LatencyProbe, percentile } from '../helpers/latency-probe.js'
 import { RawWebSocket } from '../helpers/raw-socket.js'
 import { exposeGc, memoryAfterGc } from '../helpers/resources.js'
@@ -51,6 +52,8 @@ async function startAttackedServer (t: Test, options: Partial<PovRealtimeOptions
 async function markMany (server: TestServer): Promise<number> {
   const { cursor } = await server.app.broadcastActivity(activity('p1'))
   for (let i = 0; i < MARKS; i++) await server.app.povRealtime.markRead(`reader-${String(i).padStart(4, '0')}`, 'p1', cursor)
+  // Past the coalescing window: a client subscribed within it would also get these marks as unsolicited `reads`.
+  await sleep(READ_EVENT_COALESCE_MS * 2)
   const reads = await server.app.povRealtime.reads('p1')
   return Buffer.byteLength(JSON.stringify({ type: 'reads', povId: 'p1', reads }))
 }
