@@ -1,0 +1,163 @@
+/**
+ * A real Redis Cluster for tests: three masters and three replicas of `redis-server --cluster-enabled yes`, each on a
+ * free loopback port with its own temporary directory and no persistence, joined by
+ * `redis-cli --cluster create … --cluster-replicas 1 --cluster-yes`. Ready once every node reports `cluster_state:ok`
+ * and knows all six nodes; every node is stopped by its pid at teardown and the directories removed. The shared Redis
+ * at 6379 is never touched.
+ */
+import { execFile, spawn, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { mkdtemp, rm } from 'node:fs/promises'
+import net from 'node:net'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { promisify } from 'node:util'
+import { Cluster, Redis, type ClusterOptions } from 'ioredis'
+import { sleep, type Teardown } from './server.js'
+
+const run = promisify(execFile)
+
+/** A node's cluster bus listens on its port + 10000, so both must be free. */
+const BUS_OFFSET = 10000
+
+export interface ClusterNodeProcess {
+  readonly port: number
+  /** The running node's pid (undefined once killed). */
+  readonly pid: number | undefined
+  /** Kills the node at once (SIGKILL), as a crash would; resolves when it has exited. */
+  kill (): Promise<void>
+}
+
+export interface RedisClusterServer {
+  /** Every node, in start order (the first three became masters at creation). */
+  readonly nodes: readonly ClusterNodeProcess[]
+  /** `host:port` start-up nodes for an ioredis `Cluster`. */
+  readonly startupNodes: ReadonlyArray<{ host: string, port: number }>
+  /** A new ioredis Cluster client of these nodes (the caller closes it). */
+  client (options?: ClusterOptions): Cluster
+  /** The node that is master of the slot of `key` now (asks the cluster). */
+  masterOf (key: string): Promise<ClusterNodeProcess>
+  /** Resolves once every live node reports `cluster_state:ok`, or rejects after `timeout` ms. */
+  untilHealthy (timeout?: number): Promise<void>
+}
+
+async function isFree (port: number): Promise<boolean> {
+  const server = net.createServer()
+  return await new Promise<boolean>((resolve) => {
+    server.once('error', () => resolve(false))
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)))
+  })
+}
+
+/** A port with its bus port (+10000) free too, below the ephemeral range so that the bus port stays valid. */
+async function freeNodePort (taken: Set<number>): Promise<number> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = 20000 + Math.floor(Math.random() * 20000)
+    if (taken.has(port)) continue
+    if (await isFree(port) && await isFree(port + BUS_OFFSET)) {
+      taken.add(port)
+      return port
+    }
+  }
+  throw new Error('no free port pair for a cluster node')
+}
+
+async function infoField (port: number, section: string, field: string): Promise<string | undefined> {
+  const client = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false })
+  client.on('error', () => {})
+  try {
+    await client.connect()
+    const text = section === 'cluster' ? await client.cluster('INFO') as string : await client.info(section)
+    return new RegExp(`^${field}:(.*)$`, 'm').exec(text)?.[1]?.trim()
+  } catch {
+    return undefined
+  } finally {
+    client.disconnect()
+  }
+}
+
+/** Starts a 3-master, 3-replica cluster; it is stopped at teardown. */
+export async function startRedisCluster (t: Teardown): Promise<RedisClusterServer> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'pov-cluster-'))
+  const taken = new Set<number>()
+  const nodes: Array<ClusterNodeProcess & { child: ChildProcess | undefined }> = []
+  // Should the test process end without its teardown (a crash), no node outlives it.
+  const killAll = () => { for (const node of nodes) node.child?.kill('SIGKILL') }
+  process.once('exit', killAll)
+  t.teardown(async () => {
+    process.off('exit', killAll)
+    await Promise.all(nodes.map((node) => node.kill()))
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  for (let i = 0; i < 6; i++) {
+    const port = await freeNodePort(taken)
+    const nodeDir = path.join(dir, String(port))
+    await run('mkdir', ['-p', nodeDir])
+    const child = spawn('redis-server', [
+      '--port', String(port), '--bind', '127.0.0.1', '--dir', nodeDir,
+      '--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`, '--cluster-node-timeout', '2000',
+      '--save', '', '--appendonly', 'no'
+    ], { stdio: 'ignore' })
+    const node = {
+      port,
+      child: child as ChildProcess | undefined,
+      get pid () { return this.child?.pid },
+      async kill () {
+        const running = node.child
+        if (!running || running.exitCode !== null || running.signalCode !== null) return
+        const exited = once(running, 'exit')
+        running.kill('SIGKILL')
+        await exited
+        node.child = undefined
+      }
+    }
+    nodes.push(node)
+  }
+  for (const node of nodes) {
+    const deadline = Date.now() + 10_000
+    while (await infoField(node.port, 'server', 'redis_version') === undefined) {
+      if (Date.now() > deadline) throw new Error(`cluster node ${node.port} did not start`)
+      await sleep(50)
+    }
+  }
+  await run('redis-cli', ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`),
+    '--cluster-replicas', '1', '--cluster-yes'], { timeout: 30_000 })
+
+  const live = () => nodes.filter((node) => node.child !== undefined)
+  async function untilHealthy (timeout = 20_000): Promise<void> {
+    const deadline = Date.now() + timeout
+    for (;;) {
+      const states = await Promise.all(live().map(async (node) => ({
+        state: await infoField(node.port, 'cluster', 'cluster_state'),
+        known: await infoField(node.port, 'cluster', 'cluster_known_nodes')
+      })))
+      if (states.every(({ state, known }) => state === 'ok' && known === '6')) return
+      if (Date.now() > deadline) throw new Error(`the cluster is not healthy after ${timeout} ms: ${JSON.stringify(states)}`)
+      await sleep(100)
+    }
+  }
+  await untilHealthy()
+
+  const startupNodes = nodes.map((node) => ({ host: '127.0.0.1', port: node.port }))
+  return {
+    nodes,
+    startupNodes,
+    client: (options) => new Cluster(startupNodes, options),
+    async masterOf (key) {
+      const probe = new Cluster(live().map((node) => ({ host: '127.0.0.1', port: node.port })))
+      probe.on('error', () => {})
+      try {
+        const slot = await probe.cluster('KEYSLOT', key) as number
+        const ranges = await probe.cluster('SLOTS')
+        const owner = ranges.find(([from, to]) => slot >= from && slot <= to)
+        const node = nodes.find((n) => n.port === owner?.[2]?.[1])
+        if (!node) throw new Error(`no master found for ${key}`)
+        return node
+      } finally {
+        probe.disconnect()
+      }
+    },
+    untilHealthy
+  }
+}
