@@ -106,3 +106,26 @@ export async function subscriberCount (redis: RedisTarget, channel: string): Pro
   const counts = await Promise.all(servers(redis).map(async (node) => Number((await node.call('PUBSUB', kind, channel) as [string, number])[1])))
   return counts.reduce((sum, n) => sum + n, 0)
 }
+
+/**
+ * Listens on `channel` as an outside connection would, with the target's kind of pub/sub (sharded on a cluster);
+ * resolves once subscribed. Closed at teardown.
+ */
+export async function listen (t: Teardown, redis: RedisTarget, channel: string, onMessage: (message: string) => void): Promise<void> {
+  if (redis.cluster) {
+    const listener = redis.cluster.client({ shardedSubscribers: true })
+    t.teardown(() => listener.disconnect())
+    listener.on('smessage', (_channel: string, message: string) => onMessage(message))
+    await listener.ssubscribe(channel)
+    return
+  }
+  const listener = (redis.client as Redis).duplicate()
+  t.teardown(() => listener.disconnect())
+  listener.on('message', (_channel: string, message: string) => onMessage(message))
+  await listener.subscribe(channel)
+}
+
+/** The channel every instance's broker listens to for control messages (hash-tagged on a cluster, see `control.ts`). */
+export function controlChannel (redis: RedisTarget): string {
+  return redis.cluster ? `${redis.keyPrefix}control{c}` : `${redis.keyPrefix}control`
+}

@@ -4,7 +4,6 @@
  * instances is one member; typing never echoes to the typist's own tabs and stops by itself; `presence(povId)`
  * answers for a PoV the instance does not watch.
  */
-import t from 'tap'
 import type { Message, TestClient } from '../helpers/client.js'
 import { member, membersSeen, presenceMessages, sortMembers } from '../helpers/presence.js'
 import { startRedisInstances } from '../helpers/redis-instances.js'

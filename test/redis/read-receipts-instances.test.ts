@@ -3,7 +3,6 @@
  * cross instances, the read state in `subscribed` and the server functions agree everywhere, marks outlive an
  * instance, and a cursor that is not one of the PoV's is refused on every path.
  */
-import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { READ_EVENT_COALESCE_MS } from '../../lib/constants.js'
 import type { Message, TestClient } from '../helpers/client.js'

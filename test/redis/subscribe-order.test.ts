@@ -4,7 +4,6 @@
  * the `presence` snapshot; every other message of the PoV comes after them. Checked on a quiet PoV and on a busy one,
  * where other instances publish, move marks, join, leave and type while clients subscribe.
  */
-import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import type { Message, TestClient } from '../helpers/client.js'
 import { member } from '../helpers/presence.js'
