@@ -37,8 +37,16 @@ export interface RedisClusterServer {
   client (options?: ClusterOptions): Cluster
   /** The node that is master of the slot of `key` now (asks the cluster). */
   masterOf (key: string): Promise<ClusterNodeProcess>
-  /** Resolves once every live node reports `cluster_state:ok`, or rejects after `timeout` ms. */
+  /**
+   * Resolves once every live node reports `cluster_state:ok` and every live replica is in sync with its master, or
+   * rejects after `timeout` ms. (Right after a kill, the nodes still report `ok` until they notice.)
+   */
   untilHealthy (timeout?: number): Promise<void>
+  /**
+   * Kills (SIGKILL) the master of `key`'s slot and resolves once a replica has taken over (another live node owns
+   * the slot, every live node reports `cluster_state:ok`); resolves with the killed node and how long it took.
+   */
+  failOver (key: string, timeout?: number): Promise<{ killed: ClusterNodeProcess, ms: number }>
 }
 
 async function isFree (port: number): Promise<boolean> {
@@ -130,34 +138,74 @@ export async function startRedisCluster (t: Teardown): Promise<RedisClusterServe
     for (;;) {
       const states = await Promise.all(live().map(async (node) => ({
         state: await infoField(node.port, 'cluster', 'cluster_state'),
-        known: await infoField(node.port, 'cluster', 'cluster_known_nodes')
+        known: await infoField(node.port, 'cluster', 'cluster_known_nodes'),
+        role: await infoField(node.port, 'replication', 'role'),
+        link: await infoField(node.port, 'replication', 'master_link_status')
       })))
-      if (states.every(({ state, known }) => state === 'ok' && known === '6')) return
+      // A replica that has not finished its first sync cannot be promoted: wait for it, so that a kill can fail over.
+      if (states.every(({ state, known, role, link }) => state === 'ok' && known === '6' && (role === 'master' || link === 'up'))) return
       if (Date.now() > deadline) throw new Error(`the cluster is not healthy after ${timeout} ms: ${JSON.stringify(states)}`)
       await sleep(100)
     }
   }
   await untilHealthy()
 
+  /** The port of the node a live node names as master of `slot`. */
+  async function ownerOf (slot: number): Promise<number | undefined> {
+    for (const node of live()) {
+      const client = new Redis({ port: node.port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null })
+      client.on('error', () => {})
+      try {
+        await client.connect()
+        const ranges = await client.cluster('SLOTS')
+        return ranges.find(([from, to]) => slot >= from && slot <= to)?.[2]?.[1]
+      } catch {
+        continue
+      } finally {
+        client.disconnect()
+      }
+    }
+    return undefined
+  }
+
+  /** The node that is master of `key`'s slot now. */
+  async function masterOf (key: string): Promise<ClusterNodeProcess> {
+    const probe = new Cluster(live().map((node) => ({ host: '127.0.0.1', port: node.port })))
+    probe.on('error', () => {})
+    try {
+      const slot = await probe.cluster('KEYSLOT', key) as number
+      const ranges = await probe.cluster('SLOTS')
+      const owner = ranges.find(([from, to]) => slot >= from && slot <= to)
+      const node = nodes.find((n) => n.port === owner?.[2]?.[1])
+      if (!node) throw new Error(`no master found for ${key}`)
+      return node
+    } finally {
+      probe.disconnect()
+    }
+  }
+
   const startupNodes = nodes.map((node) => ({ host: '127.0.0.1', port: node.port }))
   return {
     nodes,
     startupNodes,
     client: (options) => new Cluster(startupNodes, options),
-    async masterOf (key) {
-      const probe = new Cluster(live().map((node) => ({ host: '127.0.0.1', port: node.port })))
-      probe.on('error', () => {})
-      try {
-        const slot = await probe.cluster('KEYSLOT', key) as number
-        const ranges = await probe.cluster('SLOTS')
-        const owner = ranges.find(([from, to]) => slot >= from && slot <= to)
-        const node = nodes.find((n) => n.port === owner?.[2]?.[1])
-        if (!node) throw new Error(`no master found for ${key}`)
-        return node
-      } finally {
-        probe.disconnect()
+    masterOf,
+    untilHealthy,
+    async failOver (key, timeout = 30_000) {
+      const killed = await masterOf(key)
+      const probe = new Redis({ port: killed.port, host: '127.0.0.1', lazyConnect: true })
+      const slot = await probe.call('CLUSTER', 'KEYSLOT', key) as number
+      probe.disconnect()
+      const started = Date.now()
+      await killed.kill()
+      for (;;) {
+        const owner = await ownerOf(slot)
+        if (owner !== undefined && owner !== killed.port) break
+        if (Date.now() - started > timeout) throw new Error(`no replica took over slot ${slot} within ${timeout} ms`)
+        await sleep(100)
       }
-    },
-    untilHealthy
+      await untilHealthy(Math.max(1000, timeout - (Date.now() - started)))
+      return { killed, ms: Date.now() - started }
+    }
   }
 }

@@ -1,0 +1,158 @@
+/**
+ * What only a Redis Cluster has: PoVs spread over shards, each PoV's traffic on its own shard through sharded pub/sub,
+ * and a master that dies mid-traffic while its replica takes over. The suites shared with stand-alone Redis run on
+ * the cluster too (see `redis-targets.ts`); these tests are about the cluster itself.
+ */
+import { Redis } from 'ioredis'
+import t from 'tap'
+import type { TestClient } from '../helpers/client.js'
+import { startRedisInstances } from '../helpers/redis-instances.js'
+import { openRedisTarget, type RedisTarget } from '../helpers/redis-targets.js'
+import { activity, sleep, waitFor } from '../helpers/server.js'
+
+/** PoV ids whose slots belong to `count` different masters, with each one's master port. */
+async function povsOnDistinctShards (redis: RedisTarget, count: number): Promise<Array<{ povId: string, port: number }>> {
+  const found: Array<{ povId: string, port: number }> = []
+  for (let i = 0; found.length < count && i < 200; i++) {
+    const povId = `pov-${i}`
+    const { port } = await redis.cluster!.masterOf(`${redis.keyPrefix}{${povId}}`)
+    if (!found.some((pov) => pov.port === port)) found.push({ povId, port })
+  }
+  return found
+}
+
+/** A plain connection to one node, closed at teardown. */
+function nodeClient (t: { teardown (fn: () => unknown): void }, port: number): Redis {
+  const client = new Redis({ host: '127.0.0.1', port, maxRetriesPerRequest: 0, retryStrategy: () => null })
+  client.on('error', () => {})
+  t.teardown(() => client.disconnect())
+  return client
+}
+
+const idsOf = (client: TestClient, povId: string) => client.activities(povId).map((a) => a.id as string)
+
+/** Whether cursor `a` (`<epoch>.<ms>-<seq>`) comes before `b` in one history. */
+function before (a: string, b: string): boolean {
+  const [aEpoch, aId] = a.split('.') as [string, string]
+  const [bEpoch, bId] = b.split('.') as [string, string]
+  const [aMs, aSeq] = aId.split('-').map(BigInt) as [bigint, bigint]
+  const [bMs, bSeq] = bId.split('-').map(BigInt) as [bigint, bigint]
+  return aEpoch === bEpoch && (aMs < bMs || (aMs === bMs && aSeq < bSeq))
+}
+
+/** Whether the PoV's activities reached `client` in history order: each cursor after the one before, a `resync` starting afresh. */
+function inHistoryOrder (client: TestClient, povId: string): boolean {
+  let previous: string | undefined
+  for (const m of client.messages) {
+    if (m.type === 'resync' && m.povId === povId) previous = undefined
+    if (m.type !== 'activity' || (m.data as { povId: string }).povId !== povId) continue
+    if (previous !== undefined && !before(previous, m.cursor as string)) return false
+    previous = m.cursor as string
+  }
+  return true
+}
+const resyncsOf = (client: TestClient, povId: string) => client.messages.filter((m) => m.type === 'resync' && m.povId === povId)
+
+t.test('PoVs on three shards: each PoV\'s channel is a sharded channel on its own master only, and every activity arrives in order', async (t) => {
+  const redis = await openRedisTarget(t, 'cluster')
+  const povs = await povsOnDistinctShards(redis, 3)
+  t.equal(povs.length, 3, 'three PoVs, one per master')
+  const servers = await startRedisInstances(t, redis, 2)
+  const clients: TestClient[] = []
+  for (const server of servers) {
+    const client = await server.connect()
+    for (const { povId } of povs) t.match(await client.subscribe(povId), { type: 'subscribed', povId })
+    clients.push(client)
+  }
+
+  for (const { povId, port } of povs) {
+    const owner = nodeClient(t, port)
+    t.same(await owner.call('PUBSUB', 'SHARDCHANNELS', `${redis.keyPrefix}{*`), [`${redis.keyPrefix}{${povId}}`],
+      `${povId}'s channel is subscribed on its master (${port}), and no other PoV's is`)
+  }
+  for (const node of redis.cluster!.nodes) {
+    t.same(await nodeClient(t, node.port).pubsub('CHANNELS', `${redis.keyPrefix}*`), [],
+      `no classic channel of this app on node ${node.port}: nothing is broadcast to every node`)
+  }
+
+  const perPov = 20
+  for (let i = 0; i < perPov; i++) {
+    await Promise.all(povs.map(({ povId }, p) => servers[(i + p) % 2]!.app.broadcastActivity(activity(povId, { id: `${povId}-${i}` }))))
+  }
+  for (const client of clients) {
+    await waitFor(() => povs.every(({ povId }) => idsOf(client, povId).length >= perPov), 10_000, 'every activity')
+    for (const { povId } of povs) {
+      t.same(idsOf(client, povId), Array.from({ length: perPov }, (_, i) => `${povId}-${i}`), `${povId}: each activity once, in publish order`)
+    }
+  }
+})
+
+t.test('a master killed mid-traffic: sockets stay open, every acknowledged activity arrives once in order or a resync says what was lost, no publish hangs', async (t) => {
+  const redis = await openRedisTarget(t, 'cluster')
+  const timeout = 1000
+  const servers = await startRedisInstances(t, redis, 2, {}, { timeout })
+  const povId = 'failover'
+  const clients: TestClient[] = []
+  for (const server of servers) {
+    for (let i = 0; i < 2; i++) {
+      const client = await server.connect()
+      await client.subscribe(povId)
+      clients.push(client)
+    }
+  }
+  let closed = 0
+  for (const client of clients) client.closed.then(() => { closed++ }, () => {})
+
+  const acknowledged: string[] = []
+  const rejected: unknown[] = []
+  let longest = 0
+  const state = { publishing: true }
+  const publishers = servers.map(async (server, s) => {
+    // Each instance publishes one at a time: its own activities have one order, which every subscriber must keep.
+    for (let k = 0; state.publishing; k++) {
+      const id = `s${s}-${k}`
+      const started = Date.now()
+      try {
+        await server.app.broadcastActivity(activity(povId, { id }))
+        acknowledged.push(id)
+      } catch (err) {
+        rejected.push(err)
+        await sleep(50)
+      }
+      longest = Math.max(longest, Date.now() - started)
+    }
+  })
+  await waitFor(() => acknowledged.length >= 20, 10_000, 'traffic before the kill')
+  const killedAt = Date.now()
+  // The replica takes over after cluster-node-timeout (2 s) and an election; publishing goes on meanwhile.
+  const { ms } = await redis.cluster!.failOver(`${redis.keyPrefix}{${povId}}`)
+  t.comment(`a replica took over ${ms} ms after the kill`)
+  const before = acknowledged.length
+  await waitFor(() => acknowledged.length >= before + 20, 30_000, 'publishes to succeed on the promoted replica')
+  state.publishing = false
+  await Promise.all(publishers)
+  t.comment(`healthy again ${Date.now() - killedAt} ms after the kill; ${acknowledged.length} acknowledged, ${rejected.length} rejected`)
+
+  for (const err of rejected) {
+    t.match(err, { code: 'POV_REALTIME_BROKER_UNAVAILABLE' }, 'a publish during the failover rejects with the coded error')
+  }
+  t.ok(longest <= timeout + 1500, `no publish hung past its timeout (longest ${longest} ms)`)
+  const last = acknowledged.slice(-10)
+  for (const [i, client] of clients.entries()) {
+    await waitFor(() => last.every((id) => idsOf(client, povId).includes(id)), 20_000, `subscriber ${i} to get the activities after the failover`)
+    const ids = idsOf(client, povId)
+    t.equal(new Set(ids).size, ids.length, `subscriber ${i}: no activity twice`)
+    t.ok(inHistoryOrder(client, povId), `subscriber ${i}: delivered in history order`)
+    for (let s = 0; s < servers.length; s++) {
+      const own = ids.filter((id) => id.startsWith(`s${s}-`)).map((id) => Number(id.slice(id.indexOf('-') + 1)))
+      t.ok(own.every((k, j) => j === 0 || own[j - 1]! < k), `subscriber ${i}: instance ${s}'s activities in publish order`)
+    }
+    const missing = acknowledged.filter((id) => !ids.includes(id))
+    if (resyncsOf(client, povId).length === 0) {
+      t.same(missing, [], `subscriber ${i}: no resync, so every acknowledged activity arrived`)
+    } else {
+      t.pass(`subscriber ${i}: told by resync that ${missing.length} acknowledged activities were lost`)
+    }
+  }
+  t.equal(closed, 0, 'no socket was closed')
+})
