@@ -104,7 +104,7 @@ const povRealtimePlugin: FastifyPluginAsync<PovRealtimeOptions> = async (fastify
 export const povRealtime = fp(povRealtimePlugin, { fastify: '5.x', name: 'fastify-pov-realtime' })
 export default povRealtime
 
-export type { PovRealtimeOptions, PovRealtimeUser, PresenceOptions, RateLimitOptions } from './lib/options.js'
+export type { PovRealtimeOptions, PovRealtimeUser, PresenceOptions, RateLimitOptions, UpgradeRequestView } from './lib/options.js'
 export { DEFAULTS } from './lib/options.js'
 export type { BroadcastResult, PovRealtimeApi } from './lib/realtime-api.js'
 export type { ReadState } from './lib/read-receipts/read-receipts-feature.js'

@@ -45,6 +45,8 @@ export interface ConnectResult {
 export interface SubscribeRequest {
   /** Client `i` subscribes to `p<i % povCount>`. */
   povCount: number
+  /** The first `count` clients also subscribe to `povId` (the density scenario's large PoV). */
+  extra?: { povId: string, count: number }
 }
 
 export interface WaitResult {
@@ -60,10 +62,14 @@ export interface WaitResult {
   errors: number
   /** The fewest and the most activities one client received since `arm`. */
   perClient: { min: number, max: number }
-  /** Messages other than activities received since `arm` (presence, typing, read events), and the `read` events alone. */
+  /**
+   * Messages other than activities received since `arm` (presence, typing, read events); the frames telling of moved
+   * marks alone (`read` events and unsolicited `reads`), and the marks they carried.
+   */
   others: number
   readEvents: number
-  /** When the last `read` event arrived (0 if none did). */
+  readMarks: number
+  /** When the last `read` or `reads` frame arrived (0 if none did). */
   lastReadAt: number
 }
 
@@ -110,6 +116,7 @@ class Tally {
   lastAt = 0
   others = 0
   readEvents = 0
+  readMarks = 0
   lastReadAt = 0
   /** Every message, since the process started (for `quiet`). */
   lastMessageAt = 0
@@ -122,6 +129,7 @@ class Tally {
     this.lastAt = 0
     this.others = 0
     this.readEvents = 0
+    this.readMarks = 0
     this.lastReadAt = 0
     this.readEach = readEach
     // Room for a few unexpected extra deliveries; beyond it latencies are not sampled (the count still is).
@@ -136,8 +144,10 @@ class Tally {
     this.lastAt = at
   }
 
-  readEvent (): void {
+  /** A `read` event (one mark) or an unsolicited `reads` (several, moved in one of the server's windows). */
+  readEvent (marks: number): void {
     this.readEvents++
+    this.readMarks += marks
     this.lastReadAt = now()
   }
 }
@@ -210,7 +220,8 @@ class BenchClient {
       if (message.type === 'subscribed') this.#subscribed(message.povId!)
       else if (message.type === 'presence') this.members.set(message.povId!, new Set(message.members!.map((m) => m.userId)))
       else if (message.type === 'presence_diff') this.#applyDiff(message)
-      else if (message.type === 'read') tally.readEvent()
+      else if (message.type === 'read') tally.readEvent(1)
+      else if (message.type === 'reads') tally.readEvent(message.reads!.length)
       else if (message.type === 'error') tally.errors++
       return
     }
@@ -248,6 +259,7 @@ interface PovMessage {
   members?: Array<{ userId: string }>
   joins?: Array<{ userId: string }>
   leaves?: string[]
+  reads?: unknown[]
 }
 
 let clients: BenchClient[] = []
@@ -300,9 +312,10 @@ async function connect ({ wire, endpoints, count, concurrency, secret, subscribe
   return { ms: now() - startedAt }
 }
 
-async function subscribe ({ povCount }: SubscribeRequest): Promise<{ ms: number }> {
+async function subscribe ({ povCount, extra }: SubscribeRequest): Promise<{ ms: number }> {
   const startedAt = now()
   await Promise.all(clients.map((client, i) => client.subscribe(`p${i % povCount}`)))
+  if (extra) await Promise.all(clients.slice(0, extra.count).map((client) => client.subscribe(extra.povId)))
   return { ms: now() - startedAt }
 }
 
@@ -335,6 +348,7 @@ async function wait ({ expected, timeout, settle }: { expected: number, timeout:
     },
     others: tally.others,
     readEvents: tally.readEvents,
+    readMarks: tally.readMarks,
     lastReadAt: tally.lastReadAt
   }
 }

@@ -15,6 +15,11 @@
  *                        fan-out scenarios
  *   --profile            instead: profile one scenario's measured phase (fan-out, or the first of --scenarios) on
  *                        the plugin, plain ws and its variants, and Socket.IO; writes bench/results/profile-<scenario>.md
+ *   --density            instead: the connection-density scenario (18,000 authenticated sockets over 1,800 PoVs, spread
+ *                        over load-generator processes) against the plugin, plain ws and Socket.IO, one trial each;
+ *                        rewrites the "density" section of docs/benchmarks.md
+ *   --density-clients <n>  the density scenario at another size (refused, before anything starts, when the file
+ *                        limit is too low for it)
  *   --json <file>        also write every measurement as JSON
  *   --no-write           do not touch docs/benchmarks.md (nor, with --profile, bench/results/)
  *   --redis <url>        Redis for the Redis-broker target (default redis://127.0.0.1:6379)
@@ -24,7 +29,9 @@ import { mkdir, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { parseArgs } from 'node:util'
+import { DENSITY, DENSITY_SMOKE, densityOfSize, measureDensity, type DensityMeasurement, type DensityScenario } from './density.js'
 import { measure, type Measurement } from './measure.js'
+import { renderDensity } from './report-density.js'
 import { summarizeProfile } from './profile-summary.js'
 import { renderFeatures } from './report-features.js'
 import { describeMachine, loadNow, renderGoals, renderProfile, renderProfileOverview, renderResults, writeSection } from './report.js'
@@ -36,6 +43,7 @@ import { TARGETS, targetById, type RunContext, type Target } from './targets.js'
 const SECRET = 'benchmark-secret-benchmark-secret-32+'
 const MAIN_TARGETS = ['plugin', 'plugin-redis', 'ws', 'fastify-naive', 'socket.io']
 const PROFILED_TARGETS = ['plugin', 'ws', 'ws-buffer', 'ws-preframed', 'socket.io']
+const DENSITY_TARGETS = ['plugin', 'ws', 'socket.io']
 
 /** What `--json <file>` writes (and `test/load/bench-smoke.test.ts` reads). */
 export interface RunReport {
@@ -44,6 +52,31 @@ export interface RunReport {
   skipped: Array<{ target: string, reason: string }>
   /** Deliveries each throughput/latency run had to produce. */
   expected: Record<string, number>
+  /** The density scenario's runs (`--density`, and the smoke run at its smoke size). */
+  density?: DensityMeasurement[]
+}
+
+function describeDensity (m: DensityMeasurement): string {
+  return `${m.clients} sockets, ${Math.round(m.perSecond)} connections/s, ${Math.round(m.cpuMicros)} µs CPU/connection, ` +
+    `${(m.rssBytes / 1024).toFixed(1)} KiB RSS and ${(m.heapBytes / 1024).toFixed(1)} KiB heap+external/connection, ` +
+    `large PoV ${m.large.received}/${m.large.expected} p99 ${m.large.p99.toFixed(1)} ms, ` +
+    `steady ${m.steady.received}/${m.steady.expected} p99 ${m.steady.p99.toFixed(1)} ms, event-loop delay max ${m.lag.max.toFixed(1)} ms`
+}
+
+/** Plays the density scenario once per target; a failure (a file limit too low included) is reported, not thrown. */
+async function runDensity (scenario: DensityScenario, targets: readonly Target[], context: RunContext): Promise<DensityMeasurement[]> {
+  console.log(`\nConnection density: ${scenario.clients} sockets over ${scenario.povs} PoVs`)
+  const measurements: DensityMeasurement[] = []
+  for (const target of targets) {
+    try {
+      const measurement = await measureDensity(target, scenario, context)
+      measurements.push(measurement)
+      console.log(`  ${target.label}: ${describeDensity(measurement)}`)
+    } catch (err) {
+      console.error(`  ${target.label}: FAILED: ${err instanceof Error ? err.message : String(err)}`)
+    }
+  }
+  return measurements
 }
 
 function describe (measurement: Measurement): string {
@@ -51,7 +84,10 @@ function describe (measurement: Measurement): string {
   if (d) {
     const rejected = d.failed ? `, ${d.failed} publications rejected (${d.firstError})` : ''
     const others = d.othersPerClient === undefined ? '' : `, ${d.othersPerClient.toFixed(1)} other messages/client`
-    const reads = d.readEventsPerClientPerSecond === undefined ? '' : `, ${Math.round(d.readEventsPerClientPerSecond)} read events/client/s`
+    const reads = d.readEventsPerClientPerSecond === undefined
+      ? ''
+      : `, ${Math.round(d.readEventsPerClient!)} read/reads frames/client carrying ${Math.round(d.readMarksPerClient!)} marks, ` +
+        `${Math.round(d.readEventsPerClientPerSecond)} frames/client/s`
     return `${d.received}/${d.expected} delivered${rejected}, ${Math.round(d.perSecond).toLocaleString('en-US')}/s, ` +
       `${d.cpuMicros.toFixed(2)} µs CPU/delivery, p50 ${d.p50.toFixed(2)} ms, p99 ${d.p99.toFixed(2)} ms${others}${reads}`
   }
@@ -135,6 +171,8 @@ export async function main (root: string, argv: string[]): Promise<void> {
       experiments: { type: 'boolean', default: false },
       features: { type: 'boolean', default: false },
       profile: { type: 'boolean', default: false },
+      density: { type: 'boolean', default: false },
+      'density-clients': { type: 'string' },
       json: { type: 'string' },
       'no-write': { type: 'boolean', default: false },
       redis: { type: 'string', default: 'redis://127.0.0.1:6379' }
@@ -145,9 +183,27 @@ export async function main (root: string, argv: string[]): Promise<void> {
   const context: RunContext = { root, secret: SECRET, redisUrl: values.redis, runId: randomBytes(4).toString('hex') }
   if (values.profile) {
     const id = values.scenarios?.split(',')[0] ?? 'fan-out'
-    const scenario = allScenarios(false).find((s) => s.id === id)
+    const scenario = [...allScenarios(false), ...allScenarios(false, true)].find((s) => s.id === id)
     if (!scenario) throw new Error(`unknown scenario '${id}'`)
     return profile(root, context, scenario, values.targets?.split(',') ?? PROFILED_TARGETS, !values['no-write'])
+  }
+
+  if (values.density) {
+    const clients = values['density-clients'] === undefined ? undefined : Number(values['density-clients'])
+    if (clients !== undefined && (!Number.isSafeInteger(clients) || clients < 10)) throw new Error('--density-clients must be an integer of at least 10')
+    const base = smoke ? DENSITY_SMOKE : DENSITY
+    const scenario = clients === undefined ? base : densityOfSize(base, clients)
+    const { targets } = await availableTargets(values.targets?.split(',') ?? DENSITY_TARGETS, context)
+    const startedAt = new Date()
+    const density = await runDensity(scenario, targets, context)
+    const markdown = renderDensity({ machine: describeMachine(root), startedAt, minutes: (Date.now() - startedAt.getTime()) / 60_000, load: loadNow(), scenario }, targets, density)
+    console.log(`\n${markdown}`)
+    if (values.json) await writeFile(values.json, JSON.stringify({ measurements: [], skipped: [], expected: {}, density } satisfies RunReport, null, 2))
+    if (!smoke && !values['no-write'] && !values.targets && clients === undefined) {
+      await writeSection(join(root, 'docs', 'benchmarks.md'), 'density', markdown)
+      console.log('\ndocs/benchmarks.md updated (density)')
+    }
+    return
   }
 
   const trials = smoke ? 1 : Number(values.trials ?? 3)
@@ -189,9 +245,11 @@ export async function main (root: string, argv: string[]): Promise<void> {
       }
     }
   }
+  // The smoke run plays the density scenario too, at its smoke size, against the targets it compares.
+  const density = smoke && !wanted ? await runDensity(DENSITY_SMOKE, targets.filter((t) => DENSITY_TARGETS.includes(t.id)), context) : undefined
   const minutes = (Date.now() - startedAt.getTime()) / 60_000
 
-  if (values.json) await writeFile(values.json, JSON.stringify({ measurements, skipped, expected } satisfies RunReport, null, 2))
+  if (values.json) await writeFile(values.json, JSON.stringify({ measurements, skipped, expected, density } satisfies RunReport, null, 2))
   if (smoke) return
   const info = { machine, startedAt, minutes, trials, load: spread(loads), skipped: skipped.map((s) => `${s.target} (${s.reason})`) }
   const featuresRun = scenarios.filter((s) => s.targets)

@@ -39,9 +39,14 @@ export interface Measurement {
     othersPerClient?: number
     /** Feature scenarios: server CPU per message written (activities and the others), µs. */
     cpuMicrosPerMessage?: number
-    /** Read-receipt scenarios: `read` messages each client sent, and the `read` events it received, in all and per second. */
+    /**
+     * Read-receipt scenarios: `read` messages each client sent, and the frames telling of moved marks it received
+     * (`read` events and unsolicited `reads`), in all and per second.
+     */
     readsSentPerClient?: number
     readEventsPerClient?: number
+    /** The marks those frames carried (one per `read` event, several per unsolicited `reads`). */
+    readMarksPerClient?: number
     readEventsPerClientPerSecond?: number
   }
   /** The connections scenario (after `warmup` connections that are not counted). */
@@ -175,6 +180,7 @@ async function measureDeliveries (
       ? {
           readsSentPerClient: extras.readEach ? waited.received / scenario.clients : 0,
           readEventsPerClient: waited.readEvents / scenario.clients,
+          readMarksPerClient: waited.readMarks / scenario.clients,
           readEventsPerClientPerSecond: waited.readEvents === 0 ? 0 : waited.readEvents / scenario.clients / ((waited.lastReadAt - startedAt) / 1000)
         }
       : {})

@@ -23,6 +23,7 @@ const others: Metric = (m) => m.deliveries?.othersPerClient
 const cpuPerMessage: Metric = (m) => m.deliveries?.cpuMicrosPerMessage
 const readsSent: Metric = (m) => m.deliveries?.readsSentPerClient
 const readEvents: Metric = (m) => m.deliveries?.readEventsPerClient
+const readMarks: Metric = (m) => m.deliveries?.readMarksPerClient
 const readEventsPerSecond: Metric = (m) => m.deliveries?.readEventsPerClientPerSecond
 
 interface Column {
@@ -54,9 +55,10 @@ const READS: Column[] = [
   { title: 'server CPU µs / delivery', metric: cpuPerDelivery, digits: 2, ratio: 'CPU / delivery ÷ off' },
   { title: 'p99 ms', metric: p99, digits: 2 },
   { title: '`read` sent / client', metric: readsSent, digits: 0 },
-  { title: '`read` events / client', metric: readEvents, digits: 0 },
-  { title: '`read` events / client / s', metric: readEventsPerSecond, digits: 0 },
-  { title: 'server CPU µs / message (activities + `read` events)', metric: cpuPerMessage, digits: 2, ratio: 'CPU / message ÷ off' }
+  { title: '`read` / `reads` frames / client', metric: readEvents, digits: 0 },
+  { title: 'marks told / client', metric: readMarks, digits: 0 },
+  { title: 'frames / client / s', metric: readEventsPerSecond, digits: 0 },
+  { title: 'server CPU µs / message (activities + `read` / `reads` frames)', metric: cpuPerMessage, digits: 2, ratio: 'CPU / message ÷ off' }
 ]
 
 function table (columns: readonly Column[], measurements: readonly Measurement[], targets: readonly Target[]): string[] {

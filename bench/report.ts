@@ -155,6 +155,9 @@ export function renderResults (
   return lines.join('\n')
 }
 
+/** The Redis broker's deliveries/s as a share of the in-process broker's, per scenario (0.7× where none is named). */
+const REDIS_GOALS: Readonly<Record<string, number>> = { 'fan-out': 1.0, topic: 0.8 }
+
 /** The plugin's performance targets (in-process broker) against plain ws and Socket.IO, each with the measured ratio. */
 export function renderGoals (measurements: readonly Measurement[]): string {
   const of = (scenario: string) => measurements.filter((m) => m.scenario === scenario)
@@ -186,7 +189,8 @@ export function renderGoals (measurements: readonly Measurement[]): string {
   rows.push(['p99 at the fixed rate ≤ 1.5× plain ws', ratioCell(latency), verdict(latency, (r) => r <= 1.5)])
   for (const scenario of fanOuts) {
     const redis = ratio(scenario, 'plugin-redis', 'plugin', perSecond)
-    rows.push([`Redis broker ≥ 0.7× in-process deliveries/s (${scenario})`, ratioCell(redis), verdict(redis, (r) => r >= 0.7)])
+    const goal = REDIS_GOALS[scenario] ?? 0.7
+    rows.push([`Redis broker ≥ ${goal.toFixed(1)}× in-process deliveries/s (${scenario})`, ratioCell(redis), verdict(redis, (r) => r >= goal)])
   }
   const redisP99 = spreadOf(of('latency'), 'plugin-redis', p99)
   const localP99 = spreadOf(of('latency'), 'plugin', p99)

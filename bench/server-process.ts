@@ -5,6 +5,7 @@
  */
 import { writeFile } from 'node:fs/promises'
 import { Session } from 'node:inspector/promises'
+import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises'
 import { benchActivity, now } from './activity.js'
 import { serveRequests } from './ipc.js'
@@ -44,6 +45,12 @@ export interface CpuSnapshot {
   /** User CPU time alone (JavaScript, V8, libuv), in µs; the rest is the kernel's (socket writes). */
   userMicros: number
   at: number
+}
+
+/** Event-loop delay over a window, ms. */
+export interface LagSnapshot {
+  max: number
+  p99: number
 }
 
 export interface MemorySnapshot {
@@ -124,6 +131,15 @@ serveRequests({
     await collectGarbage()
     const { rss, heapUsed, external } = process.memoryUsage()
     return { rss, heapUsed, external }
+  },
+
+  /** How late the event loop ran over the next `ms` (what a heartbeat tick or other timer work adds). */
+  lag: async ({ ms }: { ms: number }): Promise<LagSnapshot> => {
+    const histogram = monitorEventLoopDelay({ resolution: 5 })
+    histogram.enable()
+    await sleep(ms)
+    histogram.disable()
+    return { max: histogram.max / 1e6, p99: histogram.percentile(99) / 1e6 }
   },
 
   /** Starts the V8 sampling profiler (the same profile `node --cpu-prof` writes, scoped to one phase). */

@@ -1,9 +1,18 @@
 /**
  * The `activity` message, serialized once per broadcast: the same bytes go to every subscriber and into history.
- * `activityJson` is already-validated JSON (see `activity-serializer.ts`), so it is spliced in, not re-encoded.
+ * `activityJson` is already-validated JSON (see `activity-serializer.ts`), so it is spliced in, not re-encoded; from
+ * the Redis broker's channel it comes as the bytes Redis sent.
  */
-export function encodeActivityFrame (cursor: string, activityJson: string): Buffer {
-  return Buffer.from(`{"type":"activity","cursor":${JSON.stringify(cursor)},"data":${activityJson}}`)
+export function encodeActivityFrame (cursor: string, activityJson: string | Buffer): Buffer {
+  const head = `{"type":"activity","cursor":${JSON.stringify(cursor)},"data":`
+  if (typeof activityJson === 'string') return Buffer.from(`${head}${activityJson}}`)
+  // The UTF-8 bytes as they came from Redis: copied once around the head, never decoded to a string and encoded back.
+  const headLength = Buffer.byteLength(head)
+  const frame = Buffer.allocUnsafe(headLength + activityJson.length + 1)
+  frame.write(head, 0, 'utf8')
+  activityJson.copy(frame, headLength)
+  frame[frame.length - 1] = 0x7d // }
+  return frame
 }
 
 /**

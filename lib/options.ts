@@ -1,6 +1,7 @@
 /**
  * The plugin's options: their types, their defaults, and the one place they are checked.
  */
+import type { IncomingHttpHeaders } from 'node:http'
 import { parse as parseDuration } from '@lukeed/ms'
 import type { FastifyRequest } from 'fastify'
 import type { Broker, HistoryOptions, PresenceRelay, ReadMarkStore } from './broker.js'
@@ -11,6 +12,27 @@ export interface PovRealtimeUser {
   userId: string
   email?: string
   role?: string
+}
+
+/**
+ * What `authorizeSubscription` is told of a socket's upgrade request. The live `FastifyRequest` is let go once the
+ * handshake is done (it, its reply and the raw upgrade bytes would otherwise live as long as the socket); this small
+ * copy, taken when the socket opens, lives instead. See docs/migration.md.
+ */
+export interface UpgradeRequestView {
+  /** The upgrade's request id (`request.id`), the `reqId` of its log lines. */
+  readonly id: string
+  /** The client's address (`request.ip`, after Fastify's `trustProxy`). */
+  readonly ip: string
+  /** The upgrade's path and query string (`request.url`), without a `?token=`. */
+  readonly url: string
+  /**
+   * The upgrade's headers (`request.headers`) but the handshake's own (`connection`, `upgrade`, `sec-websocket-*`).
+   * The WebSocket token was taken out before Fastify saw the request.
+   */
+  readonly headers: Readonly<IncomingHttpHeaders>
+  /** The request decorations named in `requestDecorators`, as they were when the socket opened. */
+  readonly [decoration: string]: unknown
 }
 
 export interface RateLimitOptions {
@@ -52,8 +74,16 @@ export interface PovRealtimeOptions {
    * Either way, a `userId` longer than 256 characters or with control or bidirectional-formatting characters is a 401.
    */
   verifyAccessToken?: (token: string, request: FastifyRequest) => PovRealtimeUser | Promise<PovRealtimeUser>
-  /** May this user watch this PoV? Default: any authenticated user. */
-  authorizeSubscription?: (user: PovRealtimeUser, povId: string, request: FastifyRequest) => boolean | Promise<boolean>
+  /**
+   * May this user watch this PoV? Default: any authenticated user. `request` is a small view of the socket's upgrade
+   * request (`id`, `ip`, `url`, `headers` and the decorations `requestDecorators` names), not the live `FastifyRequest`.
+   */
+  authorizeSubscription?: (user: PovRealtimeUser, povId: string, request: UpgradeRequestView) => boolean | Promise<boolean>
+  /**
+   * Names of request decorations (`fastify.decorateRequest`, set by the app's hooks on the upgrade request) that
+   * `authorizeSubscription` reads: each is copied into its `request` view when the socket opens. Default `[]`.
+   */
+  requestDecorators?: readonly string[]
   /** Allowed `Origin`s of the upgrade. Default: any (the token is what authenticates). */
   allowedOrigins?: readonly string[] | ((origin: string) => boolean)
   /**
@@ -120,6 +150,7 @@ export interface ResolvedOptions {
   readonly tokenLifetimeMs: number
   readonly verifyAccessToken: PovRealtimeOptions['verifyAccessToken']
   readonly authorizeSubscription: PovRealtimeOptions['authorizeSubscription']
+  readonly requestDecorators: readonly string[]
   readonly isOriginAllowed: ((origin: string) => boolean) | undefined
   readonly heartbeatInterval: number
   readonly maxPayload: number
@@ -197,6 +228,19 @@ function originCheck (value: PovRealtimeOptions['allowedOrigins']): ResolvedOpti
   }
   const allowed = new Set(value)
   return (origin) => allowed.has(origin)
+}
+
+/** What the view of the upgrade request holds itself: a decoration may not take these names. */
+const VIEW_FIELDS = new Set(['id', 'ip', 'url', 'headers'])
+
+function requestDecorators (value: unknown): readonly string[] {
+  if (value === undefined) return []
+  if (!Array.isArray(value) || !value.every((name) => typeof name === 'string' && name.length > 0)) {
+    fail('requestDecorators must be an array of request decoration names')
+  }
+  const clash = value.find((name: string) => VIEW_FIELDS.has(name))
+  if (clash !== undefined) fail(`requestDecorators cannot name '${clash}': the view of the upgrade request has it already`)
+  return Object.freeze([...new Set(value as string[])])
 }
 
 function isPlainObject (value: unknown): value is Record<string, unknown> {
@@ -313,6 +357,7 @@ export function resolveOptions (options: PovRealtimeOptions): ResolvedOptions {
     tokenLifetimeMs: tokenLifetime(tokenExpiresIn),
     verifyAccessToken: optionalFunction('verifyAccessToken', options.verifyAccessToken),
     authorizeSubscription: optionalFunction('authorizeSubscription', options.authorizeSubscription),
+    requestDecorators: requestDecorators(options.requestDecorators),
     isOriginAllowed: originCheck(options.allowedOrigins),
     heartbeatInterval: positiveInteger('heartbeatInterval', heartbeatInterval),
     maxPayload: positiveInteger('maxPayload', maxPayload),

@@ -4,25 +4,26 @@
  * `broadcast` → `serializeActivity` → `broker.publish` → `deliver` (the broker's sink) → `SubscriptionIndex.fanOut`
  * → `Subscription.deliver` → `SocketWriter.sendActivity` → the socket.
  */
+import { randomBytes } from 'node:crypto'
 import type { Duplex } from 'node:stream'
-import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
-import type { WebSocket } from 'ws'
+import type { FastifyBaseLogger } from 'fastify'
 import { CloseCode } from '../types/wire-constants.js'
 import type { ActivityInput } from '../types/activity.js'
 import { serializeActivity } from './activity-serializer.js'
 import { revokeArgument } from './api-arguments.js'
 import type { Broker, BrokerEntry, ControlMessage } from './broker.js'
-import { SHUTDOWN_GRACE_MS } from './constants.js'
+import { HEARTBEAT_MIN_SLICE_MS, HEARTBEAT_SLICE_SOCKETS, PING_PAYLOAD_BYTES, SHUTDOWN_GRACE_MS } from './constants.js'
 import { ClosedError, NotEnabledError } from './errors.js'
 import { InProcessBroker } from './in-process/index.js'
 import type { Feature } from '../types/schemas.js'
 import type { ResolvedOptions } from './options.js'
 import { ReadReceiptsFeature } from './read-receipts/read-receipts-feature.js'
 import { PresenceFeature } from './presence/presence-feature.js'
-import { SocketSession, type SessionHost } from './socket/socket-session.js'
+import { SocketSession, type SessionHost, type SocketOpening } from './socket/socket-session.js'
 import { StatsCounters, type PovRealtimeStats } from './stats.js'
 import { SubscriptionIndex, type Subscription } from './subscription-index.js'
-import type { SocketIdentity, TokenService } from './auth/tokens.js'
+import type { TokenService } from './auth/tokens.js'
+import { ExpirySchedule } from './auth/expiry-schedule.js'
 import type { BroadcastResult } from './realtime-api.js'
 
 export class RealtimeHub implements SessionHost {
@@ -34,18 +35,29 @@ export class RealtimeHub implements SessionHost {
   readonly readReceipts: ReadReceiptsFeature | undefined
   /** `presence` on: who watches each PoV, their status, who types. */
   readonly presence: PresenceFeature | undefined
+  /** Every socket's token expiry, on one timer. */
+  readonly expiries = new ExpirySchedule()
   readonly #index = new SubscriptionIndex()
   readonly #sessions = new Set<SocketSession>()
-  /** The open sockets of each user, for revocations. */
-  readonly #sessionsOf = new Map<string, Set<SocketSession>>()
+  /**
+   * The open sockets of each user, for revocations: the session itself while the user has one here (the usual case,
+   * and a `Set` per user would double what the hub spends per socket), a set from the second on.
+   */
+  readonly #sessionsOf = new Map<string, SocketSession | Set<SocketSession>>()
   #warnedLocalRevoke = false
   /** Each user's connections on this instance, from the upgrade's check to the connection's close. */
   readonly #socketsOfUser = new Map<string, number>()
+  /** Whose connection each admitted connection is, for {@link RealtimeHub.#onAdmittedClose}. */
+  readonly #userOfConnection = new WeakMap<Duplex, string>()
+  /** One `close` listener shared by every admitted connection (`this` is the connection): no closure per socket. */
+  readonly #onAdmittedClose: (this: Duplex) => void
   /** Users refused a socket since they last were under `maxSocketsPerUser` (logged once per such spell). */
   readonly #atSocketLimit = new Set<string>()
   readonly #log: FastifyBaseLogger
   #tokens: TokenService | undefined
   #heartbeatTimer: NodeJS.Timeout | undefined
+  /** Where the heartbeat's current round over the sockets is (see `#heartbeatSlice`). */
+  #heartbeatRound: Iterator<SocketSession> = [][Symbol.iterator]()
   #closing = false
   /** Set while `closeSockets` waits for the last socket to go. */
   #onAllClosed: (() => void) | undefined
@@ -63,6 +75,8 @@ export class RealtimeHub implements SessionHost {
       ? new ReadReceiptsFeature(this.broker.readMarks!, (povId, payload) => this.#index.sendToAll(povId, payload))
       : undefined
     this.presence = options.presence ? new PresenceFeature(options.presence, this.broker.presence, log) : undefined
+    const releaseAdmission = (connection: Duplex) => this.#releaseAdmission(connection)
+    this.#onAdmittedClose = function (this: Duplex) { releaseAdmission(this) }
   }
 
   get tokens (): TokenService {
@@ -95,9 +109,7 @@ export class RealtimeHub implements SessionHost {
     })
     await this.readReceipts?.start()
     if (this.presence) await this.broker.presence?.start(this.presence.sink)
-    this.#heartbeatTimer = setInterval(() => {
-      for (const session of this.#sessions) session.heartbeat()
-    }, this.options.heartbeatInterval).unref()
+    this.#heartbeatSlice()
   }
 
   /** `fastify.broadcastActivity`: validates, publishes, and resolves once this instance's subscribers have it. */
@@ -107,6 +119,31 @@ export class RealtimeHub implements SessionHost {
     const result = await this.broker.publish(povId, json)
     this.stats.broadcasts++
     return result
+  }
+
+  /**
+   * The heartbeat pings every socket once per `heartbeatInterval`, spread over the interval in slices of at most
+   * `HEARTBEAT_SLICE_SOCKETS` (a ping is a write system call: 500 at once held the event loop for 80 ms on a loaded
+   * 2-core machine, 18,000 would hold it for seconds), each
+   * slice going on from where the last one stopped. Few sockets: one slice, all of them at once.
+   */
+  #heartbeatSlice (): void {
+    const interval = this.options.heartbeatInterval
+    const size = this.#sessions.size
+    const slices = Math.max(1, Math.min(Math.ceil(size / HEARTBEAT_SLICE_SOCKETS), Math.floor(interval / HEARTBEAT_MIN_SLICE_MS)))
+    const perSlice = Math.ceil(size / slices)
+    // One call for the random payloads of the whole slice; each ping gets its own bytes of it.
+    const payloads = perSlice > 0 ? randomBytes(perSlice * PING_PAYLOAD_BYTES) : undefined
+    for (let pinged = 0; pinged < perSlice; pinged++) {
+      let next = this.#heartbeatRound.next()
+      if (next.done === true) {
+        this.#heartbeatRound = this.#sessions.values()
+        next = this.#heartbeatRound.next()
+        if (next.done === true) break
+      }
+      next.value.heartbeat(payloads!.subarray(pinged * PING_PAYLOAD_BYTES, (pinged + 1) * PING_PAYLOAD_BYTES))
+    }
+    this.#heartbeatTimer = setTimeout(() => this.#heartbeatSlice(), interval / slices).unref()
   }
 
   /** `fastify.povRealtime.revoke`: on every instance, through the broker. */
@@ -125,7 +162,7 @@ export class RealtimeHub implements SessionHost {
   #applyControl (message: ControlMessage): void {
     const sessions = this.#sessionsOf.get(message.userId)
     if (!sessions) return
-    for (const session of [...sessions]) session.revoke(message.povId)
+    for (const session of sessions instanceof Set ? [...sessions] : [sessions]) session.revoke(message.povId)
   }
 
   /** The read receipts, or a rejection naming the option when it is off. */
@@ -158,27 +195,37 @@ export class RealtimeHub implements SessionHost {
     }
     if (connection.destroyed) return true // gone already: its upgrade goes no further, and 'close' may have passed
     this.#socketsOfUser.set(userId, held + 1)
-    connection.once('close', () => {
-      const left = this.#socketsOfUser.get(userId)! - 1
-      if (left === 0) this.#socketsOfUser.delete(userId)
-      else this.#socketsOfUser.set(userId, left)
-      if (left < max) this.#atSocketLimit.delete(userId)
-    })
+    this.#userOfConnection.set(connection, userId)
+    connection.on('close', this.#onAdmittedClose)
     return true
   }
 
+  /** An admitted connection closed: its user holds one socket fewer. */
+  #releaseAdmission (connection: Duplex): void {
+    const userId = this.#userOfConnection.get(connection)
+    if (userId === undefined) return
+    this.#userOfConnection.delete(connection)
+    const left = this.#socketsOfUser.get(userId)! - 1
+    if (left === 0) this.#socketsOfUser.delete(userId)
+    else this.#socketsOfUser.set(userId, left)
+    if (left < this.options.maxSocketsPerUser) this.#atSocketLimit.delete(userId)
+  }
+
   /** A socket passed the upgrade's checks. */
-  accept (ws: WebSocket, request: FastifyRequest, identity: SocketIdentity): void {
+  accept (opening: SocketOpening): void {
+    const { ws } = opening
     if (this.#closing) {
+      ws.on('error', () => ws.terminate()) // it has no other listener now (upgrade-handover.ts)
       this.stats.countClosed(CloseCode.GOING_AWAY)
       ws.close(CloseCode.GOING_AWAY, 'server shutting down')
       return
     }
-    const session = new SocketSession(ws, request, identity, this)
+    const session = new SocketSession(opening, this)
     this.#sessions.add(session)
     const ofUser = this.#sessionsOf.get(session.userId)
-    if (ofUser) ofUser.add(session)
-    else this.#sessionsOf.set(session.userId, new Set([session]))
+    if (ofUser === undefined) this.#sessionsOf.set(session.userId, session)
+    else if (ofUser instanceof Set) ofUser.add(session)
+    else this.#sessionsOf.set(session.userId, new Set([ofUser, session]))
   }
 
   async watch (subscription: Subscription): Promise<void> {
@@ -200,7 +247,8 @@ export class RealtimeHub implements SessionHost {
   forget (session: SocketSession): void {
     this.#sessions.delete(session)
     const ofUser = this.#sessionsOf.get(session.userId)
-    if (ofUser?.delete(session) && ofUser.size === 0) this.#sessionsOf.delete(session.userId)
+    if (ofUser === session) this.#sessionsOf.delete(session.userId)
+    else if (ofUser instanceof Set && ofUser.delete(session) && ofUser.size === 0) this.#sessionsOf.delete(session.userId)
     if (this.#sessions.size === 0) this.#onAllClosed?.()
   }
 
@@ -216,7 +264,7 @@ export class RealtimeHub implements SessionHost {
   /** `preClose`: every socket gets 1001; those that do not close within the grace period are cut. */
   async closeSockets (): Promise<void> {
     this.#closing = true
-    clearInterval(this.#heartbeatTimer)
+    clearTimeout(this.#heartbeatTimer)
     if (this.#sessions.size === 0) return
     let graceTimer: NodeJS.Timeout | undefined
     const allClosed = new Promise<void>((resolve) => { this.#onAllClosed = resolve })

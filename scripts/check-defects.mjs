@@ -101,6 +101,20 @@ const DEFECTS = [
     replace: 'if (given.length !== expected.length || !timingSafeEqual(given, given)) return undefined',
     tests: ['test/resume.test.ts', 'test/read-receipts.test.ts']
   },
+  {
+    name: 'the Redis broker sends a turn\'s publishes in reverse order',
+    file: 'lib/redis/publish-batch.ts',
+    search: 'this.#gathering.push({ keys, json, epochIfNew, resolve, reject, answered, done: false })',
+    replace: 'this.#gathering.unshift({ keys, json, epochIfNew, resolve, reject, answered, done: false })',
+    tests: ['test/redis/publish-batch.test.ts']
+  },
+  {
+    name: 'a Redis call whose answer the busy loop read after its deadline is expired anyway',
+    file: 'lib/redis/deadline-sweep.ts',
+    search: 'for (const call of late) if (!call.settled) call.expire()',
+    replace: 'for (const call of late) call.expire()',
+    tests: ['test/redis/publish-batch.test.ts']
+  },
   // ---- read receipts, presence, typing (server) ------------------------------------------------
   {
     name: 'markRead moves a read mark backwards',
@@ -111,10 +125,24 @@ const DEFECTS = [
     quick: true
   },
   {
+    name: 'once one cursor of a PoV was checked, any string passes as a cursor of it',
+    file: 'lib/in-process/read-marks.ts',
+    search: 'const position = ofPov?.verified?.cursor === cursor ? ofPov.verified.position',
+    replace: 'const position = ofPov?.verified !== undefined ? ofPov.verified.position',
+    tests: ['test/read-receipts.test.ts']
+  },
+  {
     name: 'a moved read mark is never told to the PoV\'s subscribers (no read event)',
     file: 'lib/read-receipts/read-receipts-feature.ts',
-    search: 'this.#send(povId, Buffer.from(JSON.stringify(event)))',
-    replace: 'void event',
+    search: 'this.#send(povId, Buffer.from(JSON.stringify(marksMoved(povId, [...marks.values()]))))',
+    replace: 'void marks',
+    tests: ['test/read-receipts.test.ts']
+  },
+  {
+    name: 'of the marks that moved in one window, only the first reader\'s is told (no reads batch)',
+    file: 'lib/read-receipts/read-receipts-feature.ts',
+    search: 'if (marks.length === 1) {',
+    replace: 'if (marks.length >= 1) {',
     tests: ['test/read-receipts.test.ts']
   },
   {
@@ -146,6 +174,20 @@ const DEFECTS = [
     search: "ws.on('pong', (data: Buffer) => { if (this.#pingPayload?.equals(data)) this.#answeredPing = true })",
     replace: "ws.on('pong', () => { this.#answeredPing = true })",
     tests: ['test/liveness.test.ts']
+  },
+  {
+    name: 'every open socket keeps its upgrade request alive: @fastify/websocket\'s error listener is not removed',
+    file: 'lib/socket/upgrade-handover.ts',
+    search: "if (expected) ws.removeListener('error', listeners[0] as (error: Error) => void)",
+    replace: 'void expected',
+    tests: ['test/upgrade-handover.test.ts']
+  },
+  {
+    name: 'token expiries fire out of order: a socket outlives its token while another is closed early',
+    file: 'lib/auth/expiry-schedule.ts',
+    search: 'if (parent.expiresAt <= item.expiresAt) break',
+    replace: 'if (parent.expiresAt >= item.expiresAt) break',
+    tests: ['test/expiry-schedule.test.ts']
   },
   // ---- auth and protocol (server) ------------------------------------------------------------
   {
@@ -292,6 +334,13 @@ const DEFECTS = [
     search: 'return order === 1 || order === undefined',
     replace: 'return order !== 0',
     tests: ['test/hooks/feature-parts.test.ts']
+  },
+  {
+    name: 'the client\'s marks moved in a server window (an unsolicited reads) replace the PoV\'s other marks',
+    file: 'hooks/client/read-receipts/read-receipts-feature.ts',
+    search: '      pov.reads.marksMoved(marks)',
+    replace: '      pov.reads.replaceMarks(marks)',
+    tests: ['test/hooks/read-receipts-hooks.test.tsx', 'test/hooks/read-receipts-server.test.tsx']
   },
   // ---- the React hooks and the test doubles --------------------------------------------------
   {

@@ -1,10 +1,12 @@
 // Runs the tap suite, or one part of it, passes tap's output through, and ends with the plain line CI reads:
 // "N passed, N failed, N skipped, N todo", summed over every tap run it made (tap's own summary is "# { total, … }").
 //
-//   node scripts/run-tests.mjs [all|unit|redis|e2e|load] [tap options…]
+//   node scripts/run-tests.mjs [all|unit|package|redis|e2e|load] [tap options…]
 //
-// Parts, by folder: unit = test/*.test.ts and test/hooks/ (no Redis, no browser), redis = test/redis/, e2e =
-// test/e2e/ (Chromium), load = test/load/ (floods, leaks, soak, bench and fuzz smoke runs). The load files always
+// Parts, by folder: unit = test/*.test.ts and test/hooks/ (no Redis, no browser), package = test/package/ (the
+// package as it ships: the built entry points, the tarball, a strict consumer's type-check, the README's snippets,
+// the supported Node range, the dependency audit; slow by nature: npm pack, tsc, child processes), redis =
+// test/redis/, e2e = test/e2e/ (Chromium), load = test/load/ (floods, leaks, soak, bench and fuzz smoke runs). The load files always
 // run apart, after the rest, one file at a time, each under its own time limit: they measure delivery under load, so
 // sharing the two cores with other test files would make them slow and flaky.
 // `all` (the default: npm test, CI) runs every file and checks coverage, summed over both runs, against the
@@ -26,9 +28,10 @@ const keptCoverageDir = join(root, '.tap', 'coverage-kept')
 // bench-smoke's is just above the deadline the file sets itself, so that its own failure, with the benchmark's
 // output, comes first.
 const LOAD_LIMITS = {
-  'test/load/bench-smoke.test.ts': 215,
+  'test/load/bench-smoke.test.ts': 245,
   'test/load/floods.test.ts': 45,
   'test/load/fuzz.test.ts': 45,
+  'test/load/idle-memory.test.ts': 120,
   'test/load/leaks.test.ts': 60,
   'test/load/reconnect-storm.test.ts': 180,
   'test/load/shutdown-load.test.ts': 30,
@@ -39,6 +42,7 @@ const LOAD_LIMIT_DEFAULT = 60
 
 const PARTS = {
   unit: (file) => !file.includes('/', 'test/'.length) || file.startsWith('test/hooks/'),
+  package: (file) => file.startsWith('test/package/'),
   redis: (file) => file.startsWith('test/redis/'),
   e2e: (file) => file.startsWith('test/e2e/'),
   load: (file) => file.startsWith('test/load/')

@@ -1,11 +1,10 @@
 import t from 'tap'
-import type { FastifyRequest } from 'fastify'
-import type { PovRealtimeUser } from '../index.js'
+import type { PovRealtimeUser, UpgradeRequestView } from '../index.js'
 import { activity, sleep, startServer, waitFor } from './helpers/server.js'
 import { closed } from './helpers/socket-waits.js'
 
-t.test('authorizeSubscription receives the token user, the povId and the upgrade request', async (t) => {
-  const calls: Array<{ user: PovRealtimeUser, povId: string, request: FastifyRequest }> = []
+t.test('authorizeSubscription receives the token user, the povId and a view of the upgrade request', async (t) => {
+  const calls: Array<{ user: PovRealtimeUser, povId: string, request: UpgradeRequestView }> = []
   const server = await startServer(t, {
     authorizeSubscription: (user, povId, request) => {
       calls.push({ user, povId, request })
@@ -21,8 +20,14 @@ t.test('authorizeSubscription receives the token user, the povId and the upgrade
   const [call] = calls
   t.same(call!.user, { userId: 'u7', email: 'u7@example.com', role: 'admin' })
   t.equal(call!.povId, 'p1')
-  t.equal(call!.request.headers['x-tenant'], 'acme', 'the upgrade request, with its headers')
-  t.equal(call!.request.routeOptions.url, '/ws')
+  const { request } = call!
+  t.equal(request.headers['x-tenant'], 'acme', 'the upgrade request\'s headers')
+  t.notOk('sec-websocket-key' in request.headers || 'upgrade' in request.headers, 'but not those of the handshake itself')
+  t.equal(request.url, '/ws')
+  t.equal(request.ip, '127.0.0.1')
+  t.match(request.id, /^req-/, 'the request id of the upgrade\'s log lines')
+  t.ok(Object.isFrozen(request) && Object.isFrozen(request.headers), 'a read-only copy')
+  t.notOk('raw' in request || 'log' in request, 'not the live FastifyRequest')
   t.equal((await server.app.broadcastActivity(activity('p1'))).delivered, 1)
 })
 

@@ -155,6 +155,8 @@ t.test('a frame larger than maxPayload closes the socket with 1009', async (t) =
   client.send({ type: 'ping', pad: 'x'.repeat(2000) })
   t.equal((await closed(client)).code, 1009)
   t.equal(server.app.povRealtime.stats().closed['1009'], 1, 'the close is counted')
+  // ws sends the 1009 at once and tells the server's socket it closed only when the TCP connection has ended.
+  await waitFor(() => server.app.povRealtime.stats().connections === 0, 2000, 'the server to drop the connection')
   t.equal(server.app.povRealtime.stats().connections, 0)
 })
 

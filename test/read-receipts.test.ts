@@ -25,6 +25,16 @@ function readEvents (client: TestClient, povId?: string): Message[] {
   return client.messages.filter((m) => m.type === 'read' && (povId === undefined || m.povId === povId))
 }
 
+/** The frames telling a client of moved marks: `read` events and unsolicited `reads`. */
+function markFrames (client: TestClient): Message[] {
+  return client.messages.filter((m) => m.type === 'read' || m.type === 'reads')
+}
+
+/** Every moved mark a client was told of, in order, whichever frame carried it. */
+function markMoves (client: TestClient): Message[] {
+  return markFrames(client).flatMap((m) => m.type === 'read' ? [m] : m.reads as Message[])
+}
+
 /** Waits long enough for any gathered `read` event to have gone out. */
 const afterCoalescing = () => sleep(READ_EVENT_COALESCE_MS * 4)
 
@@ -107,6 +117,14 @@ t.test('a cursor not issued for that PoV is refused: INVALID_MESSAGE on the wire
   t.same(await server.app.povRealtime.reads('p1'), [])
   t.equal(server.app.povRealtime.stats().rejected.INVALID_MESSAGE, Object.keys(bogus).length)
   t.equal(reader.ws.readyState, reader.ws.OPEN, 'the socket stays open')
+
+  // Once a real cursor has been checked (and is remembered for the PoV's next readers), the bogus ones still fail.
+  t.equal(await server.app.povRealtime.markRead('u1', 'p1', real!), true)
+  for (const [what, cursor] of Object.entries(bogus)) {
+    await t.rejects(server.app.povRealtime.markRead('u2', 'p1', cursor), { code: 'POV_REALTIME_INVALID_CURSOR' }, `after a real one: ${what}`)
+  }
+  t.equal(await server.app.povRealtime.markRead('u2', 'p1', real!), true, 'the remembered cursor moves the next reader\'s mark')
+  t.same((await server.app.povRealtime.reads('p1')).map((mark) => [mark.userId, mark.cursor]), [['u1', real], ['u2', real]])
 })
 
 t.test('read and reads need a subscription to the PoV; a PoV authorizeSubscription refuses leaks no mark', async (t) => {
@@ -302,7 +320,40 @@ t.test('marks are bounded per PoV: beyond the bound, the PoV\'s least recently m
   t.match(JSON.parse(server.logs.find((line) => line.includes('"limit":"readMarksPerPov"'))!), { level: 40, povId: 'p', max: 2 })
 })
 
-t.test('a burst of marks is coalesced: per window, one event per user, carrying the newest mark', async (t) => {
+t.test('marks that move in one window go out as one frame per subscriber: reads for several users, read for one', async (t) => {
+  const server = await startServer(t, { readReceipts: true })
+  const cursors = await publish(server.app, 'p1', 3)
+  const watcher = await server.connect({ claims: { userId: 'w' } })
+  const elsewhere = await server.connect({ claims: { userId: 'x' } })
+  await watcher.subscribe('p1')
+  await elsewhere.subscribe('p2')
+
+  // Three users' marks move in the same turn, so in the same window.
+  await Promise.all([
+    server.app.povRealtime.markRead('u1', 'p1', cursors[0]!),
+    server.app.povRealtime.markRead('u2', 'p1', cursors[1]!),
+    server.app.povRealtime.markRead('u3', 'p1', cursors[2]!)
+  ])
+  const batch = await watcher.next('reads')
+  t.same(Object.keys(batch).sort(), ['povId', 'reads', 'type'])
+  t.equal(batch.povId, 'p1')
+  const reads = batch.reads as Array<Record<string, unknown>>
+  t.same(reads.map((mark) => [mark.userId, mark.cursor]).sort(), [['u1', cursors[0]], ['u2', cursors[1]], ['u3', cursors[2]]],
+    'one reads frame carries every moved mark')
+  for (const mark of reads) {
+    t.same(Object.keys(mark).sort(), ['cursor', 'readAt', 'userId'], 'each mark has the shape of a reads answer\'s')
+    t.match(mark.readAt, ISO_TIME)
+  }
+
+  // One user's mark alone in the next window: a read event, as before.
+  await server.app.povRealtime.markRead('u2', 'p1', cursors[2]!)
+  t.match(await watcher.next('read'), { type: 'read', povId: 'p1', userId: 'u2', cursor: cursors[2] })
+  await afterCoalescing()
+  t.equal(watcher.messages.filter((m) => m.type === 'reads' || m.type === 'read').length, 2, 'two windows, two frames')
+  t.same(elsewhere.messages.filter((m) => m.type === 'reads' || m.type === 'read'), [], 'nothing to a socket of another PoV')
+})
+
+t.test('a burst of marks is coalesced: per window, one frame per subscriber, one mark per user, the newest', async (t) => {
   const server = await startServer(t, { readReceipts: true, rateLimit: false })
   const cursors = await publish(server.app, 'busy', 40)
   const readers = await Promise.all(['r1', 'r2', 'r3', 'r4'].map((userId) => server.connect({ claims: { userId } })))
@@ -312,24 +363,31 @@ t.test('a burst of marks is coalesced: per window, one event per user, carrying 
   const started = performance.now()
   for (const cursor of cursors) for (const reader of readers) reader.send({ type: 'read', povId: 'busy', cursor })
   const newest = cursors.at(-1)
-  await waitFor(() => readEvents(watcher).filter((m) => m.cursor === newest).length === readers.length, 5000,
+  await waitFor(() => markMoves(watcher).filter((m) => m.cursor === newest).length === readers.length, 5000,
     'every reader\'s newest mark')
   const elapsed = performance.now() - started
   await afterCoalescing()
 
-  const events = readEvents(watcher)
+  const frames = markFrames(watcher)
+  const moves = markMoves(watcher)
   const windows = Math.ceil(elapsed / READ_EVENT_COALESCE_MS) + 1
   const marks = cursors.length * readers.length
-  t.comment(`${marks} marks in ${elapsed.toFixed(0)} ms reached the watcher as ${events.length} read events`)
-  t.ok(events.length <= readers.length * windows, `at most one event per user per ${READ_EVENT_COALESCE_MS} ms window (${events.length} <= ${readers.length * windows})`)
-  t.ok(events.length < marks / 4, 'far fewer events than marks')
-  for (const reader of ['r1', 'r2', 'r3', 'r4']) {
-    const ofReader = events.filter((m) => m.userId === reader)
-    t.equal(ofReader.at(-1)?.cursor, newest, `${reader}'s last event carries the newest mark`)
-    const order = ofReader.map((m) => cursors.indexOf(m.cursor as string))
-    t.same(order, [...order].sort((x, y) => x - y), `${reader}'s events never go backwards`)
+  t.comment(`${marks} marks in ${elapsed.toFixed(0)} ms reached the watcher as ${frames.length} frames carrying ${moves.length} marks`)
+  t.ok(frames.length <= windows, `at most one frame per ${READ_EVENT_COALESCE_MS} ms window (${frames.length} <= ${windows})`)
+  t.ok(moves.length < marks / 4, 'far fewer marks told than moved')
+  for (const frame of frames) {
+    if (frame.type === 'read') continue
+    const users = (frame.reads as Array<{ userId: string }>).map((mark) => mark.userId)
+    t.ok(users.length > 1, 'a reads frame carries several users (one alone is a read event)')
+    t.equal(new Set(users).size, users.length, 'one mark per user per frame')
   }
-  t.equal(readEvents(readers[0]!).length, events.length, 'the readers get the same events as the watcher')
+  for (const reader of ['r1', 'r2', 'r3', 'r4']) {
+    const ofReader = moves.filter((m) => m.userId === reader)
+    t.equal(ofReader.at(-1)?.cursor, newest, `${reader}'s last mark told is the newest`)
+    const order = ofReader.map((m) => cursors.indexOf(m.cursor as string))
+    t.same(order, [...order].sort((x, y) => x - y), `${reader}'s marks never go backwards`)
+  }
+  t.same(markFrames(readers[0]!), frames, 'the readers get the same frames as the watcher')
 })
 
 t.test('markRead, reads and unreadCounts from a route handler', async (t) => {

@@ -135,16 +135,21 @@ t.test('a token in the subprotocol opens a socket on which the server selects ex
 
 t.test('the app sees a subprotocol upgrade without its bearer entry, and the socket carries the token\'s user', async (t) => {
   const seen: Array<{ user: PovRealtimeUser, protocolHeader: unknown }> = []
+  const hookSaw: unknown[] = []
   const server = await startServer(t, {
-    authorizeSubscription (user, _povId, request: FastifyRequest) {
+    authorizeSubscription (user, _povId, request) {
       seen.push({ user, protocolHeader: request.headers['sec-websocket-protocol'] })
       return true
     }
+  }, (app) => {
+    app.addHook('onRequest', async (request: FastifyRequest) => { if (request.headers.upgrade) hookSaw.push(request.headers['sec-websocket-protocol']) })
   })
   const client = await server.connect({ claims: { userId: 'u9', email: 'u9@example.com', role: 'admin' } })
   t.equal(client.ws.protocol, 'pov-realtime.v1')
+  t.same(hookSaw, ['pov-realtime.v1'], 'the app\'s hooks see the offer without the bearer entry')
   t.match(await client.subscribe('p1'), { type: 'subscribed', povId: 'p1' })
-  t.same(seen, [{ user: { userId: 'u9', email: 'u9@example.com', role: 'admin' }, protocolHeader: 'pov-realtime.v1' }])
+  t.same(seen, [{ user: { userId: 'u9', email: 'u9@example.com', role: 'admin' }, protocolHeader: undefined }],
+    'authorizeSubscription\'s view leaves the handshake\'s headers out')
   await server.app.broadcastActivity(activity('p1', { id: 'a1' }))
   t.match(await client.next('activity'), { data: { id: 'a1', povId: 'p1' } }, 'the socket receives activities')
 })
@@ -152,8 +157,8 @@ t.test('the app sees a subprotocol upgrade without its bearer entry, and the soc
 t.test('a token in ?token= opens a socket, and the app sees the other query parameters but not the token', async (t) => {
   const seen: Array<{ query: unknown, url: string }> = []
   const server = await startServer(t, {
-    authorizeSubscription (_user, _povId, request: FastifyRequest) {
-      seen.push({ query: { ...request.query as object }, url: request.url })
+    authorizeSubscription (_user, _povId, request) {
+      seen.push({ query: Object.fromEntries(new URL(request.url, 'http://localhost').searchParams), url: request.url })
       return true
     }
   })

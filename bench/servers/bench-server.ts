@@ -27,7 +27,7 @@ export interface PluginFeatures {
 
 /** Which server a target process runs, and how. Passed to the process as JSON. */
 export type ServerConfig =
-  | { kind: 'plugin', root: string, secret: string, features?: PluginFeatures }
+  | { kind: 'plugin', root: string, secret: string, features?: PluginFeatures, heartbeatInterval?: number }
   | { kind: 'plugin-redis', root: string, secret: string, redisUrl: string, keyPrefix: string }
   | { kind: 'ws', variant: PlainWsVariant }
   | { kind: 'fastify-naive' }

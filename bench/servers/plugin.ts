@@ -44,7 +44,8 @@ export async function startPluginServer (config: Extract<ServerConfig, { kind: '
     broker,
     ...(features.presence ? { presence: true } : {}),
     ...(features.readReceipts ? { readReceipts: true } : {}),
-    ...(features.unlimited ? { rateLimit: false } : {})
+    ...(features.unlimited ? { rateLimit: false } : {}),
+    ...(config.kind === 'plugin' && config.heartbeatInterval ? { heartbeatInterval: config.heartbeatInterval } : {})
   })
   await app.listen({ host: '127.0.0.1', port: 0 })
   return {

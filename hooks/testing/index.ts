@@ -11,7 +11,8 @@
  * ```
  *
  * Presence, typing and read receipts: `simulatePresence`, `simulateJoin`, `simulateLeave`, `simulateStatus`,
- * `simulateTyping`, `simulateSubscribed`, `simulateResync`, `simulateRead`, `simulateReads` (each a server message, as the server sends it).
+ * `simulateTyping`, `simulateSubscribed`, `simulateResync`, `simulateRead`, `simulateReads`, `simulateReadsMoved` (each a
+ * server message, as the server sends it).
  * Revocation: `simulateRevoke(povId)`, or `simulateRevoke()` for the whole session (a 4003 close).
  */
 import type { Member, MemberStatus, ReadMark, ServerMessage } from '../../types/messages.js'
@@ -145,8 +146,24 @@ export function simulateRead (povId: string, userId: string, cursor: string, rea
   mockServer.deliver({ type: 'read', povId, userId, cursor, readAt })
 }
 
-/** The answer to a `reads` request: every user's mark on `povId` (`readAt` defaults to now). */
-export function simulateReads (povId: string, marks: ReadonlyArray<Omit<ReadMark, 'readAt'> & { readAt?: string }>): void {
+/** A mark as the simulate* calls take it: `readAt` defaults to now. */
+type SimulatedMark = Omit<ReadMark, 'readAt'> & { readAt?: string }
+
+/** The answer to a `reads` request: every user's mark on `povId` (`readAt` defaults to now); it replaces the PoV's marks. */
+export function simulateReads (povId: string, marks: readonly SimulatedMark[]): void {
+  deliverReads(povId, marks)
+}
+
+/**
+ * Several users' marks on `povId` moved in one of the server's windows: an unsolicited `reads`, merged into the PoV's
+ * marks (the others stay). The client takes a `reads` as the answer to its own request while that request is
+ * unanswered, as it would from a real server: simulate the answer (`simulateReads`) first.
+ */
+export function simulateReadsMoved (povId: string, marks: readonly SimulatedMark[]): void {
+  deliverReads(povId, marks)
+}
+
+function deliverReads (povId: string, marks: readonly SimulatedMark[]): void {
   const readAt = new Date().toISOString()
   mockServer.deliver({ type: 'reads', povId, reads: marks.map((mark) => ({ readAt, ...mark })) })
 }

@@ -7,7 +7,8 @@
 import { CloseCode, ErrorCode } from '../../types/wire-constants.js'
 import type { FastifyBaseLogger } from 'fastify'
 import type { AuthenticatedMessage } from '../../types/messages.js'
-import { MAX_TIMER_DELAY, type PovRealtimeUser } from '../options.js'
+import type { PovRealtimeUser } from '../options.js'
+import type { Expiring, ExpirySchedule } from './expiry-schedule.js'
 import type { SocketIdentity, TokenService } from './tokens.js'
 
 /** What the credential needs of a socket's session. */
@@ -22,20 +23,28 @@ export interface CredentialSession {
   refreshed (): void
 }
 
-export class SocketCredential {
+export class SocketCredential implements Expiring {
   readonly #tokens: TokenService
   readonly #session: CredentialSession
+  /** The instance's token expiries (one timer for every socket). */
+  readonly #expiries: ExpirySchedule
   #user: PovRealtimeUser
   #expiresAt: number
-  #expiryTimer: NodeJS.Timeout | undefined
+  heapIndex = -1
 
-  /** Starts the expiry timer of the token the socket opened with. */
-  constructor (identity: SocketIdentity, tokens: TokenService, session: CredentialSession) {
+  /** Schedules the expiry of the token the socket opened with. */
+  constructor (identity: SocketIdentity, tokens: TokenService, session: CredentialSession, expiries: ExpirySchedule) {
     this.#tokens = tokens
     this.#session = session
+    this.#expiries = expiries
     this.#user = identity.user
     this.#expiresAt = identity.expiresAt
-    this.#scheduleExpiry()
+    expiries.schedule(this)
+  }
+
+  /** When the current token expires (epoch ms). */
+  get expiresAt (): number {
+    return this.#expiresAt
   }
 
   /** The user, as the latest accepted token describes them. */
@@ -58,22 +67,18 @@ export class SocketCredential {
     }
     this.#user = identity.user
     this.#expiresAt = identity.expiresAt
-    this.#scheduleExpiry()
+    this.#expiries.schedule(this)
     this.#session.answer({ type: 'authenticated', expiresAt: this.#expiresAt })
     this.#session.refreshed()
   }
 
-  /** The socket closed: the expiry timer goes. */
-  stop (): void {
-    clearTimeout(this.#expiryTimer)
+  /** The token expired (called by the schedule). */
+  expire (): void {
+    this.#session.close(CloseCode.TOKEN_EXPIRED, 'token expired')
   }
 
-  #scheduleExpiry (): void {
-    clearTimeout(this.#expiryTimer)
-    const delay = this.#expiresAt - Date.now()
-    this.#expiryTimer = delay > MAX_TIMER_DELAY
-      ? setTimeout(() => this.#scheduleExpiry(), MAX_TIMER_DELAY)
-      : setTimeout(() => this.#session.close(CloseCode.TOKEN_EXPIRED, 'token expired'), Math.max(0, delay))
-    this.#expiryTimer.unref()
+  /** The socket closed: its expiry leaves the schedule. */
+  stop (): void {
+    this.#expiries.cancel(this)
   }
 }

@@ -3,8 +3,7 @@
  * socket's messages (they are handled one at a time) nor a re-check forever. The caller decides what a check that
  * threw or timed out means: a `subscribe` refuses (fail closed), a re-check of a live subscription keeps it.
  */
-import type { FastifyRequest } from 'fastify'
-import type { PovRealtimeUser, ResolvedOptions } from '../options.js'
+import type { PovRealtimeUser, ResolvedOptions, UpgradeRequestView } from '../options.js'
 
 /** `granted`: exactly `true`; `refused`: any other answer; `failed`: it threw, rejected or did not answer in time. */
 export type AuthorizationVerdict = 'granted' | 'refused' | 'failed'
@@ -23,7 +22,7 @@ export async function checkSubscription (
   options: Pick<ResolvedOptions, 'authorizeSubscription' | 'authorizeTimeout'>,
   user: PovRealtimeUser,
   povId: string,
-  request: FastifyRequest
+  request: UpgradeRequestView
 ): Promise<AuthorizationAnswer> {
   const authorize = options.authorizeSubscription
   if (!authorize) return GRANTED

@@ -48,6 +48,11 @@ interface PovMarks {
   readonly marks: Map<string, StoredMark>
   /** Its bound has forgotten a mark of it (the warning is logged once per PoV). */
   warned: boolean
+  /**
+   * The cursor last verified for this PoV and its position: on a busy PoV every reader marks the same newest activity,
+   * so its tag is checked once, not once per reader. Only a cursor that passed the check is kept.
+   */
+  verified?: { readonly cursor: string, readonly position: Position }
 }
 
 /** The PoVs one user has a mark on, in the same order. */
@@ -90,9 +95,9 @@ export class InProcessReadMarks implements ReadMarkStore {
   }
 
   async markRead (povId: string, userId: string, cursor: string, readAt: string): Promise<ReadMark | null> {
-    const position = this.#feed.positionOf(povId, cursor)
-    if (position === undefined) throw new InvalidCursorError(`not a cursor of PoV ${povId} (never issued for it, or from before a restart)`)
     let ofPov = this.#byPov.get(povId)
+    const position = ofPov?.verified?.cursor === cursor ? ofPov.verified.position : this.#feed.positionOf(povId, cursor)
+    if (position === undefined) throw new InvalidCursorError(`not a cursor of PoV ${povId} (never issued for it, or from before a restart)`)
     const current = ofPov?.marks.get(userId)
     if (current && comparePositions(current, position) >= 0) return null
     let ofUser = this.#byUser.get(userId)
@@ -106,6 +111,7 @@ export class InProcessReadMarks implements ReadMarkStore {
       this.#count++
     }
     ofPov.marks.set(userId, { gen: position.gen, seq: position.seq, cursor, readAt })
+    ofPov.verified = { cursor, position }
     ofUser.povs.add(povId)
     // Neither forgets the mark just moved: it is the newest of both.
     if (ofUser.povs.size > this.#bounds.maxPerUser) {

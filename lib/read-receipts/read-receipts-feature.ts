@@ -5,10 +5,13 @@
  *
  * Events are gathered for `READ_EVENT_COALESCE_MS` before they go out, keeping per PoV only each user's newest mark:
  * a user skimming a busy PoV moves their mark many times a second, and each move would otherwise be one frame to
- * every subscriber.
+ * every subscriber. What one window gathered for a PoV goes out as one frame per subscriber: a `read` event when one
+ * user's mark moved, an unsolicited `reads` (the shape of the answer to a `reads` request) carrying every moved mark
+ * when several did, so that on a PoV where everyone reads everything a window costs each subscriber one frame, not
+ * one per reader.
  */
 import { TypeCompiler } from '@sinclair/typebox/compiler'
-import type { ReadEvent, ReadMark } from '../../types/messages.js'
+import type { ReadEvent, ReadMark, ReadsMessage } from '../../types/messages.js'
 import type { ReadMarkStore } from '../broker.js'
 import { MAX_READS_PER_ANSWER, MAX_UNREAD_COUNTS_POVS, READ_EVENT_COALESCE_MS } from '../constants.js'
 import { povIdArgument, userIdArgument } from '../api-arguments.js'
@@ -54,6 +57,14 @@ export class ReadReceiptsFeature {
     userIdArgument(userId)
     povIdArgument(povId)
     if (!checkCursor.Check(cursor)) throw new InvalidCursorError('a cursor is 1 to 128 letters, digits, _ - . :')
+    return await this.markChecked(userId, povId, cursor)
+  }
+
+  /**
+   * `markRead` for arguments already checked: a socket's `read` message, whose `povId` and `cursor` the message's
+   * schema checked and whose user the token names. On a busy PoV that is one call per reader per activity.
+   */
+  async markChecked (userId: string, povId: string, cursor: string): Promise<boolean> {
     return await this.#store.markRead(povId, userId, cursor, new Date().toISOString()) !== null
   }
 
@@ -114,11 +125,17 @@ export class ReadReceiptsFeature {
   #flush (): void {
     this.#flushTimer = undefined
     for (const [povId, marks] of this.#gathered) {
-      for (const { userId, cursor, readAt } of marks.values()) {
-        const event: ReadEvent = { type: 'read', povId, userId, cursor, readAt }
-        this.#send(povId, Buffer.from(JSON.stringify(event)))
-      }
+      this.#send(povId, Buffer.from(JSON.stringify(marksMoved(povId, [...marks.values()]))))
     }
     this.#gathered.clear()
   }
+}
+
+/** The one message that tells a PoV's subscribers the marks that moved in a window: `read` for one, `reads` for several. */
+function marksMoved (povId: string, marks: ReadMark[]): ReadEvent | ReadsMessage {
+  if (marks.length === 1) {
+    const { userId, cursor, readAt } = marks[0]!
+    return { type: 'read', povId, userId, cursor, readAt }
+  }
+  return { type: 'reads', povId, reads: marks }
 }

@@ -51,7 +51,7 @@ export class ReadReceiptsMessages {
   async #onRead ({ povId, cursor }: ReadMessage): Promise<void> {
     if (!this.#watched(povId, 'read')) return
     try {
-      await this.#feature.markRead(this.#session.userId, povId, cursor)
+      await this.#feature.markChecked(this.#session.userId, povId, cursor)
     } catch (err) {
       if ((err as { code?: unknown }).code === 'POV_REALTIME_INVALID_CURSOR') {
         return this.#session.sendError(ErrorCode.INVALID_MESSAGE, "'cursor' is not one of this PoV's cursors", povId)

@@ -27,9 +27,10 @@ import type { RedisLink } from './link.js'
 import { OrderedChannels } from './ordered-channel.js'
 import { PovFeed } from './pov-feed.js'
 import { DEFAULT_PRESENCE_TTL, RedisPresenceRelay, newInstanceId } from './presence.js'
+import { PublishBatcher, UNWRITABLE_MESSAGE, type PublishFailure } from './publish-batch.js'
 import { RedisReadMarkStore } from './read-marks.js'
 import {
-  parseChannelEntry, povKeys, publishEntry, readAfter, type ChannelEntry, type PovKeys, type RedisClient, type Window
+  parseChannelEntry, povKeys, readAfter, type ChannelEntry, type PovKeys, type RedisClient, type Window
 } from './scripts.js'
 
 export interface RedisBrokerOptions {
@@ -89,11 +90,9 @@ function brokerUnavailable (message: string, outcomeUnknown: boolean, cause?: un
 class NotSentError extends Error {}
 
 /**
- * ioredis's rejection of a command it refused to write (the socket closed an instant ago, before the status said
- * so); it has no code, only this message. Any other failure of a sent command may have come after Redis ran it.
+ * A command ioredis refused to write (the socket closed an instant ago, before the status said so; see
+ * `UNWRITABLE_MESSAGE`) was not sent. Any other failure of a sent command may have come after Redis ran it.
  */
-const UNWRITABLE_MESSAGE = "Stream isn't writeable and enableOfflineQueue options is false"
-
 function markNotSent (err: unknown): never {
   throw err instanceof Error && err.message === UNWRITABLE_MESSAGE ? new NotSentError(err.message, { cause: err }) : err
 }
@@ -172,6 +171,7 @@ class RedisBroker implements Broker {
   /** The watched PoVs' channels, each followed in order by its feed. */
   readonly #channels: OrderedChannels<ChannelEntry, PovFeed>
   #pendingPublishes = 0
+  #publishes!: PublishBatcher
   /** Connections whose loss has been logged (logged once per outage, not at every reconnect attempt). */
   readonly #down = new Set<RedisClient>()
   /** Set from a command that Redis did not answer in time until one it answers (a hung or paused Redis). */
@@ -251,6 +251,14 @@ class RedisBroker implements Broker {
         connectionName: 'pov-realtime:subscriber'
       })
     this.#watchHealth(this.#subscriber, 'subscriber')
+    const broker = this // the batcher reads the window as it is when a batch is sent
+    this.#publishes = new PublishBatcher({
+      connection: () => this.#closed
+        ? 'the broker is closed'
+        : this.#commands.status === 'ready' ? this.#commands : `Redis is not connected (${this.#commands.status})`,
+      get window () { return broker.#window },
+      pipelinePerPov: this.#sharded
+    }, this.#timeout)
     this.#channels.start()
 
     // Start without Redis rather than not at all: publishing fails fast until it is there, delivery begins when it is.
@@ -278,14 +286,16 @@ class RedisBroker implements Broker {
     this.#pendingPublishes++
     let published: StreamPosition
     try {
-      published = await this.#command(() => publishEntry(this.#commands, keys, this.#window, activityJson, newEpoch()),
-        () => { this.#pendingPublishes-- })
+      published = await this.#publishes.publish(keys, activityJson, newEpoch(), () => { this.#pendingPublishes-- })
+      this.#answered()
     } catch (err) {
       feed?.publishFailed()
+      const { error, sent, replied, timedOut } = err as PublishFailure
+      if (timedOut) this.#notAnswered()
       // Unless Redis answered with an error, a publish that was sent may have run: say so rather than "not published".
-      const outcomeUnknown = !(err instanceof NotSentError) && !(err instanceof ReplyError)
-      const message = (err as Error).message
-      throw brokerUnavailable(outcomeUnknown ? `${message}; the activity may have been published` : message, outcomeUnknown, err)
+      const outcomeUnknown = sent && !replied
+      const message = error.message
+      throw brokerUnavailable(outcomeUnknown ? `${message}; the activity may have been published` : message, outcomeUnknown, error)
     }
     const delivered = feed ? await feed.publishDelivered(published, this.#timeout) : 0
     return { cursor: formatCursor(published.epoch, published.id), delivered }
@@ -347,6 +357,7 @@ class RedisBroker implements Broker {
     this.readMarks.close()
     this.#control.close()
     this.#closed = true
+    this.#publishes?.stop()
     this.#channels.stop()
     for (const feed of this.#feeds.values()) feed.close()
     this.#feeds.clear()
@@ -396,7 +407,7 @@ class RedisBroker implements Broker {
     return povKeys(this.#keyPrefix, povId, this.#sharded)
   }
 
-  #deliver (povId: string, id: string, epoch: string, json: string): number {
+  #deliver (povId: string, id: string, epoch: string, json: string | Buffer): number {
     const cursor = formatCursor(epoch, id)
     return this.#sink.deliver(povId, { cursor, frame: encodeActivityFrame(cursor, json) })
   }
@@ -444,20 +455,27 @@ class RedisBroker implements Broker {
     if (settled) sent.then(settled, settled)
     try {
       const answer = await withTimeout(sent, this.#timeout)
-      if (this.#unresponsive) {
-        this.#unresponsive = false
-        this.#log.info('pov-realtime: Redis answers again')
-      }
+      this.#answered()
       return answer
     } catch (err) {
-      if (err instanceof NoAnswerError && !this.#unresponsive && !this.#closed) {
-        // Once per outage: a hung or paused Redis fails every call until it answers one.
-        this.#unresponsive = true
-        this.#faulted()
-        this.#log.warn({ timeout: this.#timeout }, 'pov-realtime: Redis did not answer in time; calls fail until it does')
-      }
+      if (err instanceof NoAnswerError) this.#notAnswered()
       throw err
     }
+  }
+
+  /** Redis answered a call: if it had stopped answering, that outage is over. */
+  #answered (): void {
+    if (!this.#unresponsive) return
+    this.#unresponsive = false
+    this.#log.info('pov-realtime: Redis answers again')
+  }
+
+  /** A call got no answer within `timeout`: once per outage, a hung or paused Redis is a broker fault. */
+  #notAnswered (): void {
+    if (this.#unresponsive || this.#closed) return
+    this.#unresponsive = true
+    this.#faulted()
+    this.#log.warn({ timeout: this.#timeout }, 'pov-realtime: Redis did not answer in time; calls fail until it does')
   }
 
   /**

@@ -13,7 +13,7 @@ const RETRY_MS = 1000
 
 export class ChannelSet {
   readonly #link: RedisLink
-  readonly #receive: (channel: string, message: string) => void
+  readonly #receive: (channel: string, message: Buffer) => void
   readonly #restored: (channels: string[]) => void
   /** Wanted channel → generation of the subscriber connection it is subscribed on (-1: not yet). */
   readonly #channels = new Map<string, number>()
@@ -26,7 +26,12 @@ export class ChannelSet {
     this.#restore().catch(() => {})
   }
 
-  readonly #onMessage = (channel: string, message: string) => {
+  /**
+   * On `messageBuffer` (`smessageBuffer` on a Cluster), not `message`: with no `message` listener on the connection,
+   * ioredis decodes no message to a string; each receiver decodes only what it needs (an activity's JSON never is: see `parseChannelEntry`).
+   */
+  readonly #onMessage = (channelBytes: Buffer, message: Buffer) => {
+    const channel = channelBytes.toString()
     if (this.#channels.has(channel)) this.#receive(channel, message)
   }
 
@@ -36,7 +41,7 @@ export class ChannelSet {
    */
   constructor (
     link: RedisLink,
-    receive: (channel: string, message: string) => void,
+    receive: (channel: string, message: Buffer) => void,
     restored: (channels: string[]) => void
   ) {
     this.#link = link
@@ -95,7 +100,7 @@ export class ChannelSet {
   }
 
   #messageEvent (): string {
-    return this.#link.sharded ? 'smessage' : 'message'
+    return this.#link.sharded ? 'smessageBuffer' : 'messageBuffer'
   }
 
   /** Subscribes every wanted channel that is not subscribed on the current connection, then says which were. */

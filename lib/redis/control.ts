@@ -71,7 +71,7 @@ export class RedisControlRelay {
     this.#link = link
     this.#channel = controlChannel(link)
     this.#replyChannel = `${controlChannel(link)}:${link.instanceId}`
-    this.#channels = new ChannelSet(link, (channel, text) => this.#onMessage(channel, text), () => {})
+    this.#channels = new ChannelSet(link, (channel, message) => this.#onMessage(channel, message.toString()), () => {})
   }
 
   /** Listens from now on; resolves once Redis confirmed both channels (or could not: they are retried). */

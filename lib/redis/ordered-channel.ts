@@ -35,8 +35,8 @@ export interface OrderedSubject<M> {
 }
 
 export interface OrderedChannelsOptions<M, S extends OrderedSubject<M>> {
-  /** A message's text as published, or undefined for one that is not of this kind (ignored). */
-  parse (text: string): M | undefined
+  /** A message as published (its bytes), or undefined for one that is not of this kind (ignored). */
+  parse (message: Buffer): M | undefined
   /**
    * Reads from Redis where `subject` stands and brings it there (its start, the gap it missed, a snapshot). Runs
    * once its channel is subscribed on the current connection; `isOpen()` turns false when the channel was closed
@@ -71,7 +71,7 @@ export class OrderedChannels<M, S extends OrderedSubject<M>> {
     this.#link = link
     this.#options = options
     this.#channels = new ChannelSet(link,
-      (channel, text) => this.#receive(channel, text),
+      (channel, message) => this.#receive(channel, message),
       // What the channels carried while the connection was down is lost: each subject reads its gap.
       (channels) => {
         for (const channel of channels) {
@@ -139,9 +139,9 @@ export class OrderedChannels<M, S extends OrderedSubject<M>> {
     return !this.#stopped && this.#open.get(slot.channel) === slot
   }
 
-  #receive (channel: string, text: string): void {
+  #receive (channel: string, bytes: Buffer): void {
     const slot = this.#open.get(channel)
-    const message = slot && this.#options.parse(text)
+    const message = slot && this.#options.parse(bytes)
     if (!slot || message === undefined) return
     if (slot.held.length >= MAX_HELD) {
       // Redis is slow to answer a sync: let go of what is held, the sync reads its outcome instead.

@@ -46,7 +46,7 @@ export class PovFeed implements OrderedSubject<ChannelEntry> {
   constructor (
     readonly povId: string,
     readonly channel: string,
-    private readonly deliver: (id: string, epoch: string, json: string) => number
+    private readonly deliver: (id: string, epoch: string, json: string | Buffer) => number
   ) {}
 
   /** Whether the feed knows where it starts; until then it delivers nothing. */
@@ -167,7 +167,7 @@ export class PovFeed implements OrderedSubject<ChannelEntry> {
     this.#waiters = []
   }
 
-  #deliver (id: string, epoch: string, json: string): void {
+  #deliver (id: string, epoch: string, json: string | Buffer): void {
     this.#epoch = epoch
     this.#last = id
     const delivered = this.deliver(id, epoch, json)

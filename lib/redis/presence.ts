@@ -76,7 +76,7 @@ export class RedisPresenceRelay implements PresenceRelay {
     this.#ttl = ttl
     this.#instancesKey = instancesKey(link.keyPrefix)
     this.#channels = new OrderedChannels(link, {
-      parse: parseChange,
+      parse: (message) => parseChange(message.toString()),
       sync: async (mirror, isOpen) => await this.#sync(mirror, isOpen),
       what: 'a PoV\'s presence'
     })

@@ -63,7 +63,7 @@ export class RedisReadMarkStore implements ReadMarkStore {
 
   constructor (link: RedisLink) {
     this.#link = link
-    this.#channels = new ChannelSet(link, (channel, message) => this.#onMessage(channel, message), () => {})
+    this.#channels = new ChannelSet(link, (channel, message) => this.#onMessage(channel, message.toString()), () => {})
   }
 
   start (sink: ReadSink): void {

@@ -183,7 +183,8 @@ export function script (lua: string): LuaScript {
   return { lua, sha: createHash('sha1').update(lua).digest('hex') }
 }
 
-const publishScript = script(PUBLISH)
+/** The publish script, also sent by SHA in the broker's pipelines (`publish-batch.ts`). */
+export const publishScript = script(PUBLISH)
 const rangeScript = script(RANGE)
 const countScript = script(COUNT)
 
@@ -255,16 +256,27 @@ export interface ChannelEntry {
   readonly id: string
   /** The stream id of the entry before it in the history (`''` for the first of an epoch). */
   readonly prev: string
-  readonly json: string
+  /** The activity's JSON as UTF-8 bytes, as Redis sent them: spliced into the frame without being decoded. */
+  readonly json: Buffer
 }
 
-/** Parses a channel message written by the publish script; undefined for anything else. */
-export function parseChannelEntry (message: string): ChannelEntry | undefined {
-  const first = message.indexOf('\n')
-  const second = message.indexOf('\n', first + 1)
-  if (first === -1 || second === -1) return undefined
-  const cursor = message.slice(0, first)
+const NEWLINE = 0x0a
+
+/**
+ * Parses a channel message written by the publish script; undefined for anything else. The message stays bytes:
+ * only the short cursor and previous id (ASCII) become strings.
+ */
+export function parseChannelEntry (message: Buffer): ChannelEntry | undefined {
+  const first = message.indexOf(NEWLINE)
+  const second = first === -1 ? -1 : message.indexOf(NEWLINE, first + 1)
+  if (second === -1) return undefined
+  const cursor = message.toString('latin1', 0, first)
   const dot = cursor.indexOf('.')
   if (dot === -1) return undefined
-  return { epoch: cursor.slice(0, dot), id: cursor.slice(dot + 1), prev: message.slice(first + 1, second), json: message.slice(second + 1) }
+  return {
+    epoch: cursor.slice(0, dot),
+    id: cursor.slice(dot + 1),
+    prev: message.toString('latin1', first + 1, second),
+    json: message.subarray(second + 1)
+  }
 }

@@ -18,7 +18,8 @@ export class SocketLimitTrips {
   readonly #stats: StatsCounters
   readonly #log: FastifyBaseLogger
   readonly #userId: string
-  readonly #warned = new Set<SocketLimit>()
+  /** Limits already logged for this socket; made at the first trip (most sockets never trip one). */
+  #warned: Set<SocketLimit> | undefined
 
   constructor (stats: StatsCounters, log: FastifyBaseLogger, userId: string) {
     this.#stats = stats
@@ -29,6 +30,7 @@ export class SocketLimitTrips {
   /** `limit` refused or held back something of this socket; `details` go to the first trip's log line. */
   trip (limit: SocketLimit, details: Record<string, unknown> = {}): void {
     this.#stats.countLimitTrip(limit)
+    this.#warned ??= new Set()
     if (this.#warned.has(limit)) return
     this.#warned.add(limit)
     this.#log.warn({ userId: this.#userId, limit, ...details }, MESSAGES[limit])

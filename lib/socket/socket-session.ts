@@ -12,15 +12,16 @@
  * has read everything queued before the ping, so a peer that reads nothing cannot keep itself alive with pongs of its
  * own; browsers and ws answer pings with their payload by themselves.
  */
-import { randomBytes } from 'node:crypto'
-import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
+import type { Duplex } from 'node:stream'
+import type { FastifyBaseLogger } from 'fastify'
 import type { WebSocket } from 'ws'
 import { CloseCode, ErrorCode } from '../../types/wire-constants.js'
 import type { ClientMessage, ErrorMessage, ServerMessage } from '../../types/messages.js'
 import type { Feature } from '../../types/schemas.js'
-import { INVALID_MESSAGE_STREAK_LIMIT, PING_PAYLOAD_BYTES } from '../constants.js'
-import type { PovRealtimeUser } from '../options.js'
+import { INVALID_MESSAGE_STREAK_LIMIT } from '../constants.js'
+import type { PovRealtimeUser, UpgradeRequestView } from '../options.js'
 import type { StatsCounters } from '../stats.js'
+import type { ExpirySchedule } from '../auth/expiry-schedule.js'
 import { SocketCredential, type CredentialSession } from '../auth/socket-credential.js'
 import type { SocketIdentity, TokenService } from '../auth/tokens.js'
 import type { PresenceFeature } from '../presence/presence-feature.js'
@@ -38,6 +39,8 @@ import { SocketWriter } from './socket-writer.js'
 export interface SessionHost extends SubscriptionHost {
   readonly stats: StatsCounters
   readonly tokens: TokenService
+  /** Every socket's token expiry, on one timer. */
+  readonly expiries: ExpirySchedule
   readonly enabledFeatures: ReadonlySet<Feature>
   /** `presence` on: the instance's members, statuses and typing. */
   readonly presence: PresenceFeature | undefined
@@ -47,8 +50,20 @@ export interface SessionHost extends SubscriptionHost {
   forget (session: SocketSession): void
 }
 
+/** A socket the upgrade's checks let through, and what its session keeps of the upgrade (`upgrade-handover.ts`). */
+export interface SocketOpening {
+  readonly ws: WebSocket
+  /** The TCP connection under ws (the upgrade request's socket). */
+  readonly connection: Duplex
+  /** The upgrade request's logger (its lines carry the request id). */
+  readonly log: FastifyBaseLogger
+  /** What `authorizeSubscription` is told of the upgrade request. */
+  readonly upgrade: UpgradeRequestView
+  readonly identity: SocketIdentity
+}
+
 export class SocketSession implements SubscribingSession, CredentialSession, PresenceSession, ReadReceiptsSession {
-  readonly request: FastifyRequest
+  readonly upgrade: UpgradeRequestView
   readonly log: FastifyBaseLogger
   /** This socket's fairness limits: counted, and logged once each. */
   readonly limits: SocketLimitTrips
@@ -75,17 +90,17 @@ export class SocketSession implements SubscribingSession, CredentialSession, Pre
   #recheckTimer: NodeJS.Timeout | undefined
   #rechecking = false
 
-  constructor (ws: WebSocket, request: FastifyRequest, identity: SocketIdentity, host: SessionHost) {
+  constructor ({ ws, connection, log, upgrade, identity }: SocketOpening, host: SessionHost) {
     const { options, stats } = host
-    this.request = request
-    this.log = request.log
+    this.upgrade = upgrade
+    this.log = log
     this.#ws = ws
     this.#host = host
-    this.limits = new SocketLimitTrips(stats, request.log, identity.user.userId)
-    this.#writer = new SocketWriter(ws, request.raw.socket, {
-      maxBufferedBytes: options.maxBufferedBytes, stats, log: request.log, userId: identity.user.userId
+    this.limits = new SocketLimitTrips(stats, log, identity.user.userId)
+    this.#writer = new SocketWriter(ws, connection, {
+      maxBufferedBytes: options.maxBufferedBytes, stats, log, userId: identity.user.userId
     })
-    this.#credential = new SocketCredential(identity, host.tokens, this)
+    this.#credential = new SocketCredential(identity, host.tokens, this, host.expiries)
     this.#presence = host.presence && new PresenceMessages(host.presence, this)
     this.#readReceipts = host.readReceipts && new ReadReceiptsMessages(host.readReceipts, this)
     this.#subscriptions = new SocketSubscriptions(host, this, this.#writer, {
@@ -107,8 +122,11 @@ export class SocketSession implements SubscribingSession, CredentialSession, Pre
     return this.#credential.user.userId
   }
 
-  /** One heartbeat tick: terminate the peer if it has not answered the previous ping, else ping it. */
-  heartbeat (): void {
+  /**
+   * One heartbeat tick: terminate the peer if it has not answered the previous ping, else ping it with `payload`
+   * (`PING_PAYLOAD_BYTES` random bytes of the hub's, cut from one random block per slice of the heartbeat).
+   */
+  heartbeat (payload: Buffer): void {
     if (this.#writer.closed) return
     if (!this.#answeredPing) {
       this.log.info({ userId: this.userId }, 'pov-realtime: peer missed its pong; terminating')
@@ -116,8 +134,8 @@ export class SocketSession implements SubscribingSession, CredentialSession, Pre
       return
     }
     this.#answeredPing = false
-    this.#pingPayload = randomBytes(PING_PAYLOAD_BYTES)
-    this.#writer.ping(this.#pingPayload)
+    this.#pingPayload = payload
+    this.#writer.ping(payload)
   }
 
   /** Closes with `code` (counted in stats), unless already closing. */
@@ -257,12 +275,15 @@ export class SocketSession implements SubscribingSession, CredentialSession, Pre
 
   /**
    * ws itself closes the socket on a frame it cannot accept (too big: 1009, not UTF-8: 1007, broken framing: 1002)
-   * and reports it here: count the close it sent. These are the client's faults, so they are logged at info.
+   * and reports it here: count the close it sent. These are the client's faults, so they are logged at info. Any
+   * other error is logged as one and the socket cut, as @fastify/websocket's error handler (which this listener
+   * replaces, see `upgrade-handover.ts`) did.
    */
   #onProtocolError (err: Error & { code?: string }): void {
     const code = closeCodeOfFrameError(err)
     if (code === undefined) {
-      this.log.warn({ err }, 'pov-realtime: socket error')
+      this.log.error({ err }, 'pov-realtime: socket error')
+      this.#ws.terminate()
       return
     }
     this.#writer.countClose(code)

@@ -9,11 +9,11 @@
  * (on the app's check, the broker, the read state): after each wait, a `subscribe` goes on only if its entry in
  * `#byPov` is still the one it put there.
  */
-import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
+import type { FastifyBaseLogger } from 'fastify'
 import { ErrorCode } from '../../types/wire-constants.js'
 import type { SubscribeMessage } from '../../types/messages.js'
 import type { Broker, Replay } from '../broker.js'
-import type { PovRealtimeUser, ResolvedOptions } from '../options.js'
+import type { PovRealtimeUser, ResolvedOptions, UpgradeRequestView } from '../options.js'
 import type { PresenceMessages } from '../presence/presence-messages.js'
 import type { ReadReceiptsMessages } from '../read-receipts/read-receipts-messages.js'
 import type { ReadState } from '../read-receipts/read-receipts-feature.js'
@@ -38,8 +38,8 @@ export interface SubscriptionHost {
 export interface SubscribingSession {
   /** The user now (an in-band `auth` may have refreshed their claims). */
   readonly user: PovRealtimeUser
-  /** The upgrade request, for `authorizeSubscription`. */
-  readonly request: FastifyRequest
+  /** What `authorizeSubscription` is told of the upgrade request. */
+  readonly upgrade: UpgradeRequestView
   readonly log: FastifyBaseLogger
   /** The socket's fairness limits. */
   readonly limits: SocketLimitTrips
@@ -197,7 +197,7 @@ export class SocketSubscriptions {
   }
 
   #check (povId: string): Promise<AuthorizationAnswer> {
-    return checkSubscription(this.#host.options, this.#session.user, povId, this.#session.request)
+    return checkSubscription(this.#host.options, this.#session.user, povId, this.#session.upgrade)
   }
 
   #refuse (povId: string): void {

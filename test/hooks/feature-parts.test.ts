@@ -191,6 +191,23 @@ t.test('read marks are ordered by where their activities stand among those held'
   t.same(reads.readersAt(store.positionOfId('a2')), ['ana', 'li'], 'seen by: marks at or after a2')
   t.same(reads.readersAt(store.positionOfId('a4')), ['ana'])
   t.same(reads.readersAt(store.positionOfId('unknown')), [], 'nothing about an activity not held')
+
+  const sorted = reads.value.get().reads
+  reads.activityArrived('c6')
+  reads.advance('c4')
+  t.equal(reads.value.get().reads, sorted, 'the unread count and the own mark moving keep the sorted marks as they were (not sorted again)')
+  reads.marksMoved([
+    { userId: 'bo', cursor: 'c3', readAt: '2026-01-01T00:00:01.000Z' },
+    { userId: 'li', cursor: 'c4', readAt: '2026-01-01T00:00:01.000Z' }
+  ])
+  t.not(reads.value.get().reads, sorted, 'moved marks make a new list')
+  t.same(reads.value.get().reads.map((mark) => `${mark.userId}@${mark.cursor}`), ['ana@c4', 'bo@c3', 'cy@elsewhere', 'li@c4'],
+    'a batch of moved marks merges: the users it names move, the others stay')
+  const merged = reads.value.get().reads
+  reads.marksMoved([])
+  t.equal(reads.value.get().reads, merged, 'an empty batch changes nothing')
+  reads.replaceMarks([{ userId: 'bo', cursor: 'c4', readAt: '2026-01-01T00:00:02.000Z' }])
+  t.same(reads.value.get().reads.map((mark) => mark.userId), ['bo'], 'an answer replaces them all')
 })
 
 // ---- offline storage ---------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import t from 'tap'
 import { usePovActivities, useReadReceipts, type ReadReceipts } from '../../hooks/index.js'
 import {
   MOCK_USER_ID, MockWebSocketProvider, getSentMessages, resetWebSocketMock, simulateConnectionStatus, simulateRead,
-  simulateReads, simulateSubscribed, simulateWebSocketMessage
+  simulateReads, simulateReadsMoved, simulateSubscribed, simulateWebSocketMessage
 } from '../../hooks/testing/index.js'
 
 let latest: ReadReceipts
@@ -75,6 +75,27 @@ t.test('the mark and unread count come with subscribed, reads are asked for, liv
   act(() => simulateRead('p1', 'li', 'c3'))
   t.same(feed(), [`a1 seen by li,${MOCK_USER_ID}`, `a2 seen by li,${MOCK_USER_ID}`, `a3 seen by li,${MOCK_USER_ID}`], 'read events move the marks')
   t.equal(sent('read').length, 1, "the server's echo sends nothing")
+})
+
+t.test('a busy PoV: marks moved in one server window (an unsolicited reads) merge into the answer\'s; the own one moves readCursor', async (t) => {
+  render(<MockWebSocketProvider><Receipts povId='p1' /></MockWebSocketProvider>)
+  act(() => {
+    for (const n of [1, 2, 3]) simulateWebSocketMessage(activity(n))
+    simulateSubscribed('p1', { readCursor: 'c1', unread: 2 })
+  })
+  t.same(sent('reads'), [{ type: 'reads', povId: 'p1' }])
+  act(() => simulateReads('p1', [{ userId: 'cy', cursor: 'c1' }, { userId: 'li', cursor: 'c1' }, { userId: MOCK_USER_ID, cursor: 'c1' }]))
+  t.equal(label('reads'), `cy@c1 li@c1 ${MOCK_USER_ID}@c1`, 'the answer')
+
+  act(() => simulateReadsMoved('p1', [{ userId: 'li', cursor: 'c3' }, { userId: 'bo', cursor: 'c2' }, { userId: MOCK_USER_ID, cursor: 'c2' }]))
+  t.equal(label('reads'), `bo@c2 cy@c1 li@c3 ${MOCK_USER_ID}@c2`, 'merged: cy, who did not move, stays')
+  t.equal(label('mark'), 'c2', "the user's own mark in the batch moves readCursor")
+  t.equal(label('unread'), '1', 'and the count')
+  t.same(feed(), [`a1 seen by bo,cy,li,${MOCK_USER_ID}`, `a2 seen by bo,li,${MOCK_USER_ID}`, 'a3 seen by li'])
+  t.equal(sent('read').length, 0, 'nothing is sent back')
+
+  act(() => simulateReads('p1', [{ userId: 'li', cursor: 'c3' }]))
+  t.equal(label('reads'), `bo@c2 cy@c1 li@c3 ${MOCK_USER_ID}@c2`, 'with no request unanswered, a reads merges')
 })
 
 t.test("the user's mark moved in another tab: readCursor follows, unread is counted again among the activities held", async (t) => {

@@ -65,6 +65,25 @@ t.test('subscribed brings the mark and count; markRead() comes back as the read 
   t.equal(server.app.povRealtime.stats().rejected.INVALID_MESSAGE ?? 0, 0, 'no read was refused')
 })
 
+t.test('a busy PoV: marks moved together reach the tab as one reads frame, merged into the marks it had', async (t) => {
+  const server = await startServer(t, { readReceipts: true })
+  const { b1, b2 } = await publish(server.app, 'b1', 'b2')
+  await server.app.povRealtime.markRead('cy', 'p1', b1!)
+  await server.app.povRealtime.markRead('li', 'p1', b1!)
+  await sleep(200) // their window has gone out (to nobody) before the tab subscribes
+  const [anaTab] = openTabs(t, server.httpUrl, 'ana')
+  const view = anaTab!.show(<Receipts povId='p1' />)
+  await until(t, () => label(view, 'reads'), `cy@${b1} li@${b1}`, 'the answer to reads: the marks made before')
+
+  // Two users' marks move in the same turn, so in one of the server's windows.
+  await Promise.all([server.app.povRealtime.markRead('li', 'p1', b2!), server.app.povRealtime.markRead('bo', 'p1', b2!)])
+  await until(t, () => label(view, 'reads'), `bo@${b2} cy@${b1} li@${b2}`, 'bo and li moved; cy, not in the batch, stays')
+  const batches = receivedOfType(anaTab!.sockets, 'reads')
+  t.equal(batches.length, 2, 'the answer, then one unsolicited reads')
+  t.same((batches[1]!.reads as Array<{ userId: string }>).map((mark) => mark.userId).sort(), ['bo', 'li'])
+  t.same(receivedOfType(anaTab!.sockets, 'read'), [], 'no read event: both marks came in the one frame')
+})
+
 t.test('a reload with persist shows the kept feed before the socket opens, then exactly what it missed: no gap, no duplicate', async (t) => {
   const server = await startServer(t, { readReceipts: true })
   const proxy = await startTcpProxy(t, server.port)

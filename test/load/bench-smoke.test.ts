@@ -8,11 +8,12 @@ import { readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
 import type { RunReport } from '../../bench/main.js'
+import { DENSITY, DENSITY_SMOKE, densityRefusal } from '../../bench/density.js'
 import { scenarios } from '../../bench/scenarios.js'
 import { redisBrokerMissing } from '../../bench/servers/plugin.js'
 import { distIsBuilt, packageRoot, reportDirectory, runBench } from '../helpers/bench-runs.js'
 
-const SMOKE_DEADLINE_MS = 180_000
+const SMOKE_DEADLINE_MS = 210_000
 
 t.setTimeout(SMOKE_DEADLINE_MS + 30_000)
 
@@ -112,4 +113,29 @@ t.test('the smoke run measures what presence and read receipts cost, each agains
       }
     }
   }
+})
+
+t.test('the smoke run plays the connection-density scenario against the plugin, plain ws and Socket.IO', async (t) => {
+  t.ok(distIsBuilt(), 'dist/ is built (npm run build)')
+  const { code, output, report } = await smoke()
+  t.equal(code, 0, 'the smoke run exits cleanly', { output })
+  for (const target of ['plugin', 'ws', 'socket.io']) {
+    const m = report.density?.find((d) => d.target === target)
+    if (!m) {
+      t.fail(`${target} produced no density result`, { output })
+      continue
+    }
+    t.equal(m.clients, DENSITY_SMOKE.clients, `${target}: every socket connected`)
+    t.equal(m.loadGenerators, DENSITY_SMOKE.clients / DENSITY_SMOKE.perProcess, `${target}: spread over the load generators`)
+    t.equal(m.large.received, m.large.expected, `${target}: every broadcast to the large PoV was delivered`)
+    t.equal(m.large.expected, DENSITY_SMOKE.largeBroadcasts * DENSITY_SMOKE.largePov)
+    t.equal(m.steady.received, m.steady.expected, `${target}: every broadcast at the steady rate was delivered`)
+    t.ok(m.heapBytes > 0 && m.rssBytes !== 0 && m.perSecond > 0 && m.lag.max >= 0, `${target}: memory, rate and event-loop delay measured`)
+  }
+})
+
+t.test('the density scenario refuses a count the file limit cannot hold, before starting anything', async (t) => {
+  const refusal = densityRefusal(DENSITY, 10_000)
+  t.match(refusal, /file limit \(ulimit -n\) is 10000: 18,000 sockets need about 18,100 descriptors in the server process; ask for at most 9900/)
+  t.equal(densityRefusal(DENSITY, 20_000), undefined, '18,000 fit under 20,000')
 })

@@ -3,12 +3,13 @@
  * and a master that dies mid-traffic while its replica takes over. The suites shared with stand-alone Redis run on
  * the cluster too (see `redis-targets.ts`); these tests are about the cluster itself.
  */
-import { Redis } from 'ioredis'
+import { Redis, type Cluster } from 'ioredis'
 import t from 'tap'
+import { createRedisBroker } from '../../lib/redis/index.js'
 import type { TestClient } from '../helpers/client.js'
 import { startRedisInstances } from '../helpers/redis-instances.js'
 import { openRedisTarget, type RedisTarget } from '../helpers/redis-targets.js'
-import { activity, sleep, waitFor } from '../helpers/server.js'
+import { activity, sleep, startServer, waitFor } from '../helpers/server.js'
 
 /** PoV ids whose slots belong to `count` different masters, with each one's master port. */
 async function povsOnDistinctShards (redis: RedisTarget, count: number): Promise<Array<{ povId: string, port: number }>> {
@@ -84,6 +85,35 @@ t.test('PoVs on three shards: each PoV\'s channel is a sharded channel on its ow
     for (const { povId } of povs) {
       t.same(idsOf(client, povId), Array.from({ length: perPov }, (_, i) => `${povId}-${i}`), `${povId}: each activity once, in publish order`)
     }
+  }
+})
+
+t.test('a burst of one turn over PoVs on three shards: one pipeline per PoV, every PoV\'s entries in call order, once', async (t) => {
+  const redis = await openRedisTarget(t, 'cluster')
+  const povs = (await povsOnDistinctShards(redis, 3)).map(({ povId }) => povId)
+  const appCluster = redis.cluster!.client()
+  t.teardown(() => appCluster.disconnect())
+  const a = await startServer(t, { broker: createRedisBroker({ redis: appCluster, keyPrefix: redis.keyPrefix }) })
+  const [b] = await startRedisInstances(t, redis, 1)
+  const onB = await b!.connect()
+  for (const povId of povs) await onB.subscribe(povId)
+
+  let pipelines = 0
+  const pipeline = appCluster.pipeline.bind(appCluster)
+  appCluster.pipeline = ((...args: Parameters<Cluster['pipeline']>) => {
+    pipelines++
+    return pipeline(...args)
+  }) as Cluster['pipeline']
+  const burst = []
+  for (let i = 0; i < 30; i++) burst.push(a.app.broadcastActivity(activity(povs[i % 3]!, { id: `e${i}` })))
+  const results = await Promise.all(burst)
+  t.equal(pipelines, 3, '30 publishes of one turn over 3 PoVs: one pipeline per PoV (a Cluster pipeline holds one slot)')
+  for (const [n, povId] of povs.entries()) {
+    const expected = Array.from({ length: 10 }, (_, k) => `e${k * 3 + n}`)
+    await waitFor(() => idsOf(onB, povId).length === 10, 5000, `${povId} on B`)
+    t.same(idsOf(onB, povId), expected, `${povId}: in call order, once`)
+    t.same(onB.messages.filter((m) => m.type === 'activity' && (m.data as { povId: string }).povId === povId).map((m) => m.cursor),
+      results.filter((_, i) => i % 3 === n).map((result) => result.cursor), `${povId}: the cursors broadcastActivity resolved`)
   }
 })
 

@@ -186,3 +186,27 @@ testOnEachTarget('a cursor of another PoV, or a bogus one, is refused on the wir
   t.equal(readerOnB.ws.readyState, readerOnB.ws.OPEN, 'the socket stayed open, and a real cursor still works')
   await waitFor(() => readEvents(readerOnB).length === 1, CROSSING)
 })
+
+testOnEachTarget('marks of several users moved together on A reach B\'s subscribers as reads frames carrying them all, once each', async (t, redis) => {
+  const [a, b] = await startRedisInstances(t, redis, 2, { readReceipts: true })
+  const cursors = await publish(a!.app, 'p1', 3)
+  const watcherOnA = await connectAs(a!, 'w1')
+  const watcherOnB = await connectAs(b!, 'w2')
+  await watcherOnA.subscribe('p1')
+  await watcherOnB.subscribe('p1')
+
+  await Promise.all(['u1', 'u2', 'u3'].map((userId, i) => a!.app.povRealtime.markRead(userId, 'p1', cursors[i]!)))
+  const expected = [['u1', cursors[0]], ['u2', cursors[1]], ['u3', cursors[2]]]
+  const told = (client: TestClient) => client.messages
+    .flatMap((m) => m.type === 'reads' ? m.reads as Message[] : m.type === 'read' ? [m] : [])
+    .map((mark) => [mark.userId, mark.cursor]).sort()
+  const batch = await watcherOnA.next('reads')
+  t.same((batch.reads as Message[]).map((mark) => [mark.userId, mark.cursor]).sort(), expected,
+    'on A, where the marks moved in one window: one reads frame with all three')
+  await waitFor(() => told(watcherOnB).length === 3, CROSSING, 'B to tell all three marks')
+  await afterCoalescing()
+  t.same(told(watcherOnB), expected, 'on B every mark once, whether in one frame or over windows')
+  const frames = watcherOnB.messages.filter((m) => m.type === 'reads' || m.type === 'read')
+  t.comment(`B's subscriber got the three marks in ${frames.length} frame(s)`)
+  for (const frame of frames) if (frame.type === 'reads') t.ok((frame.reads as Message[]).length > 1, 'a reads frame carries several marks')
+})

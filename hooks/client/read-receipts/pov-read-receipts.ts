@@ -34,6 +34,11 @@ export const NOTHING_READ: ReadReceiptsSnapshot = Object.freeze({ reads: Object.
 export class PovReadReceipts {
   readonly #positions: CursorPositions
   readonly #marks = new Map<string, ReadMark>()
+  /**
+   * `#marks` sorted by `userId`, as the snapshot shows them; dropped when a mark moves. A busy PoV changes its unread
+   * count with every activity: the marks are sorted again only when they changed, not on each of those.
+   */
+  #sorted: readonly ReadMark[] | undefined = NOTHING_READ.reads
   #readCursor: string | null = null
   #unread: number | null = null
   readonly value: PublishedValue<ReadReceiptsSnapshot>
@@ -111,7 +116,14 @@ export class PovReadReceipts {
 
   /** A `read` event: `mark` is a user's new mark. */
   markMoved (mark: ReadMark): void {
-    this.#marks.set(mark.userId, mark)
+    this.marksMoved([mark])
+  }
+
+  /** An unsolicited `reads`: the marks that moved in one of the server's windows; the other users' stay as they are. */
+  marksMoved (marks: readonly ReadMark[]): void {
+    if (marks.length === 0) return
+    for (const mark of marks) this.#marks.set(mark.userId, mark)
+    this.#sorted = undefined
     this.#changed()
   }
 
@@ -119,6 +131,7 @@ export class PovReadReceipts {
   replaceMarks (marks: readonly ReadMark[]): void {
     this.#marks.clear()
     for (const mark of marks) this.#marks.set(mark.userId, mark)
+    this.#sorted = undefined
     this.#changed()
   }
 
@@ -138,6 +151,7 @@ export class PovReadReceipts {
   /** Forgets everything (the subscription ended, or another user signed in). */
   clear (): void {
     this.#marks.clear()
+    this.#sorted = NOTHING_READ.reads
     this.#readCursor = null
     this.#unread = null
     this.value.set(NOTHING_READ)
@@ -148,8 +162,9 @@ export class PovReadReceipts {
   }
 
   #changed (): void {
+    this.#sorted ??= Object.freeze([...this.#marks.values()].sort((a, b) => byCodeUnits(a.userId, b.userId)))
     this.value.set(Object.freeze({
-      reads: Object.freeze([...this.#marks.values()].sort((a, b) => byCodeUnits(a.userId, b.userId))),
+      reads: this.#sorted,
       readCursor: this.#readCursor,
       unread: this.#unread
     }))

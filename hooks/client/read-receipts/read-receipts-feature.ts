@@ -1,7 +1,13 @@
 /**
  * Read receipts on the watched PoVs: this user's marks (`markRead`), shown at once and sent, or kept waiting
  * (`pending-reads.ts`) until the PoV is subscribed again; everyone's marks, asked for (`reads`) on each subscription
- * for the components that show them and kept up to date by `read` events; the unread count of each PoV.
+ * for the components that show them and kept up to date by `read` events and unsolicited `reads` (the marks that
+ * moved in one of the server's windows); the unread count of each PoV.
+ *
+ * An unsolicited `reads` has the shape of an answer: a `reads` on a PoV with a request of this connection still
+ * unanswered is taken as the answer (the PoV's marks replaced), any other as moved marks (merged). Should a batch
+ * come in just before the answer, it is taken for the answer and the answer merged after it: the marks end up the
+ * same.
  *
  * `read` and `reads` go out only on a PoV whose `subscribed` carried `readCursor` on this connection: that is how the
  * server shows it has read receipts on, so that an app whose server has them off never draws a `NOT_ENABLED`.
@@ -32,6 +38,8 @@ export class ReadReceiptsFeature {
   readonly #options: ReadReceiptsFeatureOptions
   /** Components that read everyone's marks, by PoV: `reads` is asked for on each subscription. */
   readonly #followers = new Map<string, number>()
+  /** `reads` requests sent on this connection and not answered yet, by PoV. */
+  readonly #asked = new Map<string, number>()
   /**
    * A `subscribed` of this session carried `readCursor`: read receipts are on (a later one without it means the
    * server's mark store is unreachable for now, and marks wait rather than being refused).
@@ -63,7 +71,7 @@ export class ReadReceiptsFeature {
   followReads (povId: string): () => void {
     this.#followers.set(povId, (this.#followers.get(povId) ?? 0) + 1)
     const pov = this.#options.povs.get(povId)
-    if (pov?.subscribed && pov.readReceipts) this.#options.send({ type: 'reads', povId })
+    if (pov?.subscribed && pov.readReceipts) this.#ask(povId)
     return releaseOnce(() => {
       const count = (this.#followers.get(povId) ?? 1) - 1
       if (count > 0) this.#followers.set(povId, count)
@@ -78,13 +86,15 @@ export class ReadReceiptsFeature {
   subscribed (message: SubscribedMessage, pov: PovState): void {
     if (!('readCursor' in message)) return
     const { povId } = message
-    const { pendingReads, offline, send } = this.#options
+    const { pendingReads, offline } = this.#options
     pov.readReceipts = true
     this.#on = true
     const pending = pendingReads.get(povId)
     pov.reads.subscribed(message.readCursor ?? null, message.unread ?? null, pending !== undefined)
     if (pending !== undefined && this.#sendRead(povId, pov, pending)) pendingReads.sent(povId)
-    if (this.#followers.has(povId)) send({ type: 'reads', povId })
+    // A request of an earlier connection is never answered.
+    this.#asked.delete(povId)
+    if (this.#followers.has(povId)) this.#ask(povId)
     offline.save(povId)
     if (pending !== undefined) offline.flush()
   }
@@ -106,6 +116,7 @@ export class ReadReceiptsFeature {
   /** The session ended: whether the next server has read receipts on is unknown, and no mark waits. */
   forget (): void {
     this.#options.pendingReads.clear()
+    this.#asked.clear()
     this.#on = false
   }
 
@@ -120,7 +131,14 @@ export class ReadReceiptsFeature {
     const pov = this.#options.povs.subscribed(message.povId)
     if (!pov || !Array.isArray(message.reads)) return
     const marks = message.reads.filter(isReadMark)
-    pov.reads.replaceMarks(marks)
+    const asked = this.#asked.get(message.povId) ?? 0
+    if (asked > 0) {
+      if (asked > 1) this.#asked.set(message.povId, asked - 1)
+      else this.#asked.delete(message.povId)
+      pov.reads.replaceMarks(marks)
+    } else {
+      pov.reads.marksMoved(marks)
+    }
     const userId = this.#options.userId()
     const own = marks.find((mark) => mark.userId === userId)
     if (own) this.#ownMarkMoved(message.povId, pov, own.cursor)
@@ -131,6 +149,11 @@ export class ReadReceiptsFeature {
     this.#options.pendingReads.confirmed(povId, cursor)
     pov.reads.advance(cursor)
     this.#options.offline.save(povId)
+  }
+
+  /** Asks for everyone's marks on `povId`; its answer is told from moved marks by this count. */
+  #ask (povId: string): void {
+    if (this.#options.send({ type: 'reads', povId })) this.#asked.set(povId, (this.#asked.get(povId) ?? 0) + 1)
   }
 
   /** Sends a `read` if the PoV is subscribed with read receipts on; true when it went out. */

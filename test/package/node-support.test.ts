@@ -10,9 +10,9 @@ import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 // @ts-expect-error: a plain .mjs script, run by npm before the scripts that need a supported Node
-import { floorOf, nodeVersionProblem } from '../scripts/check-node.mjs'
+import { floorOf, nodeVersionProblem } from '../../scripts/check-node.mjs'
 
-const root = fileURLToPath(new URL('..', import.meta.url))
+const root = fileURLToPath(new URL('../..', import.meta.url))
 // semver comes with the development tree (eslint, tap, typescript-eslint); resolved from the package root.
 const semver = createRequire(`${root}package.json`)('semver') as { satisfies: (version: string, range: string) => boolean }
 const problemOf = nodeVersionProblem as (version: string, range: string) => string | undefined

@@ -10,9 +10,9 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
-import { TestClient } from './helpers/client.js'
+import { TestClient } from '../helpers/client.js'
 
-const root = fileURLToPath(new URL('..', import.meta.url))
+const root = fileURLToPath(new URL('../..', import.meta.url))
 
 /** The code of the fenced block right under `<!-- README snippet: <name> … -->`. */
 function snippet (readme: string, name: string): string {

@@ -12,7 +12,7 @@ import { promisify } from 'node:util'
 import { build } from 'esbuild'
 import t from 'tap'
 
-const root = fileURLToPath(new URL('../', import.meta.url))
+const root = fileURLToPath(new URL('../../', import.meta.url))
 const run = promisify(execFile)
 
 interface PackageJson {
