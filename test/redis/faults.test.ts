@@ -3,7 +3,7 @@
  * its own `redis-server` (or a proxy in front of the shared one) so that it can break it.
  */
 import t from 'tap'
-import { Redis } from 'ioredis'
+import { Cluster, Redis } from 'ioredis'
 import WebSocket from 'ws'
 import { createRedisBroker } from '../../lib/redis/index.js'
 import type { TestClient } from '../helpers/client.js'
@@ -226,4 +226,9 @@ t.test('createRedisBroker refuses bad options at once', async (t) => {
   t.throws(() => createRedisBroker({ redis: 'redis://127.0.0.1:6379', keyPrefix: 'a{b}:' }), { code: 'POV_REALTIME_INVALID_OPTION' })
   t.throws(() => createRedisBroker({ redis: 'redis://127.0.0.1:6379', timeout: 0 }), { code: 'POV_REALTIME_INVALID_OPTION' })
   t.throws(() => createRedisBroker({ redis: '' }), { code: 'POV_REALTIME_INVALID_OPTION' })
+  // An ioredis without sharded subscribers (older than the option): refused at once rather than subscribed on the wrong node.
+  const cluster = new Cluster([{ host: '127.0.0.1', port: 6379 }], { lazyConnect: true })
+  t.teardown(() => cluster.disconnect())
+  delete (cluster.options as { shardedSubscribers?: boolean }).shardedSubscribers
+  t.throws(() => createRedisBroker({ redis: cluster }), { code: 'POV_REALTIME_INVALID_OPTION', message: /shardedSubscribers/ })
 })
