@@ -494,11 +494,18 @@ class RedisBroker implements Broker {
       this.#faulted()
       this.#log.warn(err ? { err } : {}, `pov-realtime: Redis ${role} connection lost; reconnecting`)
     }
+    const restored = () => {
+      if (this.#down.delete(connection)) this.#log.info(`pov-realtime: Redis ${role} connection restored`)
+    }
     connection.on('error', (err: Error) => lost(err))
     connection.on('close', () => lost())
-    connection.on('ready', () => {
-      if (this.#down.delete(connection)) this.#log.info(`pov-realtime: Redis ${role} connection restored`)
-    })
+    connection.on('ready', restored)
+    if (this.#sharded && role === 'subscriber') {
+      // A Cluster subscriber stays 'ready' while one of its per-master connections is lost (killed, its master
+      // failed): ioredis says so with '-node', and 'subscribersReady' once it has replaced them.
+      connection.on('-node', () => lost())
+      connection.on('subscribersReady', restored)
+    }
   }
 
   #faulted (): void {
