@@ -5,7 +5,7 @@
  * and knows all six nodes; every node is stopped by its pid at teardown and the directories removed. The shared Redis
  * at 6379 is never touched.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process'
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdtemp, rm } from 'node:fs/promises'
 import net from 'node:net'
@@ -16,6 +16,29 @@ import { Cluster, Redis, type ClusterOptions } from 'ioredis'
 import { sleep, type Teardown } from './server.js'
 
 const run = promisify(execFile)
+
+const inCI = process.env.CI === 'true' || process.env.CI === '1'
+
+function runs (command: string): boolean {
+  try {
+    execFileSync(command, ['--version'], { stdio: 'ignore' })
+    return true
+  } catch {
+    return false
+  }
+}
+
+/**
+ * The `skip` option of a cluster test: skipped (with a loud note) when `redis-server` or `redis-cli` is missing
+ * outside CI; under CI the test runs (and fails at once without them: `.ci/run` installs both).
+ */
+export function skipWithoutRedisCluster (): string | false {
+  const missing = ['redis-server', 'redis-cli'].filter((tool) => !runs(tool))
+  if (missing.length === 0 || inCI) return false
+  console.error(`\n*** SKIPPING a Redis Cluster test: ${missing.join(' and ')} missing. Install with ` +
+    '`apt-get install -y redis-server redis-tools` (CI installs them, and under CI=true this test fails instead). ***\n')
+  return `${missing.join(' and ')} missing (apt-get install -y redis-server redis-tools)`
+}
 
 /** A node's cluster bus listens on its port + 10000, so both must be free. */
 const BUS_OFFSET = 10000

@@ -9,7 +9,7 @@ import type { Cluster, Redis } from 'ioredis'
 import tap from 'tap'
 import type { Broker } from '../../lib/broker.js'
 import { createRedisBroker, type RedisBrokerOptions } from '../../lib/redis/index.js'
-import { startRedisCluster, type RedisClusterServer } from './redis-cluster.js'
+import { skipWithoutRedisCluster, startRedisCluster, type RedisClusterServer } from './redis-cluster.js'
 import { sharedRedis, uniqueKeyPrefix } from './redis-server.js'
 import type { Teardown } from './server.js'
 
@@ -84,7 +84,8 @@ export type TapTest = Parameters<Parameters<typeof tap.test>[0]>[0]
 /** Defines the test `name` once per target (`name [standalone]`, `name [cluster]`), each with its target's Redis. */
 export function testOnEachTarget (name: string, body: (t: TapTest, redis: RedisTarget) => Promise<void>): void {
   for (const target of REDIS_TARGETS) {
-    tap.test(`${name} [${target}]`, async (t) => { await body(t, await openRedisTarget(t, target)) })
+    const skip = target === 'cluster' && skipWithoutRedisCluster()
+    tap.test(`${name} [${target}]`, { skip }, async (t) => { await body(t, await openRedisTarget(t, target)) })
   }
 }
 

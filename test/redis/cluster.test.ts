@@ -7,6 +7,7 @@ import { Redis, type Cluster } from 'ioredis'
 import t from 'tap'
 import { createRedisBroker } from '../../lib/redis/index.js'
 import type { TestClient } from '../helpers/client.js'
+import { skipWithoutRedisCluster } from '../helpers/redis-cluster.js'
 import { startRedisInstances } from '../helpers/redis-instances.js'
 import { openRedisTarget, type RedisTarget } from '../helpers/redis-targets.js'
 import { activity, sleep, startServer, waitFor } from '../helpers/server.js'
@@ -54,7 +55,7 @@ function inHistoryOrder (client: TestClient, povId: string): boolean {
 }
 const resyncsOf = (client: TestClient, povId: string) => client.messages.filter((m) => m.type === 'resync' && m.povId === povId)
 
-t.test('PoVs on three shards: each PoV\'s channel is a sharded channel on its own master only, and every activity arrives in order', async (t) => {
+t.test('PoVs on three shards: each PoV\'s channel is a sharded channel on its own master only, and every activity arrives in order', { skip: skipWithoutRedisCluster() }, async (t) => {
   const redis = await openRedisTarget(t, 'cluster')
   const povs = await povsOnDistinctShards(redis, 3)
   t.equal(povs.length, 3, 'three PoVs, one per master')
@@ -88,7 +89,7 @@ t.test('PoVs on three shards: each PoV\'s channel is a sharded channel on its ow
   }
 })
 
-t.test('a burst of one turn over PoVs on three shards: one pipeline per PoV, every PoV\'s entries in call order, once', async (t) => {
+t.test('a burst of one turn over PoVs on three shards: one pipeline per PoV, every PoV\'s entries in call order, once', { skip: skipWithoutRedisCluster() }, async (t) => {
   const redis = await openRedisTarget(t, 'cluster')
   const povs = (await povsOnDistinctShards(redis, 3)).map(({ povId }) => povId)
   const appCluster = redis.cluster!.client()
@@ -117,7 +118,7 @@ t.test('a burst of one turn over PoVs on three shards: one pipeline per PoV, eve
   }
 })
 
-t.test('sharded subscriber connections killed on every master (CLIENT KILL TYPE pubsub): the gap is filled from the history, no resync, no socket closed', async (t) => {
+t.test('sharded subscriber connections killed on every master (CLIENT KILL TYPE pubsub): the gap is filled from the history, no resync, no socket closed', { skip: skipWithoutRedisCluster() }, async (t) => {
   const redis = await openRedisTarget(t, 'cluster')
   const povs = (await povsOnDistinctShards(redis, 3)).map(({ povId }) => povId)
   const [a, b] = await startRedisInstances(t, redis, 2)
@@ -150,7 +151,7 @@ t.test('sharded subscriber connections killed on every master (CLIENT KILL TYPE 
   t.ok(a!.logs.some((line) => line.includes('Redis subscriber connection lost')), 'and are logged')
 })
 
-t.test('a master killed mid-traffic: sockets stay open, every acknowledged activity arrives once in order or a resync says what was lost, no publish hangs', async (t) => {
+t.test('a master killed mid-traffic: sockets stay open, every acknowledged activity arrives once in order or a resync says what was lost, no publish hangs', { skip: skipWithoutRedisCluster() }, async (t) => {
   const redis = await openRedisTarget(t, 'cluster')
   const timeout = 1000
   const servers = await startRedisInstances(t, redis, 2, {}, { timeout })
