@@ -201,6 +201,10 @@ class RedisBroker implements Broker {
     if (typeof presenceTtl !== 'number' || !Number.isSafeInteger(presenceTtl) || presenceTtl < 100) {
       fail(`presenceTtl must be an integer of at least 100 (ms), got ${JSON.stringify(presenceTtl)}`)
     }
+    if (redis instanceof Cluster && (redis.options.keyPrefix ?? redis.options.redisOptions?.keyPrefix)) {
+      // ioredis prefixes sharded channels (they count as keys) but not the ones the scripts publish on: they would differ.
+      fail('an ioredis Cluster with a keyPrefix of its own is not supported; use the broker\'s keyPrefix option instead')
+    }
     if (redis instanceof Cluster && !('shardedSubscribers' in redis.options)) {
       // An older ioredis would send SSUBSCRIBE on its one subscriber connection, to a node that may not own the slot.
       fail('this ioredis Cluster has no shardedSubscribers option (sharded pub/sub); upgrade ioredis (see docs/redis.md#redis-cluster)')

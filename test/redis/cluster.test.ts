@@ -151,6 +151,16 @@ t.test('sharded subscriber connections killed on every master (CLIENT KILL TYPE 
   t.ok(a!.logs.some((line) => line.includes('Redis subscriber connection lost')), 'and are logged')
 })
 
+t.test('an app\'s Cluster with an ioredis keyPrefix of its own is refused with a clear error', { skip: skipWithoutRedisCluster() }, async (t) => {
+  const redis = await openRedisTarget(t, 'cluster')
+  for (const options of [{ keyPrefix: 'app:' }, { redisOptions: { keyPrefix: 'app:' } }]) {
+    const appCluster = redis.cluster!.client({ ...options, lazyConnect: true })
+    t.teardown(() => appCluster.disconnect())
+    t.throws(() => createRedisBroker({ redis: appCluster, keyPrefix: 'broker:' }),
+      { code: 'POV_REALTIME_INVALID_OPTION', message: /keyPrefix of its own is not supported; use the broker's keyPrefix/ }, JSON.stringify(options))
+  }
+})
+
 t.test('a master killed mid-traffic: sockets stay open, every acknowledged activity arrives once in order or a resync says what was lost, no publish hangs', { skip: skipWithoutRedisCluster() }, async (t) => {
   const redis = await openRedisTarget(t, 'cluster')
   const timeout = 1000
