@@ -70,6 +70,11 @@ export interface RedisClusterServer {
    * the slot, every live node reports `cluster_state:ok`); resolves with the killed node and how long it took.
    */
   failOver (key: string, timeout?: number): Promise<{ killed: ClusterNodeProcess, ms: number }>
+  /**
+   * A planned failover: `CLUSTER FAILOVER` on a replica of `key`'s master (the master stops taking writes until the
+   * replica has caught up, then they swap roles); resolves once the replica owns the slot and the cluster is healthy.
+   */
+  plannedFailover (key: string, timeout?: number): Promise<{ ms: number }>
 }
 
 async function isFree (port: number): Promise<boolean> {
@@ -214,6 +219,23 @@ export async function startRedisCluster (t: Teardown): Promise<RedisClusterServe
     client: (options) => new Cluster(startupNodes, options),
     masterOf,
     untilHealthy,
+    async plannedFailover (key, timeout = 30_000) {
+      const master = await masterOf(key)
+      const probe = new Redis({ port: master.port, host: '127.0.0.1', lazyConnect: true })
+      const slot = await probe.call('CLUSTER', 'KEYSLOT', key) as number
+      const replicaPort = Number(/^slave0:.*port=(\d+)/m.exec(await probe.info('replication'))?.[1])
+      probe.disconnect()
+      const replica = new Redis({ port: replicaPort, host: '127.0.0.1', lazyConnect: true })
+      const started = Date.now()
+      await replica.call('CLUSTER', 'FAILOVER')
+      replica.disconnect()
+      while (await ownerOf(slot) !== replicaPort) {
+        if (Date.now() - started > timeout) throw new Error(`the replica on ${replicaPort} did not take over slot ${slot} within ${timeout} ms`)
+        await sleep(50)
+      }
+      await untilHealthy(Math.max(1000, timeout - (Date.now() - started)))
+      return { ms: Date.now() - started }
+    },
     async failOver (key, timeout = 30_000) {
       const killed = await masterOf(key)
       const probe = new Redis({ port: killed.port, host: '127.0.0.1', lazyConnect: true })

@@ -161,6 +161,50 @@ t.test('an app\'s Cluster with an ioredis keyPrefix of its own is refused with a
   }
 })
 
+t.test('a planned failover (CLUSTER FAILOVER) mid-traffic: every acknowledged activity once, in order, no resync, no socket closed', { skip: skipWithoutRedisCluster() }, async (t) => {
+  const redis = await openRedisTarget(t, 'cluster')
+  const servers = await startRedisInstances(t, redis, 2, {}, { timeout: 1000 })
+  const povId = 'planned'
+  const clients: TestClient[] = []
+  for (const server of servers) {
+    const client = await server.connect()
+    await client.subscribe(povId)
+    clients.push(client)
+  }
+  const acknowledged: string[] = []
+  const rejected: unknown[] = []
+  const state = { publishing: true }
+  const publishers = servers.map(async (server, s) => {
+    for (let k = 0; state.publishing; k++) {
+      try {
+        await server.app.broadcastActivity(activity(povId, { id: `s${s}-${k}` }))
+        acknowledged.push(`s${s}-${k}`)
+      } catch (err) {
+        rejected.push(err)
+        await sleep(50)
+      }
+    }
+  })
+  await waitFor(() => acknowledged.length >= 20, 10_000, 'traffic before the failover')
+  const { ms } = await redis.cluster!.plannedFailover(`${redis.keyPrefix}{${povId}}`)
+  const before = acknowledged.length
+  await waitFor(() => acknowledged.length >= before + 20, 30_000, 'publishes on the new master')
+  state.publishing = false
+  await Promise.all(publishers)
+  t.comment(`the replica took over in ${ms} ms; ${acknowledged.length} acknowledged, ${rejected.length} rejected`)
+  for (const err of rejected) t.match(err, { code: 'POV_REALTIME_BROKER_UNAVAILABLE' }, 'a publish during the failover rejects with the coded error')
+
+  for (const [i, client] of clients.entries()) {
+    await waitFor(() => acknowledged.every((id) => idsOf(client, povId).includes(id)), 20_000, `subscriber ${i} to have every acknowledged activity`)
+    const ids = idsOf(client, povId)
+    t.equal(new Set(ids).size, ids.length, `subscriber ${i}: no activity twice`)
+    t.ok(inHistoryOrder(client, povId), `subscriber ${i}: in history order`)
+    t.same(resyncsOf(client, povId), [], `subscriber ${i}: no resync (a planned failover loses nothing)`)
+    t.equal(client.ws.readyState, client.ws.OPEN, `subscriber ${i}: the socket stayed open`)
+  }
+})
+
+// Last: the killed master stays dead, so its shard has no replica left for the tests after it.
 t.test('a master killed mid-traffic: sockets stay open, every acknowledged activity arrives once in order or a resync says what was lost, no publish hangs', { skip: skipWithoutRedisCluster() }, async (t) => {
   const redis = await openRedisTarget(t, 'cluster')
   const timeout = 1000
