@@ -183,12 +183,30 @@ t.test('a reads answer lists at most MAX_READS_PER_ANSWER marks, the most recent
   await server.app.povRealtime.markRead('earliest', 'crowded', cursor!)
   await sleep(5) // so that every later mark has a later readAt
   for (let i = 0; i < MAX_READS_PER_ANSWER; i++) await server.app.povRealtime.markRead(`reader-${i}`, 'crowded', cursor!)
+  // Past the coalescing window: a subscriber of that instant would get the window's marks too, as unsolicited `reads`.
+  await sleep(READ_EVENT_COALESCE_MS * 2)
   const client = await server.connect()
   await client.subscribe('crowded')
   const { reads } = await client.request({ type: 'reads', povId: 'crowded' }, 'reads') as unknown as { reads: Array<{ userId: string }> }
   t.equal(reads.length, MAX_READS_PER_ANSWER)
   t.notOk(reads.some((mark) => mark.userId === 'earliest'), 'the oldest mark is the one left out')
   t.equal((await server.app.povRealtime.reads('crowded')).length, MAX_READS_PER_ANSWER + 1)
+})
+
+t.test('marks that move in one window go out in frames of at most MAX_READS_PER_ANSWER marks', async (t) => {
+  const server = await startServer(t, { readReceipts: true })
+  const [cursor] = await publish(server.app, 'crowded', 1)
+  const client = await server.connect()
+  await client.subscribe('crowded')
+  await Promise.all(Array.from({ length: MAX_READS_PER_ANSWER + 1 }, (_, i) =>
+    server.app.povRealtime.markRead(`reader-${i}`, 'crowded', cursor!)))
+  const marksIn = (m: Message): number => m.type === 'reads' ? (m.reads as unknown[]).length : m.type === 'read' ? 1 : 0
+  await waitFor(() => client.messages.reduce((sum, m) => sum + marksIn(m), 0) === MAX_READS_PER_ANSWER + 1, 5000, 'every mark')
+  const frames = client.messages.filter((m) => marksIn(m) > 0)
+  t.ok(frames.length >= 2, `${frames.length} frames`)
+  t.ok(frames.every((m) => marksIn(m) <= MAX_READS_PER_ANSWER), 'none carries more than an answer may')
+  const users = new Set(frames.flatMap((m) => m.type === 'reads' ? (m.reads as Array<{ userId: string }>).map((r) => r.userId) : [m.userId]))
+  t.equal(users.size, MAX_READS_PER_ANSWER + 1, 'every user\'s mark once')
 })
 
 t.test('subscribed carries readCursor and unread: the whole window without a mark, what follows the mark with one', async (t) => {

@@ -125,7 +125,11 @@ export class ReadReceiptsFeature {
   #flush (): void {
     this.#flushTimer = undefined
     for (const [povId, marks] of this.#gathered) {
-      this.#send(povId, Buffer.from(JSON.stringify(marksMoved(povId, [...marks.values()]))))
+      // No frame carries more marks than an answer to `reads` may: a window in which thousands moved is several frames.
+      const moved = [...marks.values()]
+      for (let i = 0; i < moved.length; i += MAX_READS_PER_ANSWER) {
+        this.#send(povId, Buffer.from(JSON.stringify(marksMoved(povId, moved.slice(i, i + MAX_READS_PER_ANSWER)))))
+      }
     }
     this.#gathered.clear()
   }
