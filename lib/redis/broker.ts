@@ -8,6 +8,11 @@
  * (`ordered-channel.ts`), that delivers every entry once, in order, and fills any gap (a cut connection) from the
  * stream. See `scripts.ts` for what lives in Redis and `cursor.ts` for cursors.
  *
+ * On a Redis Cluster (an ioredis `Cluster` passed as `redis`) every key and channel of one PoV shares a hash tag, so
+ * one shard holds them and each script stays in one slot; the PoV channels are sharded (SPUBLISH from the scripts,
+ * SSUBSCRIBE on a subscriber Cluster client that keeps one connection per master), so a PoV's traffic stays on its
+ * shard instead of reaching every node.
+ *
  * This is the only file that imports ioredis at run time: apps without Redis never load it.
  */
 import { once } from 'node:events'
@@ -25,15 +30,17 @@ import { DEFAULT_PRESENCE_TTL, RedisPresenceRelay, newInstanceId } from './prese
 import { PublishBatcher, UNWRITABLE_MESSAGE, type PublishFailure } from './publish-batch.js'
 import { RedisReadMarkStore } from './read-marks.js'
 import {
-  parseChannelEntry, povKeys, readAfter, type ChannelEntry, type PovKeys, type Window
+  parseChannelEntry, povKeys, readAfter, type ChannelEntry, type PovKeys, type RedisClient, type Window
 } from './scripts.js'
 
 export interface RedisBrokerOptions {
   /**
    * An ioredis client, which stays the app's (the broker uses it for commands and never closes it), or a URL or
    * ioredis options for a client that the broker opens and closes. The broker also opens one subscriber connection.
+   * An ioredis `Cluster` (Redis 7 or later) runs the broker on a Redis Cluster: it stays the app's too, and the
+   * broker opens a subscriber Cluster client of the same nodes with one sharded subscriber connection per master.
    */
-  redis: Redis | string | RedisOptions
+  redis: Redis | Cluster | string | RedisOptions
   /** Prefix of every key and channel, so that several apps can share one Redis. Default `'pov-realtime:'`. */
   keyPrefix?: string
   /**
@@ -92,8 +99,8 @@ function markNotSent (err: unknown): never {
 
 /**
  * The broker for several instances: `register(povRealtime, { secret, broker: createRedisBroker({ redis }) })`.
- * Requires Redis 6.2 or later.
- * @param options.redis an ioredis client (the app keeps it), or a URL or ioredis options (the broker opens and closes it)
+ * Requires Redis 6.2 or later (a Redis Cluster: 7.0 or later, for sharded pub/sub).
+ * @param options.redis an ioredis client or Cluster (the app keeps it), or a URL or ioredis options (the broker opens and closes it)
  * @param [options.keyPrefix='pov-realtime:'] prefix of every key and channel
  * @param [options.timeout=2000] milliseconds a Redis call may take before the broker gives up on it
  * @param [options.presenceTtl=15000] milliseconds after its last heartbeat that an instance's members leave (presence)
@@ -106,7 +113,7 @@ function fail (message: string): never {
   throw new InvalidOptionError(`createRedisBroker: ${message}`)
 }
 
-function isClient (value: unknown): value is Redis {
+function isClient (value: unknown): value is RedisClient {
   return typeof value === 'object' && value !== null && typeof (value as Redis).duplicate === 'function'
 }
 
@@ -134,13 +141,13 @@ function withTimeout<T> (promise: Promise<T>, ms: number): Promise<T> {
 }
 
 /** Resolves once `connection` is ready, has failed to connect, or after `ms`. */
-async function readyWithin (connection: Redis, ms: number): Promise<void> {
+async function readyWithin (connection: RedisClient, ms: number): Promise<void> {
   if (connection.status === 'ready') return
   await withTimeout(once(connection, 'ready'), ms).catch(() => {})
 }
 
 /** Closes a connection the broker opened, at once (in-flight commands reject). */
-async function disconnect (connection: Redis): Promise<void> {
+async function disconnect (connection: RedisClient): Promise<void> {
   if (connection.status === 'end') return
   const ended = once(connection, 'end')
   connection.disconnect()
@@ -151,8 +158,10 @@ class RedisBroker implements Broker {
   readonly #redis: RedisBrokerOptions['redis']
   readonly #keyPrefix: string
   readonly #timeout: number
-  #commands!: Redis
-  #subscriber!: Redis
+  #commands!: RedisClient
+  #subscriber!: RedisClient
+  /** On a Redis Cluster: sharded pub/sub (see `link.ts`). */
+  readonly #sharded: boolean
   #sink!: BrokerSink
   #log!: FastifyBaseLogger
   #window!: Window
@@ -164,7 +173,7 @@ class RedisBroker implements Broker {
   #pendingPublishes = 0
   #publishes!: PublishBatcher
   /** Connections whose loss has been logged (logged once per outage, not at every reconnect attempt). */
-  readonly #down = new Set<Redis>()
+  readonly #down = new Set<RedisClient>()
   /** Set from a command that Redis did not answer in time until one it answers (a hung or paused Redis). */
   #unresponsive = false
   #onFault: (() => void) | undefined
@@ -183,10 +192,6 @@ class RedisBroker implements Broker {
     if (!(typeof redis === 'string' && redis.length > 0) && !(typeof redis === 'object' && redis !== null)) {
       fail('redis must be an ioredis client, a redis:// URL or ioredis options')
     }
-    if (redis instanceof Cluster) {
-      // Its subscriber connections, resubscriptions and PUBLISH counts work otherwise: refused here rather than broken later.
-      fail('an ioredis Cluster is not supported yet; pass a client, URL or options of a stand-alone Redis (see docs/redis.md#redis-cluster)')
-    }
     if (typeof keyPrefix !== 'string' || /[{}]/.test(keyPrefix)) {
       fail('keyPrefix must be a string without { or } (they would break the per-PoV hash tags)')
     }
@@ -196,7 +201,16 @@ class RedisBroker implements Broker {
     if (typeof presenceTtl !== 'number' || !Number.isSafeInteger(presenceTtl) || presenceTtl < 100) {
       fail(`presenceTtl must be an integer of at least 100 (ms), got ${JSON.stringify(presenceTtl)}`)
     }
+    if (redis instanceof Cluster && (redis.options.keyPrefix ?? redis.options.redisOptions?.keyPrefix)) {
+      // ioredis prefixes sharded channels (they count as keys) but not the ones the scripts publish on: they would differ.
+      fail('an ioredis Cluster with a keyPrefix of its own is not supported; use the broker\'s keyPrefix option instead')
+    }
+    if (redis instanceof Cluster && !('shardedSubscribers' in redis.options)) {
+      // An older ioredis would send SSUBSCRIBE on its one subscriber connection, to a node that may not own the slot.
+      fail('this ioredis Cluster has no shardedSubscribers option (sharded pub/sub); upgrade ioredis (see docs/redis.md#redis-cluster)')
+    }
     this.#redis = redis
+    this.#sharded = redis instanceof Cluster
     this.#keyPrefix = keyPrefix
     this.#timeout = timeout
     const link = this.#lend()
@@ -228,20 +242,30 @@ class RedisBroker implements Broker {
       this.#watchHealth(this.#commands, 'command')
     }
     this.#commands.on('ready', this.#onCommandsReady)
-    this.#subscriber = this.#commands.duplicate({
-      ...FAIL_FAST,
-      lazyConnect: false,
-      // Subscriptions are restored by `#restoreSubscriptions`, which also fills what was missed meanwhile.
-      autoResubscribe: false,
-      connectionName: 'pov-realtime:subscriber'
-    })
+    this.#subscriber = this.#commands instanceof Cluster
+      ? this.#commands.duplicate([], {
+        lazyConnect: false,
+        enableOfflineQueue: false,
+        // One connection per master, each SSUBSCRIBEd to the channels of its slots (ioredis moves them on failover;
+        // the channel sets subscribe again and fill the gaps on its `subscribersReady`, see `channel-set.ts`).
+        shardedSubscribers: true,
+        redisOptions: { ...this.#commands.options.redisOptions, ...FAIL_FAST, connectionName: 'pov-realtime:subscriber' }
+      })
+      : this.#commands.duplicate({
+        ...FAIL_FAST,
+        lazyConnect: false,
+        // Subscriptions are restored by the channel sets (`channel-set.ts`), which also fill what was missed meanwhile.
+        autoResubscribe: false,
+        connectionName: 'pov-realtime:subscriber'
+      })
     this.#watchHealth(this.#subscriber, 'subscriber')
     const broker = this // the batcher reads the window as it is when a batch is sent
     this.#publishes = new PublishBatcher({
       connection: () => this.#closed
         ? 'the broker is closed'
         : this.#commands.status === 'ready' ? this.#commands : `Redis is not connected (${this.#commands.status})`,
-      get window () { return broker.#window }
+      get window () { return broker.#window },
+      pipelinePerPov: this.#sharded
     }, this.#timeout)
     this.#channels.start()
 
@@ -359,6 +383,7 @@ class RedisBroker implements Broker {
       keyPrefix: this.#keyPrefix,
       timeout: this.#timeout,
       instanceId,
+      sharded: this.#sharded,
       get commands () { return broker.#commands },
       get subscriber () { return broker.#subscriber },
       get log () { return broker.#log },
@@ -371,15 +396,23 @@ class RedisBroker implements Broker {
           throw brokerUnavailable((err as Error).message, !(err instanceof NotSentError) && !(err instanceof ReplyError), err)
         }
       },
-      subscribe: async (channels) => { await withTimeout(this.#subscriber.subscribe(...channels), this.#timeout) },
-      unsubscribe: async (channel) => { await this.#subscriber.unsubscribe(channel).catch(() => {}) }
+      subscribe: async (channels) => {
+        // Sharded: one SSUBSCRIBE per channel, since one command may only name channels of one slot.
+        const subscribed = this.#sharded
+          ? Promise.all(channels.map(async (channel) => await this.#subscriber.ssubscribe(channel)))
+          : this.#subscriber.subscribe(...channels)
+        await withTimeout(subscribed, this.#timeout)
+      },
+      unsubscribe: async (channel) => {
+        await (this.#sharded ? this.#subscriber.sunsubscribe(channel) : this.#subscriber.unsubscribe(channel)).catch(() => {})
+      }
     }
   }
 
   // ---- delivery ------------------------------------------------------------------------------
 
   #keys (povId: string): PovKeys {
-    return povKeys(this.#keyPrefix, povId)
+    return povKeys(this.#keyPrefix, povId, this.#sharded)
   }
 
   #deliver (povId: string, id: string, epoch: string, json: string | Buffer): number {
@@ -458,18 +491,25 @@ class RedisBroker implements Broker {
    * buffer limit), counts it as a broker fault, and logs its return. The subscriber connection's return also has every
    * watched PoV read its gap from the stream (see `ordered-channel.ts`); no socket is closed for it.
    */
-  #watchHealth (connection: Redis, role: string): void {
+  #watchHealth (connection: RedisClient, role: string): void {
     const lost = (err?: Error) => {
       if (this.#down.has(connection) || this.#closed) return
       this.#down.add(connection)
       this.#faulted()
       this.#log.warn(err ? { err } : {}, `pov-realtime: Redis ${role} connection lost; reconnecting`)
     }
+    const restored = () => {
+      if (this.#down.delete(connection)) this.#log.info(`pov-realtime: Redis ${role} connection restored`)
+    }
     connection.on('error', (err: Error) => lost(err))
     connection.on('close', () => lost())
-    connection.on('ready', () => {
-      if (this.#down.delete(connection)) this.#log.info(`pov-realtime: Redis ${role} connection restored`)
-    })
+    connection.on('ready', restored)
+    if (this.#sharded && role === 'subscriber') {
+      // A Cluster subscriber stays 'ready' while one of its per-master connections is lost (killed, its master
+      // failed): ioredis says so with '-node', and 'subscribersReady' once it has replaced them.
+      connection.on('-node', () => lost())
+      connection.on('subscribersReady', restored)
+    }
   }
 
   #faulted (): void {

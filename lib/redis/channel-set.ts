@@ -27,8 +27,8 @@ export class ChannelSet {
   }
 
   /**
-   * On `messageBuffer`, not `message`: with no `message` listener on the connection, ioredis decodes no message to a
-   * string; each receiver decodes only what it needs (an activity's JSON never is: see `parseChannelEntry`).
+   * On `messageBuffer` (`smessageBuffer` on a Cluster), not `message`: with no `message` listener on the connection,
+   * ioredis decodes no message to a string; each receiver decodes only what it needs (an activity's JSON never is: see `parseChannelEntry`).
    */
   readonly #onMessage = (channelBytes: Buffer, message: Buffer) => {
     const channel = channelBytes.toString()
@@ -51,8 +51,8 @@ export class ChannelSet {
 
   start (): void {
     this.#started = true
-    this.#link.subscriber.on('ready', this.#onReady)
-    this.#link.subscriber.on('messageBuffer', this.#onMessage)
+    for (const event of this.#readyEvents()) this.#link.subscriber.on(event, this.#onReady)
+    this.#link.subscriber.on(this.#messageEvent(), this.#onMessage)
   }
 
   /** Whether `channel` is subscribed on the current connection. */
@@ -86,8 +86,21 @@ export class ChannelSet {
     this.#channels.clear()
     if (!this.#started) return
     this.#started = false
-    this.#link.subscriber.off('ready', this.#onReady)
-    this.#link.subscriber.off('messageBuffer', this.#onMessage)
+    for (const event of this.#readyEvents()) this.#link.subscriber.off(event, this.#onReady)
+    this.#link.subscriber.off(this.#messageEvent(), this.#onMessage)
+  }
+
+  /**
+   * When the subscriptions may have been lost and must be made (again). On a Cluster also each time ioredis has
+   * rebuilt its sharded subscriber connections (a failover, a topology change): what they carried meanwhile is lost,
+   * and ioredis's own resubscription does not say so, so the set subscribes again and says which were restored.
+   */
+  #readyEvents (): string[] {
+    return this.#link.sharded ? ['ready', 'subscribersReady'] : ['ready']
+  }
+
+  #messageEvent (): string {
+    return this.#link.sharded ? 'smessageBuffer' : 'messageBuffer'
   }
 
   /** Subscribes every wanted channel that is not subscribed on the current connection, then says which were. */

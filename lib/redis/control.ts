@@ -9,13 +9,26 @@
  * `POV_REALTIME_BROKER_UNAVAILABLE` when Redis cannot be reached or the confirmations do not all come within the
  * broker's `timeout`. "Every instance" is therefore every instance connected to Redis when `revoke` is called: one cut
  * off from it then is not counted and never hears of it (`reauthorizeInterval` re-checks its sockets, if set). In a
- * Redis Cluster, PUBLISH counts the receivers of one node only, so the count is too low there.
+ * Redis Cluster, PUBLISH would count the receivers of one node only; there both channels are sharded instead, under one
+ * hash tag (`<prefix>control{c}`, `<prefix>control{c}:<instanceId>`; `control` before the tag, so that no PoV's
+ * channel, `<prefix>{<povId>}`, can have the name): every instance subscribes to them on the one shard
+ * that owns that slot, so SPUBLISH's count is again every instance whose subscriber is up.
  */
 import { randomUUID } from 'node:crypto'
 import type { ControlMessage } from '../broker.js'
 import { BrokerUnavailableError } from '../errors.js'
 import { ChannelSet } from './channel-set.js'
 import type { RedisLink } from './link.js'
+import type { RedisClient } from './scripts.js'
+
+/** The channel every instance listens to; in a Cluster one hash tag keeps it and the reply channels on one shard. */
+function controlChannel (link: RedisLink): string {
+  return link.sharded ? `${link.keyPrefix}control{c}` : `${link.keyPrefix}control`
+}
+
+async function publish (link: RedisLink, redis: RedisClient, channel: string, message: string): Promise<number> {
+  return link.sharded ? await redis.spublish(channel, message) as number : await redis.publish(channel, message)
+}
 
 /** A control message on the wire: who sent it (for the confirmation) and under which id. */
 interface Envelope {
@@ -56,8 +69,8 @@ export class RedisControlRelay {
 
   constructor (link: RedisLink) {
     this.#link = link
-    this.#channel = `${link.keyPrefix}control`
-    this.#replyChannel = `${link.keyPrefix}control:${link.instanceId}`
+    this.#channel = controlChannel(link)
+    this.#replyChannel = `${controlChannel(link)}:${link.instanceId}`
     this.#channels = new ChannelSet(link, (channel, message) => this.#onMessage(channel, message.toString()), () => {})
   }
 
@@ -87,7 +100,7 @@ export class RedisControlRelay {
       const listening = this.#channels.isSubscribed(this.#channel) && this.#channels.isSubscribed(this.#replyChannel)
       const envelope: Envelope = { id, from: this.#link.instanceId, message }
       // Rejects with POV_REALTIME_BROKER_UNAVAILABLE while Redis is away.
-      const receivers = await this.#link.command((redis) => redis.publish(this.#channel, JSON.stringify(envelope)))
+      const receivers = await this.#link.command((redis) => publish(this.#link, redis, this.#channel, JSON.stringify(envelope)))
       if (!listening) {
         // Published, so the others apply it, but this instance would not hear their confirmations.
         throw new BrokerUnavailableError('this instance is not listening for confirmations (its Redis subscriber connection is down)')
@@ -128,8 +141,8 @@ export class RedisControlRelay {
       return
     }
     this.#apply?.(envelope.message)
-    const replyTo = `${this.#link.keyPrefix}control:${envelope.from}`
-    this.#link.command((redis) => redis.publish(replyTo, envelope.id)).catch((err: unknown) => {
+    const replyTo = `${controlChannel(this.#link)}:${envelope.from}`
+    this.#link.command((redis) => publish(this.#link, redis, replyTo, envelope.id)).catch((err: unknown) => {
       this.#link.log.warn({ err }, 'pov-realtime: could not confirm a revocation; it was applied here')
     })
   }

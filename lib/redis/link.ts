@@ -4,8 +4,7 @@
  * running a command. The parts open no connection of their own.
  */
 import type { FastifyBaseLogger } from 'fastify'
-import type { Redis } from 'ioredis'
-import type { Window } from './scripts.js'
+import type { RedisClient, Window } from './scripts.js'
 
 export interface RedisLink {
   readonly keyPrefix: string
@@ -14,9 +13,17 @@ export interface RedisLink {
   /** This instance's name among all instances (unique per process start). */
   readonly instanceId: string
   /** The broker's command connection (once the broker has started). */
-  readonly commands: Redis
-  /** The broker's subscriber connection (once the broker has started); it does not resubscribe by itself. */
-  readonly subscriber: Redis
+  readonly commands: RedisClient
+  /**
+   * The broker's subscriber connection (once the broker has started); it does not resubscribe by itself. On a Cluster,
+   * a Cluster client with one sharded subscriber connection per master (ioredis `shardedSubscribers`).
+   */
+  readonly subscriber: RedisClient
+  /**
+   * `true` on a Redis Cluster: channels are sharded (SSUBSCRIBE, SPUBLISH, messages as `smessage`), each on the shard
+   * that owns its hash slot; `false` on a stand-alone Redis (SUBSCRIBE, PUBLISH, `message`).
+   */
+  readonly sharded: boolean
   readonly log: FastifyBaseLogger
   /** The history window the broker keeps. */
   readonly window: Window
@@ -26,7 +33,7 @@ export interface RedisLink {
    * Runs one command on the command connection. Rejects with `POV_REALTIME_BROKER_UNAVAILABLE` at once while Redis is
    * not connected or the broker is closed, and after `timeout` ms.
    */
-  command<T> (send: (commands: Redis) => Promise<T>): Promise<T>
+  command<T> (send: (commands: RedisClient) => Promise<T>): Promise<T>
   /** Subscribes the subscriber connection to `channels`; resolves once Redis confirmed, rejects after `timeout` ms. */
   subscribe (channels: readonly string[]): Promise<void>
   /**

@@ -14,10 +14,9 @@
  *
  * Only the scripts write these keys, and each touches one slot.
  */
-import type { Redis } from 'ioredis'
 import secureJson from 'secure-json-parse'
 import type { MemberState } from '../broker.js'
-import { run, script } from './scripts.js'
+import { run, script, type PublishCommand, type RedisClient } from './scripts.js'
 
 /** How long a PoV's members hash outlives its last write; the instances holding members there refresh it hourly. */
 export const PRESENCE_HASH_LIFETIME_MS = 24 * 60 * 60_000
@@ -27,7 +26,7 @@ export const EMPTY_HASH_LIFETIME_MS = 60 * 60_000
 
 /** Numbers the change, sets the hash's lifetime, publishes `body` under the change's position. */
 const CHANGED = `
-local function changed(hash, channel, body, lifetime, emptyLifetime)
+local function changed(hash, channel, body, lifetime, emptyLifetime, publishCommand)
   local epoch = redis.call('HGET', hash, '#e')
   if not epoch then
     local time = redis.call('TIME')
@@ -36,13 +35,13 @@ local function changed(hash, channel, body, lifetime, emptyLifetime)
   end
   local n = redis.call('HINCRBY', hash, '#n', 1)
   redis.call('PEXPIRE', hash, redis.call('HLEN', hash) > 2 and lifetime or emptyLifetime)
-  redis.call('PUBLISH', channel, epoch .. '.' .. n .. '\\n' .. body)
+  redis.call(publishCommand, channel, epoch .. '.' .. n .. '\\n' .. body)
   return 1
 end
 `
 
 /**
- * KEYS: members hash. ARGV: field, state JSON ('' = none), channel, message body, lifetime, empty lifetime.
+ * KEYS: members hash. ARGV: field, state JSON ('' = none), channel, message body, lifetime, empty lifetime, PUBLISH or SPUBLISH.
  * Sets or removes one member; publishes only when that changed something. Returns 1 when it did, else 0.
  */
 const ANNOUNCE = `${CHANGED}
@@ -54,11 +53,11 @@ elseif redis.call('HGET', hash, field) == value then
 else
   redis.call('HSET', hash, field, value)
 end
-return changed(hash, ARGV[3], ARGV[4], ARGV[5], ARGV[6])
+return changed(hash, ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7])
 `
 
 /**
- * KEYS: members hash. ARGV: an instance's field prefix, channel, message body, lifetime, empty lifetime.
+ * KEYS: members hash. ARGV: an instance's field prefix, channel, message body, lifetime, empty lifetime, PUBLISH or SPUBLISH.
  * Removes every member of that instance; publishes one change if there was any. Returns 1 when there was, else 0.
  */
 const REMOVE_ORIGIN = `${CHANGED}
@@ -70,7 +69,7 @@ for _, field in ipairs(redis.call('HKEYS', hash)) do
   end
 end
 if removed == 0 then return 0 end
-return changed(hash, ARGV[2], ARGV[3], ARGV[4], ARGV[5])
+return changed(hash, ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6])
 `
 
 const NOW = `
@@ -111,6 +110,7 @@ const livenessScript = script(LIVENESS)
 export interface PresenceKeys {
   readonly presence: string
   readonly presenceChannel: string
+  readonly publishCommand: PublishCommand
 }
 
 /** The hash field of `userId` on instance `origin`. */
@@ -125,28 +125,29 @@ export function encodeState ({ status, info }: MemberState): string {
 
 /** Sets (or, with `null`, removes) one member; resolves whether that changed anything (it was then published). */
 export async function announceMember (
-  redis: Redis, keys: PresenceKeys, origin: string, userId: string, state: MemberState | null
+  redis: RedisClient, keys: PresenceKeys, origin: string, userId: string, state: MemberState | null
 ): Promise<boolean> {
   const value = state === null ? '' : encodeState(state)
   const body = JSON.stringify({ o: origin, u: userId, s: state === null ? null : { status: state.status, info: state.info } })
   return await run(redis, announceScript, [keys.presence],
-    [memberField(origin, userId), value, keys.presenceChannel, body, PRESENCE_HASH_LIFETIME_MS, EMPTY_HASH_LIFETIME_MS]) === 1
+    [memberField(origin, userId), value, keys.presenceChannel, body, PRESENCE_HASH_LIFETIME_MS, EMPTY_HASH_LIFETIME_MS, keys.publishCommand]) === 1
 }
 
 /** Removes every member of instance `origin` on the PoV; resolves whether there was any (their leave was then published). */
-export async function removeOrigin (redis: Redis, keys: PresenceKeys, origin: string): Promise<boolean> {
+export async function removeOrigin (redis: RedisClient, keys: PresenceKeys, origin: string): Promise<boolean> {
   const body = JSON.stringify({ o: origin, g: true })
   return await run(redis, removeOriginScript, [keys.presence],
-    [memberField(origin, ''), keys.presenceChannel, body, PRESENCE_HASH_LIFETIME_MS, EMPTY_HASH_LIFETIME_MS]) === 1
+    [memberField(origin, ''), keys.presenceChannel, body, PRESENCE_HASH_LIFETIME_MS, EMPTY_HASH_LIFETIME_MS, keys.publishCommand]) === 1
 }
 
 /** Publishes that `userId` on instance `origin` started or stopped typing (nothing is stored). */
-export async function publishTyping (redis: Redis, keys: PresenceKeys, origin: string, userId: string, typing: boolean): Promise<void> {
-  await redis.publish(keys.presenceChannel, '\n' + JSON.stringify({ o: origin, u: userId, t: typing }))
+export async function publishTyping (redis: RedisClient, keys: PresenceKeys, origin: string, userId: string, typing: boolean): Promise<void> {
+  const message = '\n' + JSON.stringify({ o: origin, u: userId, t: typing })
+  await (keys.publishCommand === 'SPUBLISH' ? redis.spublish(keys.presenceChannel, message) : redis.publish(keys.presenceChannel, message))
 }
 
 /** Records this instance's heartbeat (or, with `leaving`, dates it expired). */
-export async function heartbeat (redis: Redis, instancesKey: string, origin: string, ttl: number, leaving = false): Promise<void> {
+export async function heartbeat (redis: RedisClient, instancesKey: string, origin: string, ttl: number, leaving = false): Promise<void> {
   await run(redis, heartbeatScript, [instancesKey], [origin, ttl, PRESENCE_HASH_LIFETIME_MS, leaving ? '1' : '0'])
 }
 
@@ -156,7 +157,7 @@ export type Liveness = 'alive' | 'expired' | 'unknown'
 const LIVENESS_BATCH = 1000
 
 /** The liveness of each of `origins` (`unknown`: Redis holds no heartbeat of it, for example after a restart). */
-export async function livenessOf (redis: Redis, instancesKey: string, origins: readonly string[], ttl: number): Promise<Map<string, Liveness>> {
+export async function livenessOf (redis: RedisClient, instancesKey: string, origins: readonly string[], ttl: number): Promise<Map<string, Liveness>> {
   const result = new Map<string, Liveness>()
   for (let i = 0; i < origins.length; i += LIVENESS_BATCH) {
     const batch = origins.slice(i, i + LIVENESS_BATCH)
@@ -177,7 +178,7 @@ export interface PresenceSnapshot {
 }
 
 /** Reads a PoV's members hash. */
-export async function readSnapshot (redis: Redis, keys: PresenceKeys, self: string): Promise<PresenceSnapshot> {
+export async function readSnapshot (redis: RedisClient, keys: PresenceKeys, self: string): Promise<PresenceSnapshot> {
   const fields = await redis.hgetall(keys.presence)
   const members = new Map<string, Map<string, MemberState>>()
   for (const [field, value] of Object.entries(fields)) {

@@ -180,7 +180,7 @@ export class RedisPresenceRelay implements PresenceRelay {
   // ---- this instance's members ---------------------------------------------------------------
 
   #keys (povId: string): PovKeys {
-    return povKeys(this.#link.keyPrefix, povId)
+    return povKeys(this.#link.keyPrefix, povId, this.#link.sharded)
   }
 
   /** Sends one member's current state; remembers it to send again if that fails. Never rejects. */

@@ -10,10 +10,10 @@
  * command: not sent (the connection was not ready or not writable), refused by Redis (a reply error: not run), or
  * unknown (no answer in time, the connection lost after the write).
  */
-import { ReplyError, type Redis } from 'ioredis'
+import { ReplyError } from 'ioredis'
 import type { StreamPosition } from './cursor.js'
 import { DeadlineSweep, type Deadline } from './deadline-sweep.js'
-import { publishEntry, publishScript, type PovKeys, type Window } from './scripts.js'
+import { publishEntry, publishScript, type PovKeys, type RedisClient, type Window } from './scripts.js'
 
 /** ioredis's rejection of a command it refused to write because the socket is not writable (it has no code). */
 export const UNWRITABLE_MESSAGE = "Stream isn't writeable and enableOfflineQueue options is false"
@@ -32,8 +32,13 @@ export interface PublishFailure {
 /** What a batch needs of the broker, read when the batch is sent. */
 export interface PublishTarget {
   /** The command connection if commands may be sent now, or why not. */
-  connection (): Redis | string
+  connection (): RedisClient | string
   readonly window: Window
+  /**
+   * On a Redis Cluster: a pipeline may only hold keys of one slot, so each turn's publishes go in one pipeline per PoV
+   * (every key of a PoV shares its slot), still one round trip per PoV and turn instead of one per publish.
+   */
+  readonly pipelinePerPov: boolean
 }
 
 interface Entry {
@@ -104,12 +109,27 @@ export class PublishBatcher {
       }
       return
     }
+    if (!this.#target.pipelinePerPov) {
+      this.#sendBatch(connection, entries)
+      return
+    }
+    const perPov = new Map<string, Entry[]>()
+    for (const entry of entries) {
+      const ofPov = perPov.get(entry.keys.channel)
+      if (ofPov) ofPov.push(entry)
+      else perPov.set(entry.keys.channel, [entry])
+    }
+    for (const ofPov of perPov.values()) this.#sendBatch(connection, ofPov)
+  }
+
+  /** Sends `entries` in one pipeline, under one deadline. */
+  #sendBatch (connection: RedisClient, entries: Entry[]): void {
     const batch = new Batch(entries, this.#timeoutMs)
     this.#deadlines.add(batch)
     const { size, ttl, metaTtl } = this.#target.window
     const pipeline = connection.pipeline()
     for (const { keys, json, epochIfNew } of entries) {
-      pipeline.evalsha(publishScript.sha, 2, keys.history, keys.meta, keys.channel, json, size, ttl, metaTtl, epochIfNew)
+      pipeline.evalsha(publishScript.sha, 2, keys.history, keys.meta, keys.channel, json, size, ttl, metaTtl, epochIfNew, keys.publishCommand)
     }
     pipeline.exec().then(
       (results) => this.#answered(connection, batch, results ?? []),
@@ -117,7 +137,7 @@ export class PublishBatcher {
     )
   }
 
-  #answered (connection: Redis, batch: Batch, results: ReadonlyArray<[Error | null, unknown]>): void {
+  #answered (connection: RedisClient, batch: Batch, results: ReadonlyArray<[Error | null, unknown]>): void {
     const { entries } = batch
     batch.settled = true
     batch.entries = []
@@ -141,7 +161,7 @@ export class PublishBatcher {
   }
 
   /** Runs one entry with EVAL (which loads the script), under a deadline of its own. */
-  #again (connection: Redis, entry: Entry): void {
+  #again (connection: RedisClient, entry: Entry): void {
     const retry = new Batch([entry], this.#timeoutMs)
     this.#deadlines.add(retry)
     publishEntry(connection, entry.keys, this.#target.window, entry.json, entry.epochIfNew).then(

@@ -18,7 +18,7 @@ import { countAfter, povKeys, run, script, type PovKeys } from './scripts.js'
 export const READ_MARK_LIFETIME_MS = 30 * 24 * 60 * 60_000
 
 /**
- * KEYS: marks, meta. ARGV: userId, epoch, stream id, stored value, channel, message, lifetime.
+ * KEYS: marks, meta. ARGV: userId, epoch, stream id, stored value, channel, message, lifetime, PUBLISH or SPUBLISH.
  * Returns `invalid` (not a cursor of the PoV's history, or newer than its newest entry), `kept` (not newer than the
  * user's mark; a mark of an older history counts as older) or `moved` (stored and published).
  */
@@ -44,7 +44,7 @@ if current then
 end
 redis.call('HSET', marks, ARGV[1], ARGV[4])
 redis.call('PEXPIRE', marks, ARGV[7])
-redis.call('PUBLISH', ARGV[5], ARGV[6])
+redis.call(ARGV[8], ARGV[5], ARGV[6])
 return 'moved'
 `
 
@@ -78,7 +78,7 @@ export class RedisReadMarkStore implements ReadMarkStore {
     const keys = this.#keys(povId)
     const message = JSON.stringify({ o: this.#link.instanceId, u: userId, c: cursor, r: readAt })
     const outcome = await this.#link.command((redis) => run(redis, markScript, [keys.readMarks, keys.meta],
-      [userId, position.epoch, position.id, `${cursor} ${readAt}`, keys.readChannel, message, READ_MARK_LIFETIME_MS]))
+      [userId, position.epoch, position.id, `${cursor} ${readAt}`, keys.readChannel, message, READ_MARK_LIFETIME_MS, keys.publishCommand]))
     if (outcome === 'invalid') throw new InvalidCursorError('not one of this PoV\'s cursors, or newer than its latest activity')
     if (outcome !== 'moved') return null
     const mark: ReadMark = { userId, cursor, readAt }
@@ -137,7 +137,7 @@ export class RedisReadMarkStore implements ReadMarkStore {
   }
 
   #keys (povId: string): PovKeys {
-    return povKeys(this.#link.keyPrefix, povId)
+    return povKeys(this.#link.keyPrefix, povId, this.#link.sharded)
   }
 
   #onMessage (channel: string, message: string): void {

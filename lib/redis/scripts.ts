@@ -20,8 +20,17 @@
  * Requires Redis 6.2 or later (XTRIM MINID, exclusive ranges).
  */
 import { createHash } from 'node:crypto'
-import type { Redis } from 'ioredis'
+import type { Cluster, Redis } from 'ioredis'
 import type { StreamPosition } from './cursor.js'
+
+/** A connection the broker runs commands on: a stand-alone Redis, or a Redis Cluster (see `broker.ts`). */
+export type RedisClient = Redis | Cluster
+
+/**
+ * How the PoV channels are published: `PUBLISH` on a stand-alone Redis, sharded `SPUBLISH` on a Cluster (the channel
+ * then lives on the shard that owns the PoV's slot, instead of being broadcast to every node).
+ */
+export type PublishCommand = 'PUBLISH' | 'SPUBLISH'
 
 /** The keys and channels of one PoV. */
 export interface PovKeys {
@@ -34,11 +43,14 @@ export interface PovKeys {
   /** The read marks hash, and the channel of the marks that move. */
   readonly readMarks: string
   readonly readChannel: string
+  /** How the scripts publish on these channels. */
+  readonly publishCommand: PublishCommand
 }
 
-export function povKeys (keyPrefix: string, povId: string): PovKeys {
+export function povKeys (keyPrefix: string, povId: string, sharded = false): PovKeys {
   const tagged = `${keyPrefix}{${povId}}`
   return {
+    publishCommand: sharded ? 'SPUBLISH' : 'PUBLISH',
     history: `${tagged}:h`,
     meta: `${tagged}:m`,
     channel: tagged,
@@ -86,8 +98,8 @@ end
 `
 
 /**
- * KEYS: history, meta. ARGV: channel, activity JSON, size, ttl, meta ttl, an epoch to use if the PoV has none.
- * Appends, trims, publishes; returns `{ epoch, id }`.
+ * KEYS: history, meta. ARGV: channel, activity JSON, size, ttl, meta ttl, an epoch to use if the PoV has none,
+ * PUBLISH or SPUBLISH (the channel shares the keys' hash tag, so SPUBLISH stays in their slot). Appends, trims, publishes; returns `{ epoch, id }`.
  */
 const PUBLISH = `${TRIM}
 local history, meta = KEYS[1], KEYS[2]
@@ -107,7 +119,7 @@ dropped = trim(history, size, nowMs() - ttl) or dropped
 redis.call('HSET', meta, 'epoch', epoch, 'last', id, 'dropped', dropped)
 redis.call('PEXPIRE', history, ttl)
 redis.call('PEXPIRE', meta, metaTtl)
-redis.call('PUBLISH', ARGV[1], epoch .. '.' .. id .. '\\n' .. prev .. '\\n' .. ARGV[2])
+redis.call(ARGV[7], ARGV[1], epoch .. '.' .. id .. '\\n' .. prev .. '\\n' .. ARGV[2])
 return { epoch, id }
 `
 
@@ -177,7 +189,7 @@ const rangeScript = script(RANGE)
 const countScript = script(COUNT)
 
 /** EVALSHA, falling back to EVAL when Redis does not have the script (a fresh or restarted server). */
-export async function run (redis: Redis, { lua, sha }: LuaScript, keys: readonly string[], args: ReadonlyArray<string | number>): Promise<unknown> {
+export async function run (redis: RedisClient, { lua, sha }: LuaScript, keys: readonly string[], args: ReadonlyArray<string | number>): Promise<unknown> {
   try {
     return await redis.evalsha(sha, keys.length, ...keys, ...args)
   } catch (err) {
@@ -195,10 +207,10 @@ export interface Window {
 
 /** Appends one activity to its PoV's history and publishes it on the PoV's channel, atomically. */
 export async function publishEntry (
-  redis: Redis, keys: PovKeys, window: Window, activityJson: string, epochIfNew: string
+  redis: RedisClient, keys: PovKeys, window: Window, activityJson: string, epochIfNew: string
 ): Promise<{ epoch: string, id: string }> {
   const [epoch, id] = await run(redis, publishScript, [keys.history, keys.meta],
-    [keys.channel, activityJson, window.size, window.ttl, window.metaTtl, epochIfNew]) as [string, string]
+    [keys.channel, activityJson, window.size, window.ttl, window.metaTtl, epochIfNew, keys.publishCommand]) as [string, string]
   return { epoch, id }
 }
 
@@ -223,7 +235,7 @@ export interface RangeResult {
  * be filled returns the whole current history instead (what a live feed continues from).
  */
 export async function readAfter (
-  redis: Redis, keys: PovKeys, window: Window, since: StreamPosition, wholeHistoryIfLost: boolean
+  redis: RedisClient, keys: PovKeys, window: Window, since: StreamPosition, wholeHistoryIfLost: boolean
 ): Promise<RangeResult> {
   const reply = await run(redis, rangeScript, [keys.history, keys.meta],
     [since.epoch, since.id, window.size, window.ttl, wholeHistoryIfLost ? '1' : '0']) as string[]
@@ -233,7 +245,7 @@ export async function readAfter (
 }
 
 /** How many entries the history window holds after `since` (all of them for undefined or a position of another epoch). */
-export async function countAfter (redis: Redis, keys: PovKeys, window: Window, since: StreamPosition | undefined): Promise<number> {
+export async function countAfter (redis: RedisClient, keys: PovKeys, window: Window, since: StreamPosition | undefined): Promise<number> {
   return await run(redis, countScript, [keys.history, keys.meta],
     [since?.epoch ?? '', since?.id ?? '', window.size, window.ttl]) as number
 }

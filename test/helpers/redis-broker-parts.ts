@@ -9,6 +9,7 @@ import type {
   Broker, BrokerEntry, BrokerSink, HistoryOptions, MemberState, PresenceRelay, PresenceSink, ReadMarkStore, ReadSink
 } from '../../lib/broker.js'
 import { createRedisBroker } from '../../lib/redis/index.js'
+import type { RedisTarget } from './redis-targets.js'
 import type { ReadMark } from '../../types/messages.js'
 import { sharedRedis } from './redis-server.js'
 import type { Teardown } from './server.js'
@@ -141,6 +142,8 @@ export interface StartedBroker {
 export interface BrokerSettings {
   /** ioredis options or a URL; default the shared Redis. */
   readonly redis?: string | RedisOptions
+  /** A target of `redis-targets.ts` instead (its own key prefix, which `keyPrefix` must repeat). */
+  readonly target?: RedisTarget
   readonly keyPrefix: string
   readonly presenceTtl?: number
   readonly history?: HistoryOptions | false
@@ -148,11 +151,13 @@ export interface BrokerSettings {
 
 /** A started Redis broker with presence and read marks started; closed at teardown (closing it twice is harmless). */
 export async function startBroker (t: Teardown, settings: BrokerSettings): Promise<StartedBroker> {
-  const broker = createRedisBroker({
-    redis: settings.redis ?? { host: '127.0.0.1', port: 6379, retryStrategy: () => 100 },
-    keyPrefix: settings.keyPrefix,
-    presenceTtl: settings.presenceTtl
-  })
+  const broker = settings.target
+    ? settings.target.createBroker({ presenceTtl: settings.presenceTtl })
+    : createRedisBroker({
+      redis: settings.redis ?? { host: '127.0.0.1', port: 6379, retryStrategy: () => 100 },
+      keyPrefix: settings.keyPrefix,
+      presenceTtl: settings.presenceTtl
+    })
   const activities = new ActivityRecorder()
   const presence = new PresenceRecorder()
   const reads = new ReadRecorder()

@@ -2,15 +2,14 @@
  * The history kept in Redis behaves like the in-process window: bounded by `size` and by `ttl`, a resume is
  * `recovered` only when every entry after the cursor is still held, and it survives the instance that wrote it.
  */
-import t from 'tap'
 import type { PovRealtimeOptions } from '../../index.js'
-import { CURSOR_LIFETIME_MS, createRedisBroker } from '../../lib/redis/broker.js'
+import { CURSOR_LIFETIME_MS } from '../../lib/redis/broker.js'
 import type { TestClient } from '../helpers/client.js'
-import { sharedRedis, type SharedRedis } from '../helpers/redis-server.js'
+import { testOnEachTarget, type RedisTarget } from '../helpers/redis-targets.js'
 import { activity, sleep, startServer, type Teardown, type TestServer } from '../helpers/server.js'
 
-async function instance (t: Teardown, redis: SharedRedis, options: Partial<PovRealtimeOptions> = {}): Promise<TestServer> {
-  return await startServer(t, { ...options, broker: createRedisBroker({ redis: redis.url, keyPrefix: redis.keyPrefix }) })
+async function instance (t: Teardown, redis: RedisTarget, options: Partial<PovRealtimeOptions> = {}): Promise<TestServer> {
+  return await startServer(t, { ...options, broker: redis.createBroker() })
 }
 
 /** Publishes one activity per id on `server` and returns their cursors. */
@@ -26,16 +25,14 @@ async function resume (server: TestServer, since: string): Promise<{ recovered: 
   return { recovered: answer.recovered, ids: client.activities('p1').map((data) => data.id), client }
 }
 
-t.test('cursors fit the protocol and are ordered per PoV', async (t) => {
-  const redis = await sharedRedis(t)
+testOnEachTarget('cursors fit the protocol and are ordered per PoV', async (t, redis) => {
   const server = await instance(t, redis)
   const cursors = await publish(server, 'a', 'b', 'c')
   for (const cursor of cursors) t.match(cursor, /^[A-Za-z0-9_.:-]{1,128}$/)
   t.equal(new Set(cursors.map((cursor) => cursor.split('.')[0])).size, 1, 'one epoch for one PoV\'s history')
 })
 
-t.test('a PoV\'s cursors are positions in its own stream: other PoVs\' traffic leaves no trace in them', async (t) => {
-  const redis = await sharedRedis(t)
+testOnEachTarget('a PoV\'s cursors are positions in its own stream: other PoVs\' traffic leaves no trace in them', async (t, redis) => {
   const server = await instance(t, redis)
   const quiet: string[] = []
   let busy = ''
@@ -58,8 +55,7 @@ t.test('a PoV\'s cursors are positions in its own stream: other PoVs\' traffic l
   t.same(client.activities(), [])
 })
 
-t.test('history is bounded by size: a resume from before the window answers recovered: false', async (t) => {
-  const redis = await sharedRedis(t)
+testOnEachTarget('history is bounded by size: a resume from before the window answers recovered: false', async (t, redis) => {
   const server = await instance(t, redis, { history: { size: 3 } })
   const [c1, c2, c3] = await publish(server, 'e1', 'e2', 'e3', 'e4', 'e5')
   t.match(await resume(server, c1!), { recovered: false, ids: [] }, 'e2 is gone: the gap cannot be filled')
@@ -68,8 +64,7 @@ t.test('history is bounded by size: a resume from before the window answers reco
   t.equal(await redis.client.xlen(`${redis.keyPrefix}{p1}:h`), 3, 'Redis holds size entries')
 })
 
-t.test('history is bounded by age, and its key expires when the PoV goes quiet', async (t) => {
-  const redis = await sharedRedis(t)
+testOnEachTarget('history is bounded by age, and its key expires when the PoV goes quiet', async (t, redis) => {
   const server = await instance(t, redis, { history: { size: 100, ttl: 400 } })
   const [old, last] = await publish(server, 'old', 'last-before-pause')
   const historyTtl = await redis.client.pttl(`${redis.keyPrefix}{p1}:h`)
@@ -86,8 +81,7 @@ t.test('history is bounded by age, and its key expires when the PoV goes quiet',
   t.match(await resume(server, old!), { recovered: false, ids: [] })
 })
 
-t.test('history outlives the instance that wrote it: a new instance resumes from it', async (t) => {
-  const redis = await sharedRedis(t)
+testOnEachTarget('history outlives the instance that wrote it: a new instance resumes from it', async (t, redis) => {
   const first = await instance(t, redis)
   const [c1] = await publish(first, 'e1', 'e2')
   await first.app.close()
@@ -95,8 +89,7 @@ t.test('history outlives the instance that wrote it: a new instance resumes from
   t.match(await resume(second, c1!), { recovered: true, ids: ['e2'] })
 })
 
-t.test('a cursor that is not this broker\'s answers recovered: false', async (t) => {
-  const redis = await sharedRedis(t)
+testOnEachTarget('a cursor that is not this broker\'s answers recovered: false', async (t, redis) => {
   const server = await instance(t, redis)
   const [cursor] = await publish(server, 'e1')
   for (const foreign of ['abc.1', 'nonsense', `${cursor!.split('.')[0]}.99999999999999-0`, `otherEpoch0.${cursor!.split('.')[1]}`]) {
@@ -104,8 +97,7 @@ t.test('a cursor that is not this broker\'s answers recovered: false', async (t)
   }
 })
 
-t.test('with history off, every resume answers recovered: false and activities still cross instances', async (t) => {
-  const redis = await sharedRedis(t)
+testOnEachTarget('with history off, every resume answers recovered: false and activities still cross instances', async (t, redis) => {
   const a = await instance(t, redis, { history: false })
   const b = await instance(t, redis, { history: false })
   const client = await a.connect()

@@ -8,12 +8,11 @@ import 'global-jsdom/register'
 import { cleanup, fireEvent } from '@testing-library/react'
 import t from 'tap'
 import type { PovRealtimeOptions } from '../../index.js'
-import { createRedisBroker } from '../../lib/redis/index.js'
 import { NoteBox, Receipts, WhoIsHere, feed, label, members } from '../helpers/feature-views.js'
 import { receivedOfType, sentOfType, until } from '../helpers/hook-fixtures.js'
 import { MemoryStorage } from '../helpers/page-doubles.js'
 import { openTab } from '../helpers/server-tabs.js'
-import { sharedRedis, type SharedRedis } from '../helpers/redis-server.js'
+import { testOnEachTarget, type RedisTarget } from '../helpers/redis-targets.js'
 import { activity, startServer, waitFor, type Teardown, type TestServer } from '../helpers/server.js'
 import { startTcpProxy } from '../helpers/tcp-proxy.js'
 
@@ -24,13 +23,12 @@ const options: Partial<PovRealtimeOptions> = {
   readReceipts: true
 }
 
-async function twoInstances (t: Teardown, redis: SharedRedis): Promise<[TestServer, TestServer]> {
-  const start = () => startServer(t, { ...options, broker: createRedisBroker({ redis: redis.url, keyPrefix: redis.keyPrefix }) })
+async function twoInstances (t: Teardown, redis: RedisTarget): Promise<[TestServer, TestServer]> {
+  const start = () => startServer(t, { ...options, broker: redis.createBroker() })
   return [await start(), await start()]
 }
 
-t.test('users on two instances see each other, each other\'s idle status and typing, and the last tab leaving', async (t) => {
-  const redis = await sharedRedis(t)
+testOnEachTarget('users on two instances see each other, each other\'s idle status and typing, and the last tab leaving', async (t, redis) => {
   const [a, b] = await twoInstances(t, redis)
   const ana = openTab(t, a.httpUrl, 'ana', { typingInterval: 500 })
   const li = openTab(t, b.httpUrl, 'li')
@@ -54,8 +52,7 @@ t.test('users on two instances see each other, each other\'s idle status and typ
   await until(t, () => members(anaView), ['ana:active:ANA'], 'li left everywhere with his last tab')
 })
 
-t.test('a mark made on one instance reaches the user\'s other tab and the other users on the other instance', async (t) => {
-  const redis = await sharedRedis(t)
+testOnEachTarget('a mark made on one instance reaches the user\'s other tab and the other users on the other instance', async (t, redis) => {
   const [a, b] = await twoInstances(t, redis)
   const anaOnA = openTab(t, a.httpUrl, 'ana')
   const anaOnB = openTab(t, b.httpUrl, 'ana')
@@ -80,8 +77,7 @@ t.test('a mark made on one instance reaches the user\'s other tab and the other 
   t.equal(anaOnB.client.markRead('p1', c1), false, 'an older mark is not sent from the other tab')
 })
 
-t.test('a reload that lands on the other instance resumes after the kept cursor: no gap, no duplicate', async (t) => {
-  const redis = await sharedRedis(t)
+testOnEachTarget('a reload that lands on the other instance resumes after the kept cursor: no gap, no duplicate', async (t, redis) => {
   const [a, b] = await twoInstances(t, redis)
   const proxy = await startTcpProxy(t, a.port)
   const storage = new MemoryStorage()

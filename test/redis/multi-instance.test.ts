@@ -4,6 +4,7 @@ import { createRedisBroker } from '../../lib/redis/index.js'
 import type { TestClient } from '../helpers/client.js'
 import { startRedisInstances as startInstances } from '../helpers/redis-instances.js'
 import { sharedRedis } from '../helpers/redis-server.js'
+import { subscribedChannels, subscriberCount, testOnEachTarget } from '../helpers/redis-targets.js'
 import { activity, sleep, startServer, waitFor } from '../helpers/server.js'
 
 const activityFrames = (client: TestClient, povId: string) =>
@@ -17,8 +18,7 @@ const streamOrder = (a: string, b: string) => {
   return aMs === bMs ? Number(aSeq - bSeq) : Number(aMs - bMs)
 }
 
-t.test('concurrent publishers on three instances: every subscriber gets every activity once, all in the same cursor order', async (t) => {
-  const redis = await sharedRedis(t)
+testOnEachTarget('concurrent publishers on three instances: every subscriber gets every activity once, all in the same cursor order', async (t, redis) => {
   const servers = await startInstances(t, redis, 3)
   const clients: TestClient[] = []
   for (const server of servers) {
@@ -53,8 +53,7 @@ t.test('concurrent publishers on three instances: every subscriber gets every ac
   }
 })
 
-t.test('an activity reaches only the subscribers of its PoV, on every instance', async (t) => {
-  const redis = await sharedRedis(t)
+testOnEachTarget('an activity reaches only the subscribers of its PoV, on every instance', async (t, redis) => {
   const [a, b] = await startInstances(t, redis, 2)
   const onP1 = await a!.connect()
   const onP2 = await b!.connect()
@@ -71,11 +70,10 @@ t.test('an activity reaches only the subscribers of its PoV, on every instance',
   t.same(idle.activities(), [], 'a socket with no subscription got nothing')
 })
 
-t.test('an instance subscribes only to the channels of PoVs its sockets watch', async (t) => {
-  const redis = await sharedRedis(t)
+testOnEachTarget('an instance subscribes only to the channels of PoVs its sockets watch', async (t, redis) => {
   const [a] = await startInstances(t, redis, 1)
-  // PoV channels (`<prefix>{<povId>}`); the control channels every instance always listens to are not counted.
-  const channels = async () => (await redis.client.pubsub('CHANNELS', `${redis.keyPrefix}{*`) as string[]).sort()
+  // PoV channels (`<prefix>{<povId>}`, sharded on a cluster); the control channels every instance listens to are not counted.
+  const channels = async () => await subscribedChannels(redis, `${redis.keyPrefix}{*`)
   t.same(await channels(), [], 'nothing watched, nothing subscribed')
   const first = await a!.connect()
   const second = await a!.connect()
@@ -92,8 +90,7 @@ t.test('an instance subscribes only to the channels of PoVs its sockets watch', 
   t.same(now, [], 'no watcher left, no channel subscribed')
 })
 
-t.test('subscribing, unsubscribing and subscribing again in a burst leaves one live subscription', async (t) => {
-  const redis = await sharedRedis(t)
+testOnEachTarget('subscribing, unsubscribing and subscribing again in a burst leaves one live subscription', async (t, redis) => {
   const [a, b] = await startInstances(t, redis, 2)
   const client = await a!.connect()
   for (let i = 0; i < 5; i++) {
@@ -103,8 +100,7 @@ t.test('subscribing, unsubscribing and subscribing again in a burst leaves one l
   client.send({ type: 'subscribe', povId: 'p1' })
   await waitFor(() => client.messages.filter((m) => m.type === 'subscribed').length === 6, 5000, 'every answer')
   t.same(client.messages.map((m) => m.type), [...Array(5).fill(['subscribed', 'unsubscribed']).flat(), 'subscribed'], 'answered in order')
-  const [, subscribers] = await redis.client.pubsub('NUMSUB', `${redis.keyPrefix}{p1}`) as [string, number]
-  t.equal(Number(subscribers), 1, 'the channel is subscribed once')
+  t.equal(await subscriberCount(redis, `${redis.keyPrefix}{p1}`), 1, 'the channel is subscribed once')
   await b!.app.broadcastActivity(activity('p1', { id: 'after-burst' }))
   await waitFor(() => idsOf(client, 'p1').length === 1, 5000, 'the activity')
   await b!.app.broadcastActivity(activity('p1', { id: 'second' }))
@@ -112,8 +108,7 @@ t.test('subscribing, unsubscribing and subscribing again in a burst leaves one l
   t.same(idsOf(client, 'p1'), ['after-burst', 'second'], 'each once')
 })
 
-t.test('a client that reconnects to another instance gets exactly what it missed, then live activities', async (t) => {
-  const redis = await sharedRedis(t)
+testOnEachTarget('a client that reconnects to another instance gets exactly what it missed, then live activities', async (t, redis) => {
   const [a, b, c] = await startInstances(t, redis, 3)
   const first = await a!.connect()
   await first.subscribe('p1')
@@ -134,8 +129,7 @@ t.test('a client that reconnects to another instance gets exactly what it missed
   t.same(idsOf(again, 'p1'), ['missed-1', 'missed-2', 'missed-3', 'live'])
 })
 
-t.test('resuming while other instances keep publishing: every resumed subscriber has each activity exactly once', async (t) => {
-  const redis = await sharedRedis(t)
+testOnEachTarget('resuming while other instances keep publishing: every resumed subscriber has each activity exactly once', async (t, redis) => {
   const servers = await startInstances(t, redis, 3, { history: { size: 10_000 } })
   const watcher = await servers[0]!.connect()
   await watcher.subscribe('p1')

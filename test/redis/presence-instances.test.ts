@@ -4,11 +4,10 @@
  * instances is one member; typing never echoes to the typist's own tabs and stops by itself; `presence(povId)`
  * answers for a PoV the instance does not watch.
  */
-import t from 'tap'
 import type { Message, TestClient } from '../helpers/client.js'
 import { member, membersSeen, presenceMessages, sortMembers } from '../helpers/presence.js'
 import { startRedisInstances } from '../helpers/redis-instances.js'
-import { sharedRedis } from '../helpers/redis-server.js'
+import { testOnEachTarget } from '../helpers/redis-targets.js'
 import { sleep, waitFor, type TestServer } from '../helpers/server.js'
 import type { Member } from '../../types/messages.js'
 import { closed } from '../helpers/socket-waits.js'
@@ -63,8 +62,7 @@ const typingSeen = (client: TestClient, povId = 'p1') =>
   client.messages.filter((m) => m.type === 'typing' && m.povId === povId).map((m) => [m.userId, m.typing])
 const typingEvent = (userId: string, typing: boolean) => (m: Message) => m.type === 'typing' && m.userId === userId && m.typing === typing
 
-t.test('joins, status changes and leaves on one instance reach members on the other, both ways', async (t) => {
-  const redis = await sharedRedis(t)
+testOnEachTarget('joins, status changes and leaves on one instance reach members on the other, both ways', async (t, redis) => {
   const [a, b] = await startRedisInstances(t, redis, 2, { presence: true })
   const u1 = await memberOn(a!, 'u1')
   t.same(membersSeen(u1, 'p1'), [member('u1')])
@@ -99,8 +97,7 @@ t.test('joins, status changes and leaves on one instance reach members on the ot
   t.equal(presenceMessages(u2, 'p1').length, heard, 'after unsubscribing, u2 heard nothing more of p1')
 })
 
-t.test('one user with a tab on A and a tab on B is one member: closing one tab does not leave, the last one does', async (t) => {
-  const redis = await sharedRedis(t)
+testOnEachTarget('one user with a tab on A and a tab on B is one member: closing one tab does not leave, the last one does', async (t, redis) => {
   const [a, b, c] = await startRedisInstances(t, redis, 3, { presence: true })
   const onA = await memberOn(a!, 'w-a')
   const onC = await memberOn(c!, 'w-c')
@@ -141,8 +138,7 @@ t.test('one user with a tab on A and a tab on B is one member: closing one tab d
   t.same(sortMembers(await c!.app.povRealtime.presence('p1')), [member('w-a'), member('w-c')])
 })
 
-t.test('typing crosses instances, to the other members only: never to the typist\'s own tabs on either instance', async (t) => {
-  const redis = await sharedRedis(t)
+testOnEachTarget('typing crosses instances, to the other members only: never to the typist\'s own tabs on either instance', async (t, redis) => {
   const [a, b] = await startRedisInstances(t, redis, 2, { presence: { typingTimeout: 60_000 } })
   const typist = await memberOn(a!, 'u1')
   const ownTabOnA = await memberOn(a!, 'u1')
@@ -171,9 +167,8 @@ t.test('typing crosses instances, to the other members only: never to the typist
   }
 })
 
-t.test('typing stops by itself across instances: typingTimeout after the last typing: true, not while it goes on', async (t) => {
+testOnEachTarget('typing stops by itself across instances: typingTimeout after the last typing: true, not while it goes on', async (t, redis) => {
   const timeout = 400
-  const redis = await sharedRedis(t)
   const [a, b] = await startRedisInstances(t, redis, 2, { presence: { typingTimeout: timeout } })
   const typist = await memberOn(a!, 'u1')
   const reader = await memberOn(b!, 'u2')
@@ -198,9 +193,8 @@ t.test('typing stops by itself across instances: typingTimeout after the last ty
   t.same(typingSeen(reader), [['u1', true], ['u1', false], ['u1', true], ['u1', false]], 'then it stops by itself')
 })
 
-t.test('a member who subscribes on B while a user on A keeps typing is told at the typist\'s next refresh', async (t) => {
+testOnEachTarget('a member who subscribes on B while a user on A keeps typing is told at the typist\'s next refresh', async (t, redis) => {
   const timeout = 400
-  const redis = await sharedRedis(t)
   const [a, b] = await startRedisInstances(t, redis, 2, { presence: { typingTimeout: timeout } })
   const typist = await memberOn(a!, 'u1')
   const state = { typing: true }
@@ -223,8 +217,7 @@ t.test('a member who subscribes on B while a user on A keeps typing is told at t
   await late.next(typingEvent('u1', false), timeout * 3)
 })
 
-t.test('presence(povId) on an instance that does not watch the PoV lists the members of the others, one entry per user', async (t) => {
-  const redis = await sharedRedis(t)
+testOnEachTarget('presence(povId) on an instance that does not watch the PoV lists the members of the others, one entry per user', async (t, redis) => {
   const [a, b, c] = await startRedisInstances(t, redis, 3, { presence: { info: (user) => ({ name: user.userId.toUpperCase() }) } })
   const named = (userId: string, status: 'active' | 'idle' = 'active') => member(userId, status, { name: userId.toUpperCase() })
   t.same(await a!.app.povRealtime.presence('p9'), [], 'nobody anywhere')

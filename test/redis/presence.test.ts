@@ -4,17 +4,15 @@
  * the members already there, then every change, with nothing lost or stale in between; nothing is published for a
  * PoV whose members did not change.
  */
-import { Redis } from 'ioredis'
 import t from 'tap'
 import { createRedisBroker } from '../../lib/redis/index.js'
-import { sharedRedis } from '../helpers/redis-server.js'
+import { listen, testOnEachTarget } from '../helpers/redis-targets.js'
 import { active, idle, startBroker } from '../helpers/redis-broker-parts.js'
 import { sleep, waitFor } from '../helpers/server.js'
 
-t.test('joins, status changes, typing and leaves on one instance reach the other, never the instance itself', async (t) => {
-  const redis = await sharedRedis(t)
-  const a = await startBroker(t, { keyPrefix: redis.keyPrefix })
-  const b = await startBroker(t, { keyPrefix: redis.keyPrefix })
+testOnEachTarget('joins, status changes, typing and leaves on one instance reach the other, never the instance itself', async (t, redis) => {
+  const a = await startBroker(t, { target: redis, keyPrefix: redis.keyPrefix })
+  const b = await startBroker(t, { target: redis, keyPrefix: redis.keyPrefix })
   await a.broker.watch('p1')
   await b.broker.watch('p1')
 
@@ -47,10 +45,9 @@ t.test('joins, status changes, typing and leaves on one instance reach the other
   t.equal(b.presence.events.length, 3, 'b: join, status change, leave, nothing more')
 })
 
-t.test('a PoV that becomes watched gets the members already there before watch resolves, other PoVs\' never', async (t) => {
-  const redis = await sharedRedis(t)
-  const a = await startBroker(t, { keyPrefix: redis.keyPrefix })
-  const b = await startBroker(t, { keyPrefix: redis.keyPrefix })
+testOnEachTarget('a PoV that becomes watched gets the members already there before watch resolves, other PoVs\' never', async (t, redis) => {
+  const a = await startBroker(t, { target: redis, keyPrefix: redis.keyPrefix })
+  const b = await startBroker(t, { target: redis, keyPrefix: redis.keyPrefix })
   a.relay.announce('p1', 'ana', active())
   a.relay.announce('p1', 'li', idle())
   a.relay.announce('p2', 'bo', active())
@@ -69,10 +66,9 @@ t.test('a PoV that becomes watched gets the members already there before watch r
   t.equal(b.presence.events.length, reported, 'nothing reported after unwatch')
 })
 
-t.test('changes racing a new watch: the watcher ends with exactly the announcing instance\'s last states, never a stale one', async (t) => {
-  const redis = await sharedRedis(t)
-  const a = await startBroker(t, { keyPrefix: redis.keyPrefix })
-  const b = await startBroker(t, { keyPrefix: redis.keyPrefix })
+testOnEachTarget('changes racing a new watch: the watcher ends with exactly the announcing instance\'s last states, never a stale one', async (t, redis) => {
+  const a = await startBroker(t, { target: redis, keyPrefix: redis.keyPrefix })
+  const b = await startBroker(t, { target: redis, keyPrefix: redis.keyPrefix })
   const users = Array.from({ length: 20 }, (_, i) => `u${i}`)
   const truth = new Map<string, string | null>()
   let watched: Promise<void> | undefined
@@ -103,11 +99,10 @@ t.test('changes racing a new watch: the watcher ends with exactly the announcing
   t.same(stale, [], 'no report went back to an older state than one already reported')
 })
 
-t.test('one member on two instances is reported per instance, so the plugin can tell when the last one goes', async (t) => {
-  const redis = await sharedRedis(t)
-  const a = await startBroker(t, { keyPrefix: redis.keyPrefix })
-  const b = await startBroker(t, { keyPrefix: redis.keyPrefix })
-  const c = await startBroker(t, { keyPrefix: redis.keyPrefix })
+testOnEachTarget('one member on two instances is reported per instance, so the plugin can tell when the last one goes', async (t, redis) => {
+  const a = await startBroker(t, { target: redis, keyPrefix: redis.keyPrefix })
+  const b = await startBroker(t, { target: redis, keyPrefix: redis.keyPrefix })
+  const c = await startBroker(t, { target: redis, keyPrefix: redis.keyPrefix })
   await c.broker.watch('p1')
   a.relay.announce('p1', 'ana', active())
   b.relay.announce('p1', 'ana', idle())
@@ -118,10 +113,9 @@ t.test('one member on two instances is reported per instance, so the plugin can 
   t.same(c.presence.view('p1'), ['ana:idle'], 'Ana is still there through b')
 })
 
-t.test('members(povId): every other instance\'s members, without this instance\'s own, watched or not', async (t) => {
-  const redis = await sharedRedis(t)
-  const a = await startBroker(t, { keyPrefix: redis.keyPrefix })
-  const b = await startBroker(t, { keyPrefix: redis.keyPrefix })
+testOnEachTarget('members(povId): every other instance\'s members, without this instance\'s own, watched or not', async (t, redis) => {
+  const a = await startBroker(t, { target: redis, keyPrefix: redis.keyPrefix })
+  const b = await startBroker(t, { target: redis, keyPrefix: redis.keyPrefix })
   a.relay.announce('p1', 'ana', active({ team: 'red' }))
   b.relay.announce('p1', 'li', idle())
   await a.relay.members('p1')
@@ -135,14 +129,10 @@ t.test('members(povId): every other instance\'s members, without this instance\'
   t.same(await a.relay.members('p-empty'), [])
 })
 
-t.test('nothing is published for a PoV whose members did not change; typing is never stored', async (t) => {
-  const redis = await sharedRedis(t)
-  const a = await startBroker(t, { keyPrefix: redis.keyPrefix })
-  const listener = new Redis(redis.url)
-  t.teardown(() => listener.disconnect())
+testOnEachTarget('nothing is published for a PoV whose members did not change; typing is never stored', async (t, redis) => {
+  const a = await startBroker(t, { target: redis, keyPrefix: redis.keyPrefix })
   const heard: string[] = []
-  listener.on('message', (_channel: string, message: string) => heard.push(message))
-  await listener.subscribe(`${redis.keyPrefix}{p1}:p`)
+  await listen(t, redis, `${redis.keyPrefix}{p1}:p`, (message) => heard.push(message))
 
   a.relay.announce('p1', 'ana', active({ n: 1 }))
   a.relay.announce('p1', 'ana', active({ n: 1 }))
@@ -159,10 +149,9 @@ t.test('nothing is published for a PoV whose members did not change; typing is n
   t.ok(ttl > 23 * 3600_000 && ttl <= 24 * 3600_000, `the members hash expires a day after its last write (${ttl} ms)`)
 })
 
-t.test('a clean close: the instance\'s members leave everywhere at once, and Redis keeps nothing of it', async (t) => {
-  const redis = await sharedRedis(t)
-  const a = await startBroker(t, { keyPrefix: redis.keyPrefix })
-  const b = await startBroker(t, { keyPrefix: redis.keyPrefix })
+testOnEachTarget('a clean close: the instance\'s members leave everywhere at once, and Redis keeps nothing of it', async (t, redis) => {
+  const a = await startBroker(t, { target: redis, keyPrefix: redis.keyPrefix })
+  const b = await startBroker(t, { target: redis, keyPrefix: redis.keyPrefix })
   await b.broker.watch('p1')
   await b.broker.watch('p2')
   for (const povId of ['p1', 'p2']) {

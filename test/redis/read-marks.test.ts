@@ -3,8 +3,7 @@
  * it would hand the plugin. Marks only move forward, only to a cursor of the PoV, reach every instance watching the
  * PoV (the one that moved it included, once), and outlive the history window and the instance.
  */
-import t from 'tap'
-import { sharedRedis } from '../helpers/redis-server.js'
+import { testOnEachTarget } from '../helpers/redis-targets.js'
 import { startBroker, type StartedBroker } from '../helpers/redis-broker-parts.js'
 import { sleep, waitFor } from '../helpers/server.js'
 import type { ReadMark } from '../../types/messages.js'
@@ -18,9 +17,8 @@ async function publish (from: StartedBroker, povId: string, count: number): Prom
   return cursors
 }
 
-t.test('a mark only moves forward: an older or equal cursor changes nothing', async (t) => {
-  const redis = await sharedRedis(t)
-  const a = await startBroker(t, { keyPrefix: redis.keyPrefix })
+testOnEachTarget('a mark only moves forward: an older or equal cursor changes nothing', async (t, redis) => {
+  const a = await startBroker(t, { target: redis, keyPrefix: redis.keyPrefix })
   const [c1, c2, c3] = await publish(a, 'p1', 3)
 
   const at = readAt()
@@ -34,9 +32,8 @@ t.test('a mark only moves forward: an older or equal cursor changes nothing', as
   t.same(await a.store.reads('p-none'), [])
 })
 
-t.test('a cursor that is not one of the PoV\'s is refused with POV_REALTIME_INVALID_CURSOR and changes nothing', async (t) => {
-  const redis = await sharedRedis(t)
-  const a = await startBroker(t, { keyPrefix: redis.keyPrefix })
+testOnEachTarget('a cursor that is not one of the PoV\'s is refused with POV_REALTIME_INVALID_CURSOR and changes nothing', async (t, redis) => {
+  const a = await startBroker(t, { target: redis, keyPrefix: redis.keyPrefix })
   const [c1, c2] = await publish(a, 'p1', 2)
   const [other] = await publish(a, 'p2', 1)
   await a.store.markRead('p1', 'ana', c1!, readAt())
@@ -59,11 +56,10 @@ t.test('a cursor that is not one of the PoV\'s is refused with POV_REALTIME_INVA
   t.same(a.reads.marks.map((mark) => mark.cursor), [c1], 'only the valid mark reached the sink')
 })
 
-t.test('a moved mark reaches every instance watching the PoV, the one that moved it once; reads() agrees everywhere', async (t) => {
-  const redis = await sharedRedis(t)
-  const a = await startBroker(t, { keyPrefix: redis.keyPrefix })
-  const b = await startBroker(t, { keyPrefix: redis.keyPrefix })
-  const c = await startBroker(t, { keyPrefix: redis.keyPrefix })
+testOnEachTarget('a moved mark reaches every instance watching the PoV, the one that moved it once; reads() agrees everywhere', async (t, redis) => {
+  const a = await startBroker(t, { target: redis, keyPrefix: redis.keyPrefix })
+  const b = await startBroker(t, { target: redis, keyPrefix: redis.keyPrefix })
+  const c = await startBroker(t, { target: redis, keyPrefix: redis.keyPrefix })
   await a.broker.watch('p1')
   await b.broker.watch('p1')
   const [c1, c2] = await publish(a, 'p1', 2)
@@ -91,16 +87,15 @@ t.test('a moved mark reaches every instance watching the PoV, the one that moved
   t.equal(b.reads.marks.length, 2, 'no event after unwatch')
 })
 
-t.test('marks outlive the instance that stored them, and the history window', async (t) => {
-  const redis = await sharedRedis(t)
+testOnEachTarget('marks outlive the instance that stored them, and the history window', async (t, redis) => {
   const history = { size: 100, ttl: 300 }
-  const first = await startBroker(t, { keyPrefix: redis.keyPrefix, history })
+  const first = await startBroker(t, { target: redis, keyPrefix: redis.keyPrefix, history })
   const [c1] = await publish(first, 'p1', 1)
   const mark = await first.store.markRead('p1', 'ana', c1!, readAt())
   await first.broker.close()
 
   await sleep(history.ttl + 100) // the activity has left the window
-  const next = await startBroker(t, { keyPrefix: redis.keyPrefix, history })
+  const next = await startBroker(t, { target: redis, keyPrefix: redis.keyPrefix, history })
   t.same(await next.store.markOf('p1', 'ana'), mark, 'a broker started later reads the mark')
   t.same(await next.store.reads('p1'), [mark])
   t.equal(await next.store.unreadAfter('p1', c1!), 0, 'nothing unread after it')
@@ -109,9 +104,8 @@ t.test('marks outlive the instance that stored them, and the history window', as
   t.ok(ttl > 29 * 24 * 3600_000 && ttl <= 30 * 24 * 3600_000, `the marks expire 30 days after the last move (${ttl} ms)`)
 })
 
-t.test('unreadAfter: the activities the window holds after the mark; all of them without one; null without history', async (t) => {
-  const redis = await sharedRedis(t)
-  const a = await startBroker(t, { keyPrefix: redis.keyPrefix, history: { size: 5, ttl: 60_000 } })
+testOnEachTarget('unreadAfter: the activities the window holds after the mark; all of them without one; null without history', async (t, redis) => {
+  const a = await startBroker(t, { target: redis, keyPrefix: redis.keyPrefix, history: { size: 5, ttl: 60_000 } })
   t.equal(await a.store.unreadAfter('p1', null), 0, 'a PoV without activity')
   const cursors = await publish(a, 'p1', 8) // the window keeps the last 5
   t.equal(await a.store.unreadAfter('p1', null), 5, 'no mark: the whole window')
@@ -121,14 +115,13 @@ t.test('unreadAfter: the activities the window holds after the mark; all of them
   t.equal(await a.store.unreadAfter('p1', cursors[1]!), 5, 'a mark the window has dropped: the whole window')
   t.equal(await a.store.unreadAfter('p1', 'not-a-cursor'), 5, 'an unknown cursor: the whole window')
 
-  const noHistory = await startBroker(t, { keyPrefix: redis.keyPrefix, history: false })
+  const noHistory = await startBroker(t, { target: redis, keyPrefix: redis.keyPrefix, history: false })
   t.equal(await noHistory.store.unreadAfter('p1', null), null, 'history off: null')
   t.equal(await noHistory.store.unreadAfter('p1', cursors[5]!), null)
 })
 
-t.test('a history Redis lost: the old mark counts as older than any cursor of the new one, and unread counts it all', async (t) => {
-  const redis = await sharedRedis(t)
-  const a = await startBroker(t, { keyPrefix: redis.keyPrefix })
+testOnEachTarget('a history Redis lost: the old mark counts as older than any cursor of the new one, and unread counts it all', async (t, redis) => {
+  const a = await startBroker(t, { target: redis, keyPrefix: redis.keyPrefix })
   const old = await publish(a, 'p1', 3)
   await a.store.markRead('p1', 'ana', old[2]!, readAt())
   // Redis loses the PoV's history (evicted, flushed): its next activity starts a new epoch.

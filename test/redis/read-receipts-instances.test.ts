@@ -3,12 +3,11 @@
  * cross instances, the read state in `subscribed` and the server functions agree everywhere, marks outlive an
  * instance, and a cursor that is not one of the PoV's is refused on every path.
  */
-import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { READ_EVENT_COALESCE_MS } from '../../lib/constants.js'
 import type { Message, TestClient } from '../helpers/client.js'
 import { startRedisInstance, startRedisInstances } from '../helpers/redis-instances.js'
-import { sharedRedis } from '../helpers/redis-server.js'
+import { testOnEachTarget } from '../helpers/redis-targets.js'
 import { activity, sleep, waitFor } from '../helpers/server.js'
 import { connectAs } from '../helpers/members.js'
 
@@ -33,8 +32,7 @@ const readOf = (userId: string, cursor: string) => (m: Message) => m.type === 'r
 /** Long enough for `read` events gathered anywhere to have gone out and crossed. */
 const afterCoalescing = () => sleep(READ_EVENT_COALESCE_MS * 6)
 
-t.test('a read on A reaches every subscriber of the PoV on B, the reader\'s own tab there included, once each', async (t) => {
-  const redis = await sharedRedis(t)
+testOnEachTarget('a read on A reaches every subscriber of the PoV on B, the reader\'s own tab there included, once each', async (t, redis) => {
   const [a, b] = await startRedisInstances(t, redis, 2, { readReceipts: true })
   const [cursor] = await publish(b!.app, 'p1', 1)
   const reader = await connectAs(a!, 'u1')
@@ -61,8 +59,7 @@ t.test('a read on A reaches every subscriber of the PoV on B, the reader\'s own 
     'reads on B lists the mark moved on A')
 })
 
-t.test('a mark moved on A: subscribed on B carries the reader\'s readCursor and unread; other users keep their own', async (t) => {
-  const redis = await sharedRedis(t)
+testOnEachTarget('a mark moved on A: subscribed on B carries the reader\'s readCursor and unread; other users keep their own', async (t, redis) => {
   const [a, b] = await startRedisInstances(t, redis, 2, { readReceipts: true })
   const cursors = await publish(a!.app, 'p1', 5)
   const reader = await connectAs(a!, 'u1')
@@ -86,8 +83,7 @@ t.test('a mark moved on A: subscribed on B carries the reader\'s readCursor and 
     'a repeated subscribe on B: the newer mark, and what B published after it')
 })
 
-t.test('marks survive a restart of an instance: a new instance on the same Redis serves them and subscribed carries them', async (t) => {
-  const redis = await sharedRedis(t)
+testOnEachTarget('marks survive a restart of an instance: a new instance on the same Redis serves them and subscribed carries them', async (t, redis) => {
   const first = await startRedisInstance(t, redis, { readReceipts: true })
   const other = await startRedisInstance(t, redis, { readReceipts: true })
   const cursors = await publish(first.app, 'p1', 4)
@@ -111,8 +107,7 @@ t.test('marks survive a restart of an instance: a new instance on the same Redis
   t.equal(readEvents(watcherOnOther).length, 1, 'only the move after the restart sent an event there')
 })
 
-t.test('markRead and reads from a route handler on one instance; the clients of the other see the marks', async (t) => {
-  const redis = await sharedRedis(t)
+testOnEachTarget('markRead and reads from a route handler on one instance; the clients of the other see the marks', async (t, redis) => {
   const withRoutes = (app: FastifyInstance) => {
     app.post<{ Params: { povId: string, userId: string }, Body: { cursor: string } }>('/povs/:povId/read/:userId', async (request) => {
       const moved = await app.povRealtime.markRead(request.params.userId, request.params.povId, request.body.cursor)
@@ -155,8 +150,7 @@ t.test('markRead and reads from a route handler on one instance; the clients of 
   t.equal(readEvents(watcher).length, 2, 'B\'s subscriber got the route\'s move and its own, nothing for the refused ones')
 })
 
-t.test('a cursor of another PoV, or a bogus one, is refused on the wire and by markRead, on either instance', async (t) => {
-  const redis = await sharedRedis(t)
+testOnEachTarget('a cursor of another PoV, or a bogus one, is refused on the wire and by markRead, on either instance', async (t, redis) => {
   const [a, b] = await startRedisInstances(t, redis, 2, { readReceipts: true })
   const [real] = await publish(a!.app, 'p1', 1)
   const [ofAnotherPov] = await publish(b!.app, 'p2', 1)
@@ -193,8 +187,7 @@ t.test('a cursor of another PoV, or a bogus one, is refused on the wire and by m
   await waitFor(() => readEvents(readerOnB).length === 1, CROSSING)
 })
 
-t.test('marks of several users moved together on A reach B\'s subscribers as reads frames carrying them all, once each', async (t) => {
-  const redis = await sharedRedis(t)
+testOnEachTarget('marks of several users moved together on A reach B\'s subscribers as reads frames carrying them all, once each', async (t, redis) => {
   const [a, b] = await startRedisInstances(t, redis, 2, { readReceipts: true })
   const cursors = await publish(a!.app, 'p1', 3)
   const watcherOnA = await connectAs(a!, 'w1')

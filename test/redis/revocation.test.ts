@@ -3,13 +3,13 @@
  * re-authorization"): it reaches the user's sockets on every instance, resolves only once every instance has applied
  * it, and rejects with a coded error when that cannot be confirmed.
  */
-import { Redis } from 'ioredis'
 import t from 'tap'
 import type { Message, TestClient } from '../helpers/client.js'
 import { member, membersSeen, settle } from '../helpers/presence.js'
 import { connectAs } from '../helpers/members.js'
 import { startRedisInstance, startRedisInstances } from '../helpers/redis-instances.js'
 import { sharedRedis, startRedisServer } from '../helpers/redis-server.js'
+import { controlChannel, listen, testOnEachTarget } from '../helpers/redis-targets.js'
 import { activity, startServer, waitFor } from '../helpers/server.js'
 import { closed } from '../helpers/socket-waits.js'
 import { createRedisBroker } from '../../lib/redis/index.js'
@@ -53,8 +53,7 @@ t.test("revoke on one instance ends the user's subscription of the PoV on every 
   t.match(b!.app.povRealtime.stats(), { revoked: 1, subscriptions: 1 })
 })
 
-t.test('revoke without a PoV closes every socket of the user on every instance with 4003', async (t) => {
-  const redis = await sharedRedis(t)
+testOnEachTarget('revoke without a PoV closes every socket of the user on every instance with 4003', async (t, redis) => {
   const [a, b, c] = await startRedisInstances(t, redis, 3)
   const tabs = [await connectAs(a!, 'u1'), await connectAs(b!, 'u1'), await connectAs(b!, 'u1')]
   const other = await connectAs(c!, 'u2')
@@ -70,8 +69,7 @@ t.test('revoke without a PoV closes every socket of the user on every instance w
   t.match(b!.app.povRealtime.stats(), { closed: { 4003: 2 }, revoked: 2 })
 })
 
-t.test('revoke resolves only once every instance has applied it', async (t) => {
-  const redis = await sharedRedis(t)
+testOnEachTarget('revoke resolves only once every instance has applied it', async (t, redis) => {
   const servers = await startRedisInstances(t, redis, 3)
   const clients = await Promise.all(servers.map((server) => connectAs(server, 'u1')))
   for (const client of clients) await client.subscribe('p1')
@@ -84,13 +82,10 @@ t.test('revoke resolves only once every instance has applied it', async (t) => {
   t.comment(`revoke across 3 instances took ${took.toFixed(2)} ms`)
 })
 
-t.test('revoke rejects with POV_REALTIME_BROKER_UNAVAILABLE when an instance that received it does not confirm', async (t) => {
-  const redis = await sharedRedis(t)
+testOnEachTarget('revoke rejects with POV_REALTIME_BROKER_UNAVAILABLE when an instance that received it does not confirm', async (t, redis) => {
   const a = await startRedisInstance(t, redis, {}, { timeout: 300 })
-  // A listener on the control channel that never confirms: PUBLISH counts it as an instance.
-  const silent = new Redis(redis.url)
-  t.teardown(() => silent.disconnect())
-  await silent.subscribe(`${redis.keyPrefix}control`)
+  // A listener on the control channel that never confirms: PUBLISH (SPUBLISH on a cluster) counts it as an instance.
+  await listen(t, redis, controlChannel(redis), () => {})
   const client = await connectAs(a, 'u1')
   await client.subscribe('p1')
   const started = Date.now()

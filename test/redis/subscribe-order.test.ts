@@ -4,12 +4,11 @@
  * the `presence` snapshot; every other message of the PoV comes after them. Checked on a quiet PoV and on a busy one,
  * where other instances publish, move marks, join, leave and type while clients subscribe.
  */
-import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import type { Message, TestClient } from '../helpers/client.js'
 import { member } from '../helpers/presence.js'
 import { startRedisInstances } from '../helpers/redis-instances.js'
-import { sharedRedis } from '../helpers/redis-server.js'
+import { testOnEachTarget } from '../helpers/redis-targets.js'
 import { activity, sleep, waitFor } from '../helpers/server.js'
 import { connectAs } from '../helpers/members.js'
 
@@ -62,8 +61,7 @@ async function publish (app: FastifyInstance, povId: string, count: number): Pro
   return cursors
 }
 
-t.test('a subscribe is answered subscribed (with readCursor and unread), then presence, then nothing out of order', async (t) => {
-  const redis = await sharedRedis(t)
+testOnEachTarget('a subscribe is answered subscribed (with readCursor and unread), then presence, then nothing out of order', async (t, redis) => {
   const [a, b] = await startRedisInstances(t, redis, 2, BOTH)
   const cursors = await publish(a!.app, 'p1', 4)
   await a!.app.povRealtime.markRead('u1', 'p1', cursors[1]!)
@@ -94,8 +92,7 @@ t.test('a subscribe is answered subscribed (with readCursor and unread), then pr
   ], 'a repeated subscribe: the same two again')
 })
 
-t.test('on a busy PoV (activities, marks, joins, leaves and typing from other instances), every subscribe keeps the order', async (t) => {
-  const redis = await sharedRedis(t)
+testOnEachTarget('on a busy PoV (activities, marks, joins, leaves and typing from other instances), every subscribe keeps the order', async (t, redis) => {
   const [a, b, c] = await startRedisInstances(t, redis, 3, BOTH, {})
   const [first] = await publish(a!.app, 'busy', 1)
   const typist = await connectAs(c!, 'typist')

@@ -1,0 +1,279 @@
+/**
+ * What only a Redis Cluster has: PoVs spread over shards, each PoV's traffic on its own shard through sharded pub/sub,
+ * and a master that dies mid-traffic while its replica takes over. The suites shared with stand-alone Redis run on
+ * the cluster too (see `redis-targets.ts`); these tests are about the cluster itself.
+ */
+import { Redis, type Cluster } from 'ioredis'
+import t from 'tap'
+import { createRedisBroker } from '../../lib/redis/index.js'
+import type { TestClient } from '../helpers/client.js'
+import { skipWithoutRedisCluster } from '../helpers/redis-cluster.js'
+import { startRedisInstances } from '../helpers/redis-instances.js'
+import { openRedisTarget, type RedisTarget } from '../helpers/redis-targets.js'
+import { activity, sleep, startServer, waitFor } from '../helpers/server.js'
+
+/** PoV ids whose slots belong to `count` different masters, with each one's master port. */
+async function povsOnDistinctShards (redis: RedisTarget, count: number): Promise<Array<{ povId: string, port: number }>> {
+  const found: Array<{ povId: string, port: number }> = []
+  for (let i = 0; found.length < count && i < 200; i++) {
+    const povId = `pov-${i}`
+    const { port } = await redis.cluster!.masterOf(`${redis.keyPrefix}{${povId}}`)
+    if (!found.some((pov) => pov.port === port)) found.push({ povId, port })
+  }
+  return found
+}
+
+/** A plain connection to one node, closed at teardown. */
+function nodeClient (t: { teardown (fn: () => unknown): void }, port: number): Redis {
+  const client = new Redis({ host: '127.0.0.1', port, maxRetriesPerRequest: 0, retryStrategy: () => null })
+  client.on('error', () => {})
+  t.teardown(() => client.disconnect())
+  return client
+}
+
+const idsOf = (client: TestClient, povId: string) => client.activities(povId).map((a) => a.id as string)
+
+/** Whether cursor `a` (`<epoch>.<ms>-<seq>`) comes before `b` in one history. */
+function before (a: string, b: string): boolean {
+  const [aEpoch, aId] = a.split('.') as [string, string]
+  const [bEpoch, bId] = b.split('.') as [string, string]
+  const [aMs, aSeq] = aId.split('-').map(BigInt) as [bigint, bigint]
+  const [bMs, bSeq] = bId.split('-').map(BigInt) as [bigint, bigint]
+  return aEpoch === bEpoch && (aMs < bMs || (aMs === bMs && aSeq < bSeq))
+}
+
+/** Whether the PoV's activities reached `client` in history order: each cursor after the one before, a `resync` starting afresh. */
+function inHistoryOrder (client: TestClient, povId: string): boolean {
+  let previous: string | undefined
+  for (const m of client.messages) {
+    if (m.type === 'resync' && m.povId === povId) previous = undefined
+    if (m.type !== 'activity' || (m.data as { povId: string }).povId !== povId) continue
+    if (previous !== undefined && !before(previous, m.cursor as string)) return false
+    previous = m.cursor as string
+  }
+  return true
+}
+const resyncsOf = (client: TestClient, povId: string) => client.messages.filter((m) => m.type === 'resync' && m.povId === povId)
+
+t.test('PoVs on three shards: each PoV\'s channel is a sharded channel on its own master only, and every activity arrives in order', { skip: skipWithoutRedisCluster() }, async (t) => {
+  const redis = await openRedisTarget(t, 'cluster')
+  const povs = await povsOnDistinctShards(redis, 3)
+  t.equal(povs.length, 3, 'three PoVs, one per master')
+  const servers = await startRedisInstances(t, redis, 2)
+  const clients: TestClient[] = []
+  for (const server of servers) {
+    const client = await server.connect()
+    for (const { povId } of povs) t.match(await client.subscribe(povId), { type: 'subscribed', povId })
+    clients.push(client)
+  }
+
+  for (const { povId, port } of povs) {
+    const owner = nodeClient(t, port)
+    t.same(await owner.call('PUBSUB', 'SHARDCHANNELS', `${redis.keyPrefix}{*`), [`${redis.keyPrefix}{${povId}}`],
+      `${povId}'s channel is subscribed on its master (${port}), and no other PoV's is`)
+  }
+  for (const node of redis.cluster!.nodes) {
+    t.same(await nodeClient(t, node.port).pubsub('CHANNELS', `${redis.keyPrefix}*`), [],
+      `no classic channel of this app on node ${node.port}: nothing is broadcast to every node`)
+  }
+
+  const perPov = 20
+  for (let i = 0; i < perPov; i++) {
+    await Promise.all(povs.map(({ povId }, p) => servers[(i + p) % 2]!.app.broadcastActivity(activity(povId, { id: `${povId}-${i}` }))))
+  }
+  for (const client of clients) {
+    await waitFor(() => povs.every(({ povId }) => idsOf(client, povId).length >= perPov), 10_000, 'every activity')
+    for (const { povId } of povs) {
+      t.same(idsOf(client, povId), Array.from({ length: perPov }, (_, i) => `${povId}-${i}`), `${povId}: each activity once, in publish order`)
+    }
+  }
+})
+
+t.test('a burst of one turn over PoVs on three shards: one pipeline per PoV, every PoV\'s entries in call order, once', { skip: skipWithoutRedisCluster() }, async (t) => {
+  const redis = await openRedisTarget(t, 'cluster')
+  const povs = (await povsOnDistinctShards(redis, 3)).map(({ povId }) => povId)
+  const appCluster = redis.cluster!.client()
+  t.teardown(() => appCluster.disconnect())
+  const a = await startServer(t, { broker: createRedisBroker({ redis: appCluster, keyPrefix: redis.keyPrefix }) })
+  const [b] = await startRedisInstances(t, redis, 1)
+  const onB = await b!.connect()
+  for (const povId of povs) await onB.subscribe(povId)
+
+  let pipelines = 0
+  const pipeline = appCluster.pipeline.bind(appCluster)
+  appCluster.pipeline = ((...args: Parameters<Cluster['pipeline']>) => {
+    pipelines++
+    return pipeline(...args)
+  }) as Cluster['pipeline']
+  const burst = []
+  for (let i = 0; i < 30; i++) burst.push(a.app.broadcastActivity(activity(povs[i % 3]!, { id: `e${i}` })))
+  const results = await Promise.all(burst)
+  t.equal(pipelines, 3, '30 publishes of one turn over 3 PoVs: one pipeline per PoV (a Cluster pipeline holds one slot)')
+  for (const [n, povId] of povs.entries()) {
+    const expected = Array.from({ length: 10 }, (_, k) => `e${k * 3 + n}`)
+    await waitFor(() => idsOf(onB, povId).length === 10, 5000, `${povId} on B`)
+    t.same(idsOf(onB, povId), expected, `${povId}: in call order, once`)
+    t.same(onB.messages.filter((m) => m.type === 'activity' && (m.data as { povId: string }).povId === povId).map((m) => m.cursor),
+      results.filter((_, i) => i % 3 === n).map((result) => result.cursor), `${povId}: the cursors broadcastActivity resolved`)
+  }
+})
+
+t.test('sharded subscriber connections killed on every master (CLIENT KILL TYPE pubsub): the gap is filled from the history, no resync, no socket closed', { skip: skipWithoutRedisCluster() }, async (t) => {
+  const redis = await openRedisTarget(t, 'cluster')
+  const povs = (await povsOnDistinctShards(redis, 3)).map(({ povId }) => povId)
+  const [a, b] = await startRedisInstances(t, redis, 2)
+  const client = await a!.connect()
+  for (const povId of povs) await client.subscribe(povId)
+  const masters = await Promise.all(povs.map(async (povId) => nodeClient(t, (await redis.cluster!.masterOf(`${redis.keyPrefix}{${povId}}`)).port)))
+
+  for (let round = 0; round < 2; round++) {
+    let killed = 0
+    for (const master of masters) killed += await master.call('CLIENT', 'KILL', 'TYPE', 'pubsub') as number
+    t.ok(killed >= 3, `round ${round}: the sharded subscriber connections on the three masters were killed (${killed})`)
+    // Published while a's sharded subscribers are away: only the history has them.
+    for (let i = 0; i < 5; i++) {
+      for (const povId of povs) await b!.app.broadcastActivity(activity(povId, { id: `${povId}-r${round}-${i}` }))
+    }
+    await waitFor(() => povs.every((povId) => idsOf(client, povId).length === 5 * (round + 1)), 15_000, `round ${round}'s activities`)
+  }
+  for (const povId of povs) await b!.app.broadcastActivity(activity(povId, { id: `${povId}-last` }))
+  await waitFor(() => povs.every((povId) => idsOf(client, povId).includes(`${povId}-last`)), 10_000, 'live delivery after the kills')
+  await sleep(200)
+
+  for (const povId of povs) {
+    const expected = [0, 1].flatMap((round) => Array.from({ length: 5 }, (_, i) => `${povId}-r${round}-${i}`))
+    t.same(idsOf(client, povId), [...expected, `${povId}-last`], `${povId}: every activity once, in order`)
+  }
+  t.same(client.messages.filter((m) => m.type === 'resync'), [], 'no resync: the history filled every gap')
+  t.equal(client.ws.readyState, client.ws.OPEN, 'the socket was never closed')
+  t.match(a!.app.povRealtime.stats(), { feedInterruptions: 0, resyncs: 0, closed: {} })
+  t.ok(a!.app.povRealtime.stats().brokerFaults >= 1, `the kills count as broker faults (${a!.app.povRealtime.stats().brokerFaults})`)
+  t.ok(a!.logs.some((line) => line.includes('Redis subscriber connection lost')), 'and are logged')
+})
+
+t.test('an app\'s Cluster with an ioredis keyPrefix of its own is refused with a clear error', { skip: skipWithoutRedisCluster() }, async (t) => {
+  const redis = await openRedisTarget(t, 'cluster')
+  for (const options of [{ keyPrefix: 'app:' }, { redisOptions: { keyPrefix: 'app:' } }]) {
+    const appCluster = redis.cluster!.client({ ...options, lazyConnect: true })
+    t.teardown(() => appCluster.disconnect())
+    t.throws(() => createRedisBroker({ redis: appCluster, keyPrefix: 'broker:' }),
+      { code: 'POV_REALTIME_INVALID_OPTION', message: /keyPrefix of its own is not supported; use the broker's keyPrefix/ }, JSON.stringify(options))
+  }
+})
+
+t.test('a planned failover (CLUSTER FAILOVER) mid-traffic: every acknowledged activity once, in order, no resync, no socket closed', { skip: skipWithoutRedisCluster() }, async (t) => {
+  const redis = await openRedisTarget(t, 'cluster')
+  const servers = await startRedisInstances(t, redis, 2, {}, { timeout: 1000 })
+  const povId = 'planned'
+  const clients: TestClient[] = []
+  for (const server of servers) {
+    const client = await server.connect()
+    await client.subscribe(povId)
+    clients.push(client)
+  }
+  const acknowledged: string[] = []
+  const rejected: unknown[] = []
+  const state = { publishing: true }
+  const publishers = servers.map(async (server, s) => {
+    for (let k = 0; state.publishing; k++) {
+      try {
+        await server.app.broadcastActivity(activity(povId, { id: `s${s}-${k}` }))
+        acknowledged.push(`s${s}-${k}`)
+      } catch (err) {
+        rejected.push(err)
+        await sleep(50)
+      }
+    }
+  })
+  await waitFor(() => acknowledged.length >= 20, 10_000, 'traffic before the failover')
+  const { ms } = await redis.cluster!.plannedFailover(`${redis.keyPrefix}{${povId}}`)
+  const before = acknowledged.length
+  await waitFor(() => acknowledged.length >= before + 20, 30_000, 'publishes on the new master')
+  state.publishing = false
+  await Promise.all(publishers)
+  t.comment(`the replica took over in ${ms} ms; ${acknowledged.length} acknowledged, ${rejected.length} rejected`)
+  for (const err of rejected) t.match(err, { code: 'POV_REALTIME_BROKER_UNAVAILABLE' }, 'a publish during the failover rejects with the coded error')
+
+  for (const [i, client] of clients.entries()) {
+    await waitFor(() => acknowledged.every((id) => idsOf(client, povId).includes(id)), 20_000, `subscriber ${i} to have every acknowledged activity`)
+    const ids = idsOf(client, povId)
+    t.equal(new Set(ids).size, ids.length, `subscriber ${i}: no activity twice`)
+    t.ok(inHistoryOrder(client, povId), `subscriber ${i}: in history order`)
+    t.same(resyncsOf(client, povId), [], `subscriber ${i}: no resync (a planned failover loses nothing)`)
+    t.equal(client.ws.readyState, client.ws.OPEN, `subscriber ${i}: the socket stayed open`)
+  }
+})
+
+// Last: the killed master stays dead, so its shard has no replica left for the tests after it.
+t.test('a master killed mid-traffic: sockets stay open, every acknowledged activity arrives once in order or a resync says what was lost, no publish hangs', { skip: skipWithoutRedisCluster() }, async (t) => {
+  const redis = await openRedisTarget(t, 'cluster')
+  const timeout = 1000
+  const servers = await startRedisInstances(t, redis, 2, {}, { timeout })
+  const povId = 'failover'
+  const clients: TestClient[] = []
+  for (const server of servers) {
+    for (let i = 0; i < 2; i++) {
+      const client = await server.connect()
+      await client.subscribe(povId)
+      clients.push(client)
+    }
+  }
+  let closed = 0
+  for (const client of clients) client.closed.then(() => { closed++ }, () => {})
+
+  const acknowledged: string[] = []
+  const rejected: unknown[] = []
+  let longest = 0
+  const state = { publishing: true }
+  const publishers = servers.map(async (server, s) => {
+    // Each instance publishes one at a time: its own activities have one order, which every subscriber must keep.
+    for (let k = 0; state.publishing; k++) {
+      const id = `s${s}-${k}`
+      const started = Date.now()
+      try {
+        await server.app.broadcastActivity(activity(povId, { id }))
+        acknowledged.push(id)
+      } catch (err) {
+        rejected.push(err)
+        await sleep(50)
+      }
+      longest = Math.max(longest, Date.now() - started)
+    }
+  })
+  await waitFor(() => acknowledged.length >= 20, 10_000, 'traffic before the kill')
+  const killedAt = Date.now()
+  // The replica takes over after cluster-node-timeout (2 s) and an election; publishing goes on meanwhile.
+  const { ms } = await redis.cluster!.failOver(`${redis.keyPrefix}{${povId}}`)
+  t.comment(`a replica took over ${ms} ms after the kill`)
+  const before = acknowledged.length
+  await waitFor(() => acknowledged.length >= before + 20, 30_000, 'publishes to succeed on the promoted replica')
+  state.publishing = false
+  await Promise.all(publishers)
+  t.comment(`healthy again ${Date.now() - killedAt} ms after the kill; ${acknowledged.length} acknowledged, ${rejected.length} rejected`)
+
+  for (const err of rejected) {
+    t.match(err, { code: 'POV_REALTIME_BROKER_UNAVAILABLE' }, 'a publish during the failover rejects with the coded error')
+  }
+  t.ok(servers.every((server) => server.app.povRealtime.stats().brokerFaults >= 1), 'the failover counts as a broker fault on each instance')
+  t.ok(longest <= timeout + 1500, `no publish hung past its timeout (longest ${longest} ms)`)
+  const last = acknowledged.slice(-10)
+  for (const [i, client] of clients.entries()) {
+    await waitFor(() => last.every((id) => idsOf(client, povId).includes(id)), 20_000, `subscriber ${i} to get the activities after the failover`)
+    const ids = idsOf(client, povId)
+    t.equal(new Set(ids).size, ids.length, `subscriber ${i}: no activity twice`)
+    t.ok(inHistoryOrder(client, povId), `subscriber ${i}: delivered in history order`)
+    // Acknowledged ones only: a publish that timed out (outcomeUnknown) may still be run later, when the app's Cluster
+    // client retries it on the promoted replica.
+    for (let s = 0; s < servers.length; s++) {
+      const own = ids.filter((id) => id.startsWith(`s${s}-`) && acknowledged.includes(id)).map((id) => Number(id.slice(id.indexOf('-') + 1)))
+      t.ok(own.every((k, j) => j === 0 || own[j - 1]! < k), `subscriber ${i}: instance ${s}'s activities in publish order`)
+    }
+    const missing = acknowledged.filter((id) => !ids.includes(id))
+    if (resyncsOf(client, povId).length === 0) {
+      t.same(missing, [], `subscriber ${i}: no resync, so every acknowledged activity arrived`)
+    } else {
+      t.pass(`subscriber ${i}: told by resync that ${missing.length} acknowledged activities were lost`)
+    }
+  }
+  t.equal(closed, 0, 'no socket was closed')
+})
