@@ -64,8 +64,10 @@ t.test('the README\'s server and React snippets type-check, strict, against the 
 
 /** Starts the snippet on a free port (its PORT variable); resolves its URL from Fastify's "Server listening" line. */
 async function startSnippet (t: { teardown (fn: () => unknown): void }): Promise<string> {
-  // The tap loader compiles the TypeScript; coverage tracking is left out (the snippet is not the package's code).
-  const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => name !== 'NODE_OPTIONS' && !name.startsWith('_TAPJS')))
+  // The repo's loader compiles the TypeScript; tap's tracking and V8 coverage are left out (the snippet is the
+  // README's code, not the package's).
+  const env = Object.fromEntries(Object.entries(process.env)
+    .filter(([name]) => name !== 'NODE_OPTIONS' && name !== 'NODE_V8_COVERAGE' && !name.startsWith('_TAPJS')))
   const child: ChildProcess = spawn(process.execPath, ['--import', path.join(root, 'scripts/typescript-loader.mjs'), 'server.ts'], {
     cwd: dir, env: { ...env, PORT: '0', JWT_SECRET: 'a-readme-secret-of-at-least-32-characters' }, stdio: ['ignore', 'pipe', 'pipe']
   })
