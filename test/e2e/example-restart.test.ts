@@ -16,7 +16,8 @@ import {
   UI_TIMEOUT, activityItems, launchChromium, openSignedInPage, postFromPage, requireChromium, screenshotDir,
   skipWithoutChromium, waitForStatus, watchConsole
 } from '../helpers/browser.js'
-import { freePort, runExampleProcessToExit, startExampleProcess, type ExampleProcess } from '../helpers/example-process.js'
+import { freePort } from '../helpers/free-port.js'
+import { runExampleProcessToExit, startExampleProcess, type ExampleProcess } from '../helpers/example-process.js'
 
 async function feedTitles (page: Page): Promise<string[]> {
   return page.getByTestId('activity-title').allTextContents()

@@ -18,7 +18,8 @@ import {
   UI_TIMEOUT, launchChromium, newWatchedPage, requireChromium, skipWithoutChromium, waitForStatus, waitUntil
 } from '../helpers/browser.js'
 import { startHaproxy } from '../helpers/haproxy.js'
-import { freePort, requireTools, selfSignedCertificate, skipWithoutTools } from '../helpers/load-balancer.js'
+import { freePort } from '../helpers/free-port.js'
+import { requireTools, selfSignedCertificate, skipWithoutTools } from '../helpers/load-balancer.js'
 import {
   broadcastFrom, countOf, startBalancedInstances, statsOf, waitForStats, type BalancedInstance
 } from '../helpers/balanced-instances.js'

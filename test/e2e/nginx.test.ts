@@ -14,7 +14,8 @@ import {
   broadcastFrom, countOf, startBalancedInstances, waitForStats, type BalancedInstance
 } from '../helpers/balanced-instances.js'
 import { TestClient } from '../helpers/client.js'
-import { freePort, requireTools, selfSignedCertificate, skipWithoutTools } from '../helpers/load-balancer.js'
+import { freePort } from '../helpers/free-port.js'
+import { requireTools, selfSignedCertificate, skipWithoutTools } from '../helpers/load-balancer.js'
 import { startNginx } from '../helpers/nginx.js'
 import { sharedRedis } from '../helpers/redis-server.js'
 import { sleep, waitFor } from '../helpers/server.js'

@@ -4,7 +4,6 @@
  * restart test starts it twice on one port and data folder.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { createServer } from 'node:net'
 import { fileURLToPath } from 'node:url'
 
 const SERVER = fileURLToPath(new URL('../../example/server.mjs', import.meta.url))
@@ -25,16 +24,6 @@ export interface ExampleRun {
   readonly code: number | null
   readonly stdout: string
   readonly stderr: string
-}
-
-/** A free port on 127.0.0.1, for a server that must come back on the same one. */
-export async function freePort (): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const address = server.address()
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  if (typeof address !== 'object' || !address) throw new Error('no port')
-  return address.port
 }
 
 /** The environment of a user's shell without `JWT_SECRET` (and without the test runner's), plus `env`. */

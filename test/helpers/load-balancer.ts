@@ -61,17 +61,6 @@ export function requireTools (t: { fail (message: string): void }, tools: readon
   return false
 }
 
-/** A free loopback port (free when this resolves). */
-export async function freePort (): Promise<number> {
-  const server = net.createServer()
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address() as net.AddressInfo
-  server.close()
-  await once(server, 'close')
-  return port
-}
-
 /** Resolves once `port` accepts a TCP connection, or rejects after `timeout` ms. */
 export async function accepts (port: number, timeout: number): Promise<void> {
   const deadline = Date.now() + timeout

@@ -8,6 +8,7 @@ import { once } from 'node:events'
 import { randomBytes } from 'node:crypto'
 import net from 'node:net'
 import { Redis } from 'ioredis'
+import { freePort } from './free-port.js'
 import { sleep, type Teardown } from './server.js'
 
 export const SHARED_REDIS_URL = 'redis://127.0.0.1:6379'
@@ -58,17 +59,6 @@ export interface RedisServer {
   pause (): void
   /** Thaws a paused server (SIGCONT). */
   resume (): void
-}
-
-/** A free loopback port (free when this resolves). */
-async function freePort (): Promise<number> {
-  const server = net.createServer()
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address() as net.AddressInfo
-  server.close()
-  await once(server, 'close')
-  return port
 }
 
 /** Resolves once something on `port` answers PING with PONG, or rejects after `timeout` ms. */
