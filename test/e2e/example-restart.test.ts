@@ -13,7 +13,7 @@ import { join } from 'node:path'
 import type { Page } from 'playwright-core'
 import t from 'tap'
 import {
-  UI_TIMEOUT, activityItems, launchChromium, openSignedInPage, postFromPage, requireChromium, screenshotDir,
+  RECONNECT_TIMEOUT, UI_TIMEOUT, activityItems, launchChromium, openSignedInPage, postFromPage, requireChromium, screenshotDir,
   skipWithoutChromium, waitForStatus, watchConsole
 } from '../helpers/browser.js'
 import { freePort } from '../helpers/free-port.js'
@@ -116,7 +116,7 @@ t.test('stop and start the example server: both users stay signed in, reconnect,
   server = await startExampleProcess({ ...env, JWT_SECRET: randomBytes(32).toString('base64url') })
   t.notMatch(server.stdout(), /dev secret/, 'with JWT_SECRET set, the dev secret is not used')
   for (const page of [alice, bob]) {
-    await page.getByTestId('signed-out-notice').waitFor({ timeout: UI_TIMEOUT })
+    await page.getByTestId('signed-out-notice').waitFor({ timeout: RECONNECT_TIMEOUT })
     t.equal(await page.getByTestId('signed-out-notice').textContent(), 'You were signed out: the server no longer accepts ' +
       'your session (you signed out in another tab, it expired, or the server restarted with another secret). Sign in again.')
   }

@@ -7,6 +7,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { FastifyInstance } from 'fastify'
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
+import { DEFAULT_BACKOFF } from '../../hooks/client/connection/backoff.js'
 
 /** Debian's Chromium; `CHROMIUM_PATH` points elsewhere. */
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
@@ -16,6 +17,11 @@ const CHROMIUM_ARGS = [
 ]
 /** Generous: the machine running this may be a loaded 2-core box. */
 export const UI_TIMEOUT = 20_000
+/**
+ * For what a page does after its server came back: the client's next try may be a whole backoff delay away (up to
+ * `maxDelay`, 30 s, once the server was down long enough, as on a loaded CI box), then the page needs its UI time.
+ */
+export const RECONNECT_TIMEOUT = DEFAULT_BACKOFF.maxDelay + UI_TIMEOUT
 
 const chromiumMissing = !existsSync(CHROMIUM)
 const inCI = process.env.CI === 'true' || process.env.CI === '1'
@@ -46,7 +52,8 @@ export function launchChromium (extraArgs: readonly string[] = []): Promise<Brow
 export type ConnectionStatus = 'connected' | 'disconnected' | 'reconnected'
 
 export async function waitForStatus (page: Page, status: ConnectionStatus): Promise<void> {
-  await page.locator(`[data-testid="connection-status"][data-status="${status}"]`).waitFor({ timeout: UI_TIMEOUT })
+  const timeout = status === 'reconnected' ? RECONNECT_TIMEOUT : UI_TIMEOUT
+  await page.locator(`[data-testid="connection-status"][data-status="${status}"]`).waitFor({ timeout })
 }
 
 /** A page of `context` that reports its uncaught errors to `pageErrors` (prefixed with `name`). */
