@@ -4,7 +4,6 @@
  * `broadcast` → `serializeActivity` → `broker.publish` → `deliver` (the broker's sink) → `SubscriptionIndex.fanOut`
  * → `Subscription.deliver` → `SocketWriter.sendActivity` → the socket.
  */
-import { randomBytes } from 'node:crypto'
 import type { Duplex } from 'node:stream'
 import type { FastifyBaseLogger } from 'fastify'
 import { CloseCode } from '../types/wire-constants.js'
@@ -12,13 +11,14 @@ import type { ActivityInput } from '../types/activity.js'
 import { serializeActivity } from './activity-serializer.js'
 import { revokeArgument } from './api-arguments.js'
 import type { Broker, BrokerEntry, ControlMessage } from './broker.js'
-import { HEARTBEAT_MIN_SLICE_MS, HEARTBEAT_SLICE_SOCKETS, PING_PAYLOAD_BYTES, SHUTDOWN_GRACE_MS } from './constants.js'
+import { SHUTDOWN_GRACE_MS } from './constants.js'
 import { ClosedError, NotEnabledError } from './errors.js'
 import { InProcessBroker } from './in-process/index.js'
 import type { Feature } from '../types/schemas.js'
 import type { ResolvedOptions } from './options.js'
 import { ReadReceiptsFeature } from './read-receipts/read-receipts-feature.js'
 import { PresenceFeature } from './presence/presence-feature.js'
+import { Heartbeat } from './socket/heartbeat.js'
 import { SocketSession, type SessionHost, type SocketOpening } from './socket/socket-session.js'
 import { StatsCounters, type PovRealtimeStats } from './stats.js'
 import { SubscriptionIndex, type Subscription } from './subscription-index.js'
@@ -39,6 +39,7 @@ export class RealtimeHub implements SessionHost {
   readonly expiries = new ExpirySchedule()
   readonly #index = new SubscriptionIndex()
   readonly #sessions = new Set<SocketSession>()
+  readonly #heartbeat: Heartbeat<SocketSession>
   /**
    * The open sockets of each user, for revocations: the session itself while the user has one here (the usual case,
    * and a `Set` per user would double what the hub spends per socket), a set from the second on.
@@ -55,11 +56,6 @@ export class RealtimeHub implements SessionHost {
   readonly #atSocketLimit = new Set<string>()
   readonly #log: FastifyBaseLogger
   #tokens: TokenService | undefined
-  #heartbeatTimer: NodeJS.Timeout | undefined
-  /** Where the heartbeat's current round over the sockets is (see `#heartbeatSlice`). */
-  #heartbeatRound: Iterator<SocketSession> = [][Symbol.iterator]()
-  /** When the current heartbeat slice was due (`performance.now()`); the next is due a slice's share later. */
-  #heartbeatSliceDue = 0
   #closing = false
   /** Set while `closeSockets` waits for the last socket to go. */
   #onAllClosed: (() => void) | undefined
@@ -67,6 +63,7 @@ export class RealtimeHub implements SessionHost {
   constructor (options: ResolvedOptions, log: FastifyBaseLogger) {
     this.options = options
     this.#log = log
+    this.#heartbeat = new Heartbeat(this.#sessions, options.heartbeatInterval)
     this.broker = options.broker ?? new InProcessBroker()
     const features = new Set<Feature>()
     if (options.presence) features.add('presence')
@@ -111,8 +108,7 @@ export class RealtimeHub implements SessionHost {
     })
     await this.readReceipts?.start()
     if (this.presence) await this.broker.presence?.start(this.presence.sink)
-    this.#heartbeatSliceDue = performance.now()
-    this.#heartbeatSlice()
+    this.#heartbeat.start()
   }
 
   /** `fastify.broadcastActivity`: validates, publishes, and resolves once this instance's subscribers have it. */
@@ -122,37 +118,6 @@ export class RealtimeHub implements SessionHost {
     const result = await this.broker.publish(povId, json)
     this.stats.broadcasts++
     return result
-  }
-
-  /**
-   * The heartbeat pings every socket once per `heartbeatInterval`, spread over the interval in slices of at most
-   * `HEARTBEAT_SLICE_SOCKETS` (a ping is a write system call: 500 at once held the event loop for 80 ms on a loaded
-   * 2-core machine, 18,000 would hold it for seconds), each
-   * slice going on from where the last one stopped. Few sockets: one slice, all of them at once.
-   */
-  #heartbeatSlice (): void {
-    const interval = this.options.heartbeatInterval
-    const size = this.#sessions.size
-    const slices = Math.max(1, Math.min(Math.ceil(size / HEARTBEAT_SLICE_SOCKETS), Math.floor(interval / HEARTBEAT_MIN_SLICE_MS)))
-    const perSlice = Math.ceil(size / slices)
-    // One call for the random payloads of the whole slice; each ping gets its own bytes of it.
-    const payloads = perSlice > 0 ? randomBytes(perSlice * PING_PAYLOAD_BYTES) : undefined
-    for (let pinged = 0; pinged < perSlice; pinged++) {
-      let next = this.#heartbeatRound.next()
-      if (next.done === true) {
-        this.#heartbeatRound = this.#sessions.values()
-        next = this.#heartbeatRound.next()
-        if (next.done === true) break
-      }
-      next.value.heartbeat(payloads!.subarray(pinged * PING_PAYLOAD_BYTES, (pinged + 1) * PING_PAYLOAD_BYTES))
-    }
-    // Due a share of the interval after this slice was due, not after it ran: a late timer (a busy event loop) does
-    // not push every later round back, so a peer that stops reading is still gone within two intervals. After a stall
-    // of more than a share, the schedule starts again from now rather than catching up in a burst.
-    const share = interval / slices
-    const now = performance.now()
-    this.#heartbeatSliceDue = Math.max(this.#heartbeatSliceDue, now - share) + share
-    this.#heartbeatTimer = setTimeout(() => this.#heartbeatSlice(), this.#heartbeatSliceDue - now).unref()
   }
 
   /** `fastify.povRealtime.revoke`: on every instance, through the broker. */
@@ -231,6 +196,7 @@ export class RealtimeHub implements SessionHost {
     }
     const session = new SocketSession(opening, this)
     this.#sessions.add(session)
+    this.#heartbeat.joined()
     const ofUser = this.#sessionsOf.get(session.userId)
     if (ofUser === undefined) this.#sessionsOf.set(session.userId, session)
     else if (ofUser instanceof Set) ofUser.add(session)
@@ -273,7 +239,7 @@ export class RealtimeHub implements SessionHost {
   /** `preClose`: every socket gets 1001; those that do not close within the grace period are cut. */
   async closeSockets (): Promise<void> {
     this.#closing = true
-    clearTimeout(this.#heartbeatTimer)
+    this.#heartbeat.stop()
     if (this.#sessions.size === 0) return
     let graceTimer: NodeJS.Timeout | undefined
     const allClosed = new Promise<void>((resolve) => { this.#onAllClosed = resolve })

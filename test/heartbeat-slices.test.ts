@@ -61,3 +61,24 @@ t.test(`${SOCKETS} sockets: every one pinged about once per interval, in slices;
   t.equal(payloads.size, SOCKETS, 'each ping carries bytes of its own')
   t.equal(server.app.povRealtime.stats().connections, SOCKETS)
 })
+
+t.test('sockets that arrive after a quiet spell: the slices keep pace, and a deaf one among them is cut within two intervals of its open', async (t) => {
+  // The first slice ran with no socket (one slice per interval planned); then enough sockets for three slices arrive
+  // at once, the deaf one last. Its round must still end within an interval, not an interval and two thirds.
+  const heartbeatInterval = 4000
+  const server = await startServer(t, { heartbeatInterval })
+  const peers: Peer[] = []
+  t.teardown(() => { for (const peer of peers) peer.ws.terminate() })
+  for (let i = 0; i < SOCKETS; i += 50) {
+    peers.push(...await Promise.all(Array.from({ length: Math.min(50, SOCKETS - i) }, (_, k) => openPeer(server.wsUrl, `u${i + k}`))))
+  }
+  const deaf = await openPeer(server.wsUrl, 'deaf', false)
+  t.teardown(() => deaf.ws.terminate())
+  const openedAt = Date.now()
+
+  const { code } = await closed(deaf, { within: heartbeatInterval * 4 })
+  const cutAfter = Date.now() - openedAt
+  t.equal(code, 1006, 'the deaf socket is terminated')
+  t.ok(cutAfter <= 2 * heartbeatInterval + 1000, `within two intervals of its open (${cutAfter} ms, interval ${heartbeatInterval} ms)`)
+  t.ok(peers.every((peer) => peer.ws.readyState === WebSocket.OPEN), 'the healthy sockets stay open')
+})
