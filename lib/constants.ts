@@ -90,3 +90,12 @@ export const HEARTBEAT_SLICE_SOCKETS = 100
 
 /** The heartbeat's slices are at least this far apart. */
 export const HEARTBEAT_MIN_SLICE_MS = 10
+
+/**
+ * How often the Redis broker's sharded subscriber (on a Cluster) reads the slot map again. ioredis reads it only
+ * when a subscriber connection is lost or Redis unsubscribes it (a failover, a slot moved), and it asks one node
+ * picked at random: one that has not yet heard of a failover shows the old map, and the subscriber then stayed
+ * deaf to the PoVs of the new master for good (seen once in about eight planned failovers). Read again on this
+ * timer, the new map is found within it, and the channel sets fill what was missed from the history.
+ */
+export const CLUSTER_SUBSCRIBER_SLOTS_REFRESH_MS = 2000

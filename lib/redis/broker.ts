@@ -20,6 +20,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import { Cluster, Redis, ReplyError, type RedisOptions } from 'ioredis'
 import { encodeActivityFrame } from '../activity-frame.js'
 import type { Broker, BrokerEntry, BrokerSink, BrokerStartContext, ControlMessage, Replay } from '../broker.js'
+import { CLUSTER_SUBSCRIBER_SLOTS_REFRESH_MS } from '../constants.js'
 import { BrokerUnavailableError, InvalidOptionError } from '../errors.js'
 import { compareStreamIds, formatCursor, newEpoch, parseCursor, type StreamPosition } from './cursor.js'
 import { RedisControlRelay } from './control.js'
@@ -249,6 +250,7 @@ class RedisBroker implements Broker {
         // One connection per master, each SSUBSCRIBEd to the channels of its slots (ioredis moves them on failover;
         // the channel sets subscribe again and fill the gaps on its `subscribersReady`, see `channel-set.ts`).
         shardedSubscribers: true,
+        slotsRefreshInterval: CLUSTER_SUBSCRIBER_SLOTS_REFRESH_MS,
         redisOptions: { ...this.#commands.options.redisOptions, ...FAIL_FAST, connectionName: 'pov-realtime:subscriber' }
       })
       : this.#commands.duplicate({

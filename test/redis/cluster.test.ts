@@ -161,11 +161,32 @@ t.test('an app\'s Cluster with an ioredis keyPrefix of its own is refused with a
   }
 })
 
-// Known gap, not yet fixed: in one CI run of about eight, a takeover of 100 ms left a subscriber without some
-// acknowledged activities and without a resync (the sharded subscriber's move to the new master raced the publishes).
+/** How many times the cluster's nodes were asked for the slot map (CLUSTER SLOTS), in all. */
+async function slotMapReads (redis: RedisTarget): Promise<number> {
+  let calls = 0
+  for (const node of redis.cluster!.nodes) {
+    const stats = await nodeClient(t, node.port).info('commandstats')
+    calls += Number(/^cmdstat_cluster\|slots:calls=(\d+)/m.exec(stats)?.[1] ?? 0)
+  }
+  return calls
+}
+
+// A failover makes Redis unsubscribe the sharded subscriber on the old master; ioredis then reads the slot map from
+// one node picked at random, and when that node had not yet heard of the failover the subscriber stayed deaf to the
+// PoV for good (one planned failover in about eight). The broker's subscriber reads the map again on a timer.
+t.test('an idle broker\'s sharded subscriber reads the slot map again every couple of seconds, so a stale view heals', { skip: skipWithoutRedisCluster() }, async (t) => {
+  const redis = await openRedisTarget(t, 'cluster')
+  const [server] = await startRedisInstances(t, redis, 1)
+  const client = await server!.connect()
+  await client.subscribe('idle')
+  const before = await slotMapReads(redis)
+  await sleep(6000)
+  const reads = await slotMapReads(redis) - before
+  t.ok(reads >= 2, `the slot map was read ${reads} times in 6 s with nothing happening`)
+})
+
 t.test('a planned failover (CLUSTER FAILOVER) mid-traffic: every acknowledged activity once, in order, no resync, no socket closed', {
-  skip: skipWithoutRedisCluster(),
-  todo: 'a fast planned failover can lose activities for a subscriber without a resync (seen once in about eight runs)'
+  skip: skipWithoutRedisCluster()
 }, async (t) => {
   const redis = await openRedisTarget(t, 'cluster')
   const servers = await startRedisInstances(t, redis, 2, {}, { timeout: 1000 })
