@@ -75,6 +75,12 @@ export interface RedisClusterServer {
    * replica has caught up, then they swap roles); resolves once the replica owns the slot and the cluster is healthy.
    */
   plannedFailover (key: string, timeout?: number): Promise<{ ms: number }>
+  /**
+   * Resharding: moves `key`'s slot to another master the way `redis-cli --cluster reshard` does (IMPORTING on the
+   * target, MIGRATING on the source, MIGRATE of its keys in batches, then SETSLOT NODE on every master); resolves with
+   * the new master once the cluster names it as the slot's owner.
+   */
+  migrateSlot (key: string, timeout?: number): Promise<{ from: ClusterNodeProcess, to: ClusterNodeProcess, keys: number, ms: number }>
 }
 
 async function isFree (port: number): Promise<boolean> {
@@ -235,6 +241,57 @@ export async function startRedisCluster (t: Teardown): Promise<RedisClusterServe
       }
       await untilHealthy(Math.max(1000, timeout - (Date.now() - started)))
       return { ms: Date.now() - started }
+    },
+    async migrateSlot (key, timeout = 30_000) {
+      const from = await masterOf(key)
+      const admin = (port: number) => {
+        const client = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0 })
+        client.on('error', () => {})
+        return client
+      }
+      const source = admin(from.port)
+      const started = Date.now()
+      try {
+        const slot = await source.call('CLUSTER', 'KEYSLOT', key) as number
+        const masters = (await source.call('CLUSTER', 'NODES') as string).split('\n').filter((line) => /\bmaster\b/.test(line) && !/fail/.test(line))
+        const idOf = (port: number) => masters.find((line) => line.includes(`:${port}@`))?.split(' ')[0]
+        const to = nodes.find((node) => node !== from && node.child !== undefined && idOf(node.port) !== undefined)!
+        const target = admin(to.port)
+        try {
+          await target.call('CLUSTER', 'SETSLOT', slot, 'IMPORTING', idOf(from.port)!)
+          await source.call('CLUSTER', 'SETSLOT', slot, 'MIGRATING', idOf(to.port)!)
+          let keys = 0
+          for (;;) {
+            const batch = await source.call('CLUSTER', 'GETKEYSINSLOT', slot, 100) as string[]
+            if (batch.length === 0) break
+            await source.call('MIGRATE', '127.0.0.1', to.port, '', 0, 5000, 'KEYS', ...batch)
+            keys += batch.length
+          }
+          // The target first, then the source (as redis-cli does), then every other master.
+          await target.call('CLUSTER', 'SETSLOT', slot, 'NODE', idOf(to.port)!)
+          await source.call('CLUSTER', 'SETSLOT', slot, 'NODE', idOf(to.port)!)
+          for (const line of masters) {
+            const port = Number(/:(\d+)@/.exec(line)?.[1])
+            if (port === from.port || port === to.port) continue
+            const other = admin(port)
+            try {
+              await other.call('CLUSTER', 'SETSLOT', slot, 'NODE', idOf(to.port)!)
+            } finally {
+              other.disconnect()
+            }
+          }
+          while (await ownerOf(slot) !== to.port) {
+            if (Date.now() - started > timeout) throw new Error(`slot ${slot} did not move to ${to.port} within ${timeout} ms`)
+            await sleep(50)
+          }
+          await untilHealthy(Math.max(1000, timeout - (Date.now() - started)))
+          return { from, to, keys, ms: Date.now() - started }
+        } finally {
+          target.disconnect()
+        }
+      } finally {
+        source.disconnect()
+      }
     },
     async failOver (key, timeout = 30_000) {
       const killed = await masterOf(key)

@@ -230,6 +230,59 @@ t.test('a planned failover (CLUSTER FAILOVER) mid-traffic: every acknowledged ac
   }
 })
 
+t.test('resharding: the PoV\'s slot moved to another master mid-traffic; every acknowledged activity once, in order, no resync, no socket closed, and its history moved along', {
+  skip: skipWithoutRedisCluster()
+}, async (t) => {
+  const redis = await openRedisTarget(t, 'cluster')
+  // A window larger than the run, so that the resume at the end finds where it left off.
+  const servers = await startRedisInstances(t, redis, 2, { history: { size: 10_000 } }, { timeout: 1000 })
+  const povId = 'moving'
+  const clients: TestClient[] = []
+  for (const server of servers) {
+    const client = await server.connect()
+    await client.subscribe(povId)
+    clients.push(client)
+  }
+  const acknowledged: string[] = []
+  const rejected: unknown[] = []
+  const state = { publishing: true }
+  const publishers = servers.map(async (server, s) => {
+    for (let k = 0; state.publishing; k++) {
+      try {
+        await server.app.broadcastActivity(activity(povId, { id: `s${s}-${k}` }))
+        acknowledged.push(`s${s}-${k}`)
+      } catch (err) {
+        rejected.push(err)
+        await sleep(50)
+      }
+    }
+  })
+  await waitFor(() => acknowledged.length >= 20, 10_000, 'traffic before the move')
+  const cursorBefore = clients[1]!.messages.findLast((m) => m.type === 'activity')!.cursor as string
+  const { from, to, keys, ms } = await redis.cluster!.migrateSlot(`${redis.keyPrefix}{${povId}}`)
+  const before = acknowledged.length
+  await waitFor(() => acknowledged.length >= before + 20, 30_000, 'publishes on the new master')
+  state.publishing = false
+  await Promise.all(publishers)
+  t.comment(`the slot moved from ${from.port} to ${to.port} with ${keys} keys in ${ms} ms; ${acknowledged.length} acknowledged, ${rejected.length} rejected`)
+  for (const err of rejected) t.match(err, { code: 'POV_REALTIME_BROKER_UNAVAILABLE' }, 'a publish during the move rejects with the coded error')
+
+  for (const [i, client] of clients.entries()) {
+    await waitFor(() => acknowledged.every((id) => idsOf(client, povId).includes(id)), 20_000, `subscriber ${i} to have every acknowledged activity`)
+    const ids = idsOf(client, povId)
+    t.equal(new Set(ids).size, ids.length, `subscriber ${i}: no activity twice`)
+    t.ok(inHistoryOrder(client, povId), `subscriber ${i}: in history order`)
+    t.same(resyncsOf(client, povId), [], `subscriber ${i}: no resync (a move loses nothing)`)
+    t.equal(client.ws.readyState, client.ws.OPEN, `subscriber ${i}: the socket stayed open`)
+  }
+  const resumer = await servers[1]!.connect({ claims: { userId: 'resumer' } })
+  const answer = await resumer.subscribe(povId, cursorBefore)
+  t.match(answer, { type: 'subscribed', recovered: true }, 'a resume from before the move is served from the moved history')
+  const after = idsOf(clients[1]!, povId).slice(clients[1]!.messages.filter((m) => m.type === 'activity').findIndex((m) => m.cursor === cursorBefore) + 1)
+  await waitFor(() => idsOf(resumer, povId).length === after.length, 10_000, 'the replay')
+  t.same(idsOf(resumer, povId), after, 'and replays everything after that cursor, in order')
+})
+
 // Last: the killed master stays dead, so its shard has no replica left for the tests after it.
 t.test('a master killed mid-traffic: sockets stay open, every acknowledged activity arrives once in order or a resync says what was lost, no publish hangs', { skip: skipWithoutRedisCluster() }, async (t) => {
   const redis = await openRedisTarget(t, 'cluster')
