@@ -174,11 +174,15 @@ export class RealtimeHub implements SessionHost {
     return true
   }
 
-  /** An admitted connection closed: its user holds one socket fewer. */
+  /** An admitted connection closed before it became a session: its user holds one socket fewer. */
   #releaseAdmission (connection: Duplex): void {
     const userId = this.#userOfConnection.get(connection)
     if (userId === undefined) return
     this.#userOfConnection.delete(connection)
+    this.#socketClosed(userId)
+  }
+
+  #socketClosed (userId: string): void {
     const left = this.#socketsOfUser.get(userId)! - 1
     if (left === 0) this.#socketsOfUser.delete(userId)
     else this.#socketsOfUser.set(userId, left)
@@ -197,6 +201,11 @@ export class RealtimeHub implements SessionHost {
     const session = new SocketSession(opening, this)
     this.#sessions.add(session)
     this.#heartbeat.joined()
+    // The session holds its user's count from here, released in `forget`: the connection's own 'close' listener goes
+    // (ws has one there too, and two make an array: some 250 bytes per socket). Closed before the hand-over, the
+    // count was released already: the session takes one again, which `forget` releases.
+    if (this.#userOfConnection.delete(opening.connection)) opening.connection.off('close', this.#onAdmittedClose)
+    else this.#socketsOfUser.set(session.userId, (this.#socketsOfUser.get(session.userId) ?? 0) + 1)
     const ofUser = this.#sessionsOf.get(session.userId)
     if (ofUser === undefined) this.#sessionsOf.set(session.userId, session)
     else if (ofUser instanceof Set) ofUser.add(session)
@@ -220,7 +229,8 @@ export class RealtimeHub implements SessionHost {
   }
 
   forget (session: SocketSession): void {
-    this.#sessions.delete(session)
+    if (!this.#sessions.delete(session)) return
+    this.#socketClosed(session.userId)
     const ofUser = this.#sessionsOf.get(session.userId)
     if (ofUser === session) this.#sessionsOf.delete(session.userId)
     else if (ofUser instanceof Set && ofUser.delete(session) && ofUser.size === 0) this.#sessionsOf.delete(session.userId)
