@@ -44,7 +44,7 @@ t.test('Redis down: the rejection says the activity was surely not published (ou
     { code: 'POV_REALTIME_BROKER_UNAVAILABLE', statusCode: 503, outcomeUnknown: false })
 })
 
-// Stand-alone only: it pauses its own redis-server (a paused cluster master: cluster-faults.test.ts).
+// Stand-alone only: it pauses its own redis-server (a cluster master paused with SIGSTOP: cluster.test.ts).
 t.test('a hung Redis: the rejection says the activity may have been published (outcomeUnknown: true), and it was', async (t) => {
   const redis = await startRedisServer(t)
   const server = await startServer(t, {
