@@ -49,6 +49,10 @@ export interface ClusterNodeProcess {
   readonly pid: number | undefined
   /** Kills the node at once (SIGKILL), as a crash would; resolves when it has exited. */
   kill (): Promise<void>
+  /** Freezes the node (SIGSTOP): its connections stay open, nothing answers. */
+  pause (): void
+  /** Thaws a paused node (SIGCONT). */
+  resume (): void
 }
 
 export interface RedisClusterServer {
@@ -146,7 +150,9 @@ export async function startRedisCluster (t: Teardown): Promise<RedisClusterServe
         running.kill('SIGKILL')
         await exited
         node.child = undefined
-      }
+      },
+      pause () { node.child?.kill('SIGSTOP') },
+      resume () { node.child?.kill('SIGCONT') }
     }
     nodes.push(node)
   }
