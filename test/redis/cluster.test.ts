@@ -5,11 +5,11 @@
  */
 import { Redis, type Cluster } from 'ioredis'
 import t from 'tap'
-import { createRedisBroker } from '../../lib/redis/index.js'
+import { createRedisBroker, type RedisClusterStartup } from '../../lib/redis/index.js'
 import type { TestClient } from '../helpers/client.js'
 import { skipWithoutRedisCluster } from '../helpers/redis-cluster.js'
 import { startRedisInstances } from '../helpers/redis-instances.js'
-import { openRedisTarget, type RedisTarget } from '../helpers/redis-targets.js'
+import { openRedisTarget, subscriberCount, type RedisTarget } from '../helpers/redis-targets.js'
 import { activity, sleep, startServer, waitFor, type TestServer } from '../helpers/server.js'
 
 /** PoV ids whose slots belong to `count` different masters, with each one's master port. */
@@ -191,6 +191,61 @@ t.test('an app\'s Cluster with an ioredis keyPrefix of its own is refused with a
     t.throws(() => createRedisBroker({ redis: appCluster, keyPrefix: 'broker:' }),
       { code: 'POV_REALTIME_INVALID_OPTION', message: /keyPrefix of its own is not supported; use the broker's keyPrefix/ }, JSON.stringify(options))
   }
+})
+
+t.test('a broker built from start-up nodes opens its own Cluster, delivers across instances, and closes every connection it opened with the app', { skip: skipWithoutRedisCluster() }, async (t) => {
+  const redis = await openRedisTarget(t, 'cluster')
+  const povId = 'from-nodes'
+  const fromNodes = () => createRedisBroker({
+    redis: { cluster: [...redis.cluster!.startupNodes], redisOptions: { connectionName: 'app-nodes' } },
+    keyPrefix: redis.keyPrefix
+  })
+  const [a, b] = [await startServer(t, { broker: fromNodes() }), await startServer(t, { broker: fromNodes() })]
+  const nodes = redis.cluster!.nodes.map((node) => nodeClient(t, node.port))
+  /** The broker's connections on every node: its command Cluster's (`app-nodes`) and its subscriber's. */
+  const opened = async () => {
+    const lists = await Promise.all(nodes.map(async (node) => await node.client('LIST') as string))
+    const names = lists.flatMap((list) => [...list.matchAll(/ name=(\S*)/g)].map((match) => match[1]))
+    return { commands: names.filter((name) => name === 'app-nodes').length, subscribers: names.filter((name) => name === 'pov-realtime:subscriber').length }
+  }
+
+  const onA = await a.connect()
+  const onB = await b.connect()
+  await onA.subscribe(povId)
+  await onB.subscribe(povId)
+  await b.app.broadcastActivity(activity(povId, { id: 'from-b' }))
+  await a.app.broadcastActivity(activity(povId, { id: 'from-a' }))
+  for (const client of [onA, onB]) {
+    await waitFor(() => idsOf(client, povId).length === 2, 5000, 'both activities')
+    t.same(idsOf(client, povId), ['from-b', 'from-a'], 'each instance\'s activity reached both, in order')
+  }
+  const running = await opened()
+  t.ok(running.commands >= 2, `each broker opened its command Cluster with the app's options (${running.commands} connections)`)
+  t.ok(running.subscribers >= 3, `and a subscriber Cluster (${running.subscribers} connections)`)
+  t.equal(await subscriberCount(redis, `${redis.keyPrefix}{${povId}}`), 2, 'whose sharded subscribers follow the PoV, one per instance')
+
+  await a.app.close()
+  await b.app.close()
+  let after = await opened()
+  for (let i = 0; i < 50 && after.commands + after.subscribers > 0; i++) after = await sleep(50).then(opened)
+  t.same(after, { commands: 0, subscribers: 0 }, 'closing the apps closed every connection their brokers opened, on every node')
+})
+
+t.test('start-up nodes of a bad shape are refused at once', async (t) => {
+  const node = { host: '127.0.0.1', port: 7000 }
+  for (const redis of [
+    { cluster: [] }, { cluster: 'redis-1:6379' }, { cluster: [{ port: 0 }] }, { cluster: [{ host: '', port: 7000 }] },
+    { cluster: [null] }, { cluster: [node, 70000] }
+  ]) {
+    t.throws(() => createRedisBroker({ redis: redis as unknown as RedisClusterStartup }),
+      { code: 'POV_REALTIME_INVALID_OPTION', message: /redis\.cluster must be a non-empty array of start-up nodes/ }, JSON.stringify(redis))
+  }
+  for (const redis of [{ cluster: [node], keyPrefix: 'app:' }, { cluster: [node], redisOptions: { keyPrefix: 'app:' } }]) {
+    t.throws(() => createRedisBroker({ redis }),
+      { code: 'POV_REALTIME_INVALID_OPTION', message: /keyPrefix of its own is not supported/ }, JSON.stringify(redis))
+  }
+  t.doesNotThrow(() => createRedisBroker({ redis: { cluster: [node, '127.0.0.1:7001', 7002], scaleReads: 'master' } }),
+    'a node as { host, port }, \'host:port\' or a port, beside Cluster options (nothing connects before start)')
 })
 
 t.test('client-output-buffer-limit pubsub on the masters cuts the sharded subscriber again and again: every activity once, in order, no resync, no socket closed', { skip: skipWithoutRedisCluster() }, async (t) => {
