@@ -1,6 +1,7 @@
 /**
  * A real Redis Cluster for tests: three masters and three replicas of `redis-server --cluster-enabled yes`, each on a
- * free loopback port with its own temporary directory and no persistence, joined by
+ * free loopback port with its own temporary directory and no persistence (and no 5 s wait before a replica's first
+ * diskless sync, `repl-diskless-sync-delay 0`: the cluster is up in about 2.5 s instead of 7.5 s), joined by
  * `redis-cli --cluster create … --cluster-replicas 1 --cluster-yes`. Ready once every node reports `cluster_state:ok`
  * and knows all six nodes; every node is stopped by its pid at teardown and the directories removed. The shared Redis
  * at 6379 is never touched.
@@ -137,7 +138,7 @@ export async function startRedisCluster (t: Teardown): Promise<RedisClusterServe
     const child = spawn('redis-server', [
       '--port', String(port), '--bind', '127.0.0.1', '--dir', nodeDir,
       '--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`, '--cluster-node-timeout', '2000',
-      '--save', '', '--appendonly', 'no'
+      '--save', '', '--appendonly', 'no', '--repl-diskless-sync-delay', '0'
     ], { stdio: 'ignore' })
     const node = {
       port,
