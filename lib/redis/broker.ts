@@ -8,10 +8,10 @@
  * (`ordered-channel.ts`), that delivers every entry once, in order, and fills any gap (a cut connection) from the
  * stream. See `scripts.ts` for what lives in Redis and `cursor.ts` for cursors.
  *
- * On a Redis Cluster (an ioredis `Cluster` passed as `redis`) every key and channel of one PoV shares a hash tag, so
- * one shard holds them and each script stays in one slot; the PoV channels are sharded (SPUBLISH from the scripts,
- * SSUBSCRIBE on a subscriber Cluster client that keeps one connection per master), so a PoV's traffic stays on its
- * shard instead of reaching every node.
+ * On a Redis Cluster (an ioredis `Cluster`, or start-up nodes, as `redis`) every key and channel of one PoV shares a
+ * hash tag, so one shard holds them and each script stays in one slot; the PoV channels are sharded (SPUBLISH from the
+ * scripts, SSUBSCRIBE on a subscriber Cluster client that keeps one connection per master), so a PoV's traffic stays
+ * on its shard instead of reaching every node.
  *
  * This is the only file that imports ioredis at run time: apps without Redis never load it.
  */
