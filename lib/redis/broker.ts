@@ -8,16 +8,16 @@
  * (`ordered-channel.ts`), that delivers every entry once, in order, and fills any gap (a cut connection) from the
  * stream. See `scripts.ts` for what lives in Redis and `cursor.ts` for cursors.
  *
- * On a Redis Cluster (an ioredis `Cluster` passed as `redis`) every key and channel of one PoV shares a hash tag, so
- * one shard holds them and each script stays in one slot; the PoV channels are sharded (SPUBLISH from the scripts,
- * SSUBSCRIBE on a subscriber Cluster client that keeps one connection per master), so a PoV's traffic stays on its
- * shard instead of reaching every node.
+ * On a Redis Cluster (an ioredis `Cluster`, or start-up nodes, as `redis`) every key and channel of one PoV shares a
+ * hash tag, so one shard holds them and each script stays in one slot; the PoV channels are sharded (SPUBLISH from the
+ * scripts, SSUBSCRIBE on a subscriber Cluster client that keeps one connection per master), so a PoV's traffic stays
+ * on its shard instead of reaching every node.
  *
  * This is the only file that imports ioredis at run time: apps without Redis never load it.
  */
 import { once } from 'node:events'
 import type { FastifyBaseLogger } from 'fastify'
-import { Cluster, Redis, ReplyError, type RedisOptions } from 'ioredis'
+import { Cluster, Redis, ReplyError, type ClusterNode, type ClusterOptions, type RedisOptions } from 'ioredis'
 import { encodeActivityFrame } from '../activity-frame.js'
 import type { Broker, BrokerEntry, BrokerSink, BrokerStartContext, ControlMessage, Replay } from '../broker.js'
 import { CLUSTER_SUBSCRIBER_SLOTS_REFRESH_MS } from '../constants.js'
@@ -34,14 +34,22 @@ import {
   parseChannelEntry, povKeys, readAfter, type ChannelEntry, type PovKeys, type RedisClient, type Window
 } from './scripts.js'
 
+/**
+ * A Redis Cluster's start-up nodes (`cluster`, what `new Cluster(nodes)` takes: `{ host, port }`, `'host:port'` or a
+ * port), with ioredis `Cluster` options beside them, for a `Cluster` client that the broker opens and closes.
+ */
+export type RedisClusterStartup = ClusterOptions & { cluster: ClusterNode[] }
+
 export interface RedisBrokerOptions {
   /**
    * An ioredis client, which stays the app's (the broker uses it for commands and never closes it), or a URL or
    * ioredis options for a client that the broker opens and closes. The broker also opens one subscriber connection.
    * An ioredis `Cluster` (Redis 7 or later) runs the broker on a Redis Cluster: it stays the app's too, and the
    * broker opens a subscriber Cluster client of the same nodes with one sharded subscriber connection per master.
+   * `{ cluster: [{ host, port }, …], ...clusterOptions }`: a Cluster of those start-up nodes that the broker opens
+   * and closes.
    */
-  redis: Redis | Cluster | string | RedisOptions
+  redis: Redis | Cluster | string | RedisOptions | RedisClusterStartup
   /** Prefix of every key and channel, so that several apps can share one Redis. Default `'pov-realtime:'`. */
   keyPrefix?: string
   /**
@@ -101,7 +109,7 @@ function markNotSent (err: unknown): never {
 /**
  * The broker for several instances: `register(povRealtime, { secret, broker: createRedisBroker({ redis }) })`.
  * Requires Redis 6.2 or later (a Redis Cluster: 7.0 or later, for sharded pub/sub).
- * @param options.redis an ioredis client or Cluster (the app keeps it), or a URL or ioredis options (the broker opens and closes it)
+ * @param options.redis an ioredis client or Cluster (the app keeps it), or a URL, ioredis options or `{ cluster: startupNodes, ...clusterOptions }` (the broker opens and closes it)
  * @param [options.keyPrefix='pov-realtime:'] prefix of every key and channel
  * @param [options.timeout=2000] milliseconds a Redis call may take before the broker gives up on it
  * @param [options.presenceTtl=15000] milliseconds after its last heartbeat that an instance's members leave (presence)
@@ -112,6 +120,26 @@ export function createRedisBroker (options: RedisBrokerOptions): Broker {
 
 function fail (message: string): never {
   throw new InvalidOptionError(`createRedisBroker: ${message}`)
+}
+
+function isClusterStartup (value: RedisBrokerOptions['redis']): value is RedisClusterStartup {
+  return typeof value === 'object' && value !== null && !isClient(value) && 'cluster' in value
+}
+
+/** A start-up node as ioredis takes it: a port, `'host:port'` (or a redis:// URL), or `{ host?, port? }`. */
+function isStartupNode (node: unknown): boolean {
+  const isPort = (port: unknown) => Number.isSafeInteger(port) && (port as number) > 0 && (port as number) < 65536
+  if (typeof node === 'number') return isPort(node)
+  if (typeof node === 'string') return node.length > 0
+  if (typeof node !== 'object' || node === null || Array.isArray(node)) return false
+  const { host, port } = node as { host?: unknown, port?: unknown }
+  return (host === undefined || (typeof host === 'string' && host.length > 0)) && (port === undefined || isPort(port))
+}
+
+function checkStartupNodes ({ cluster }: RedisClusterStartup): void {
+  if (!Array.isArray(cluster) || cluster.length === 0 || !cluster.every(isStartupNode)) {
+    fail(`redis.cluster must be a non-empty array of start-up nodes ({ host, port }, 'host:port' or a port), got ${JSON.stringify(cluster)}`)
+  }
 }
 
 function isClient (value: unknown): value is RedisClient {
@@ -191,7 +219,7 @@ class RedisBroker implements Broker {
     presenceTtl = REDIS_BROKER_DEFAULTS.presenceTtl
   }: RedisBrokerOptions) {
     if (!(typeof redis === 'string' && redis.length > 0) && !(typeof redis === 'object' && redis !== null)) {
-      fail('redis must be an ioredis client, a redis:// URL or ioredis options')
+      fail('redis must be an ioredis client or Cluster, a redis:// URL, ioredis options or { cluster: startupNodes }')
     }
     if (typeof keyPrefix !== 'string' || /[{}]/.test(keyPrefix)) {
       fail('keyPrefix must be a string without { or } (they would break the per-PoV hash tags)')
@@ -202,7 +230,9 @@ class RedisBroker implements Broker {
     if (typeof presenceTtl !== 'number' || !Number.isSafeInteger(presenceTtl) || presenceTtl < 100) {
       fail(`presenceTtl must be an integer of at least 100 (ms), got ${JSON.stringify(presenceTtl)}`)
     }
-    if (redis instanceof Cluster && (redis.options.keyPrefix ?? redis.options.redisOptions?.keyPrefix)) {
+    if (isClusterStartup(redis)) checkStartupNodes(redis)
+    const clusterOptions = redis instanceof Cluster ? redis.options : isClusterStartup(redis) ? redis : undefined
+    if (clusterOptions && (clusterOptions.keyPrefix ?? clusterOptions.redisOptions?.keyPrefix)) {
       // ioredis prefixes sharded channels (they count as keys) but not the ones the scripts publish on: they would differ.
       fail('an ioredis Cluster with a keyPrefix of its own is not supported; use the broker\'s keyPrefix option instead')
     }
@@ -211,7 +241,7 @@ class RedisBroker implements Broker {
       fail('this ioredis Cluster has no shardedSubscribers option (sharded pub/sub); upgrade ioredis (see docs/redis.md#redis-cluster)')
     }
     this.#redis = redis
-    this.#sharded = redis instanceof Cluster
+    this.#sharded = redis instanceof Cluster || isClusterStartup(redis)
     this.#keyPrefix = keyPrefix
     this.#timeout = timeout
     const link = this.#lend()
@@ -236,6 +266,12 @@ class RedisBroker implements Broker {
     if (isClient(this.#redis)) {
       this.#commands = this.#redis
       if (this.#commands.status === 'wait') this.#commands.connect().catch(() => {}) // a lazyConnect client
+    } else if (isClusterStartup(this.#redis)) {
+      // Like an app's Cluster (ioredis's own retries across a failover), but the broker's to close.
+      const { cluster: startupNodes, ...clusterOptions } = this.#redis
+      // Its sharded subscribers are the subscriber Cluster's below, not the command Cluster's.
+      this.#commands = new Cluster(startupNodes, { ...clusterOptions, lazyConnect: false, shardedSubscribers: false })
+      this.#watchHealth(this.#commands, 'command')
     } else {
       this.#commands = typeof this.#redis === 'string'
         ? new Redis(this.#redis, FAIL_FAST)

@@ -3,4 +3,4 @@
  * public surface; everything else in `lib/redis/` is internal to the broker.
  */
 export { createRedisBroker, REDIS_BROKER_DEFAULTS } from './broker.js'
-export type { RedisBrokerOptions, BrokerUnavailable } from './broker.js'
+export type { RedisBrokerOptions, RedisClusterStartup, BrokerUnavailable } from './broker.js'

@@ -4,16 +4,15 @@
  * brokers) is real.
  */
 import Fastify from 'fastify'
-import type { RedisOptions } from 'ioredis'
 import type {
   Broker, BrokerEntry, BrokerSink, HistoryOptions, MemberState, PresenceRelay, PresenceSink, ReadMarkStore, ReadSink
 } from '../../lib/broker.js'
-import { createRedisBroker } from '../../lib/redis/index.js'
+import { createRedisBroker, type RedisBrokerOptions } from '../../lib/redis/index.js'
 import type { RedisTarget } from './redis-targets.js'
 import type { ReadMark } from '../../types/messages.js'
-import { sharedRedis } from './redis-server.js'
+import { throughTcpProxies } from './redis-proxied.js'
 import type { Teardown } from './server.js'
-import { startTcpProxy, type TcpProxy } from './tcp-proxy.js'
+import type { TcpProxy } from './tcp-proxy.js'
 
 /** One call of a presence sink, as recorded. */
 export interface MemberEvent {
@@ -102,11 +101,11 @@ export class FeedRecorder implements BrokerSink {
   }
 }
 
-/** What a gap test needs: one broker that the proxy can cut off from Redis, and one that publishes meanwhile. */
+/** What a gap test needs: one broker that the proxies can cut off from Redis, and one that publishes meanwhile. */
 export interface CutOffBrokers {
-  /** Between `cutOff` and the shared Redis: `proxy.cut()` and `proxy.restore()` make the gap. */
-  readonly proxy: TcpProxy
-  /** Reaches Redis through the proxy (retrying every 100 ms); a history of 3 entries for 60 s. */
+  /** Between `cutOff` and the target's Redis: `proxy.cut()` and `proxy.restore()` make the gap. */
+  readonly proxy: Pick<TcpProxy, 'cut' | 'restore'>
+  /** Reaches Redis through the proxies (retrying every 100 ms); a history of 3 entries for 60 s. */
   readonly cutOff: Broker
   /** What `cutOff` hands its plugin. */
   readonly feed: FeedRecorder
@@ -114,19 +113,17 @@ export interface CutOffBrokers {
   readonly publisher: Broker
 }
 
-/** Two bare brokers (no presence, no read marks) on the shared Redis under a fresh key prefix; closed at teardown. */
-export async function startCutOffBrokers (t: Teardown): Promise<CutOffBrokers> {
-  const redis = await sharedRedis(t)
-  const proxy = await startTcpProxy(t, 6379)
-  const start = async (port: number, sink: BrokerSink): Promise<Broker> => {
-    const broker = createRedisBroker({ redis: { host: '127.0.0.1', port, retryStrategy: () => 100 }, keyPrefix: redis.keyPrefix })
+/** Two bare brokers (no presence, no read marks) on `redis` under the test's key prefix; closed at teardown. */
+export async function startCutOffBrokers (t: Teardown, redis: RedisTarget): Promise<CutOffBrokers> {
+  const proxy = await throughTcpProxies(t, redis)
+  const start = async (broker: Broker, sink: BrokerSink): Promise<Broker> => {
     await broker.start({ sink, history: { size: 3, ttl: 60_000 }, log: Fastify().log })
     t.teardown(() => broker.close())
     return broker
   }
   const feed = new FeedRecorder()
-  const cutOff = await start(proxy.port, feed)
-  const publisher = await start(6379, new FeedRecorder())
+  const cutOff = await start(createRedisBroker({ redis: proxy.redis, keyPrefix: redis.keyPrefix }), feed)
+  const publisher = await start(redis.createBroker(), new FeedRecorder())
   return { proxy, cutOff, feed, publisher }
 }
 
@@ -140,8 +137,8 @@ export interface StartedBroker {
 }
 
 export interface BrokerSettings {
-  /** ioredis options or a URL; default the shared Redis. */
-  readonly redis?: string | RedisOptions
+  /** ioredis options, a URL or start-up nodes (`redis-proxied.ts`); default the shared Redis. */
+  readonly redis?: RedisBrokerOptions['redis']
   /** A target of `redis-targets.ts` instead (its own key prefix, which `keyPrefix` must repeat). */
   readonly target?: RedisTarget
   readonly keyPrefix: string

@@ -29,6 +29,11 @@ export interface RedisTarget {
   readonly client: Redis | Cluster
   /** On `cluster`, the cluster's nodes (to kill one). */
   readonly cluster?: RedisClusterServer
+  /**
+   * What a broker in a child process (`test/redis/fixtures`) needs to reach this target under the test's key prefix:
+   * KEY_PREFIX, and REDIS_URL or REDIS_CLUSTER_NODES (start-up nodes, JSON).
+   */
+  readonly processEnv: Record<string, string>
   /** A new broker on this target under the test's key prefix. */
   createBroker (settings?: BrokerSettings): Broker
 }
@@ -49,6 +54,7 @@ export async function openRedisTarget (t: Teardown, name: RedisTargetName): Prom
       name,
       keyPrefix: shared.keyPrefix,
       client: shared.client,
+      processEnv: { REDIS_URL: shared.url, KEY_PREFIX: shared.keyPrefix },
       createBroker: (settings = {}) => createRedisBroker({ ...settings, redis: shared.url, keyPrefix: shared.keyPrefix })
     }
   }
@@ -61,6 +67,7 @@ export async function openRedisTarget (t: Teardown, name: RedisTargetName): Prom
     keyPrefix,
     client,
     cluster: server,
+    processEnv: { REDIS_CLUSTER_NODES: JSON.stringify(server.startupNodes), KEY_PREFIX: keyPrefix },
     createBroker: (settings = {}) => {
       // The broker never closes a Cluster it was given (it is the app's): this one is closed after the broker.
       const own = server.client()

@@ -5,12 +5,12 @@
  */
 import { Redis, type Cluster } from 'ioredis'
 import t from 'tap'
-import { createRedisBroker } from '../../lib/redis/index.js'
+import { createRedisBroker, type RedisClusterStartup } from '../../lib/redis/index.js'
 import type { TestClient } from '../helpers/client.js'
 import { skipWithoutRedisCluster } from '../helpers/redis-cluster.js'
 import { startRedisInstances } from '../helpers/redis-instances.js'
-import { openRedisTarget, type RedisTarget } from '../helpers/redis-targets.js'
-import { activity, sleep, startServer, waitFor } from '../helpers/server.js'
+import { openRedisTarget, subscriberCount, type RedisTarget } from '../helpers/redis-targets.js'
+import { activity, sleep, startServer, waitFor, type TestServer } from '../helpers/server.js'
 
 /** PoV ids whose slots belong to `count` different masters, with each one's master port. */
 async function povsOnDistinctShards (redis: RedisTarget, count: number): Promise<Array<{ povId: string, port: number }>> {
@@ -33,6 +33,12 @@ function nodeClient (t: { teardown (fn: () => unknown): void }, port: number): R
 
 const idsOf = (client: TestClient, povId: string) => client.activities(povId).map((a) => a.id as string)
 
+/** The ids of the activities `povId`'s history holds now, oldest first (read from the stream itself). */
+async function historyIds (redis: RedisTarget, povId: string): Promise<string[]> {
+  const entries = await redis.client.xrange(`${redis.keyPrefix}{${povId}}:h`, '-', '+')
+  return entries.map(([, fields]) => (JSON.parse(fields[1]!) as { id: string }).id)
+}
+
 /** Whether cursor `a` (`<epoch>.<ms>-<seq>`) comes before `b` in one history. */
 function before (a: string, b: string): boolean {
   const [aEpoch, aId] = a.split('.') as [string, string]
@@ -54,6 +60,32 @@ function inHistoryOrder (client: TestClient, povId: string): boolean {
   return true
 }
 const resyncsOf = (client: TestClient, povId: string) => client.messages.filter((m) => m.type === 'resync' && m.povId === povId)
+
+/**
+ * Each server publishes to `povId` one activity at a time (`s<server>-<k>`, so each one's own activities have one
+ * order) until `stop()`; a rejected publish is kept and the next tried 50 ms later.
+ */
+function publishUntilStopped (servers: readonly TestServer[], povId: string) {
+  const traffic = { acknowledged: [] as string[], rejected: [] as unknown[], longest: 0, publishing: true, stop: async () => {} }
+  const publishers = servers.map(async (server, s) => {
+    for (let k = 0; traffic.publishing; k++) {
+      const started = Date.now()
+      try {
+        await server.app.broadcastActivity(activity(povId, { id: `s${s}-${k}` }))
+        traffic.acknowledged.push(`s${s}-${k}`)
+      } catch (err) {
+        traffic.rejected.push(err)
+        await sleep(50)
+      }
+      traffic.longest = Math.max(traffic.longest, Date.now() - started)
+    }
+  })
+  traffic.stop = async () => {
+    traffic.publishing = false
+    await Promise.all(publishers)
+  }
+  return traffic
+}
 
 t.test('PoVs on three shards: each PoV\'s channel is a sharded channel on its own master only, and every activity arrives in order', { skip: skipWithoutRedisCluster() }, async (t) => {
   const redis = await openRedisTarget(t, 'cluster')
@@ -161,6 +193,154 @@ t.test('an app\'s Cluster with an ioredis keyPrefix of its own is refused with a
   }
 })
 
+t.test('a broker built from start-up nodes opens its own Cluster, delivers across instances, and closes every connection it opened with the app', { skip: skipWithoutRedisCluster() }, async (t) => {
+  const redis = await openRedisTarget(t, 'cluster')
+  const povId = 'from-nodes'
+  const fromNodes = () => createRedisBroker({
+    redis: { cluster: [...redis.cluster!.startupNodes], redisOptions: { connectionName: 'app-nodes' } },
+    keyPrefix: redis.keyPrefix
+  })
+  const [a, b] = [await startServer(t, { broker: fromNodes() }), await startServer(t, { broker: fromNodes() })]
+  const nodes = redis.cluster!.nodes.map((node) => nodeClient(t, node.port))
+  /** The broker's connections on every node: its command Cluster's (`app-nodes`) and its subscriber's. */
+  const opened = async () => {
+    const lists = await Promise.all(nodes.map(async (node) => await node.client('LIST') as string))
+    const names = lists.flatMap((list) => [...list.matchAll(/ name=(\S*)/g)].map((match) => match[1]))
+    return { commands: names.filter((name) => name === 'app-nodes').length, subscribers: names.filter((name) => name === 'pov-realtime:subscriber').length }
+  }
+
+  const onA = await a.connect()
+  const onB = await b.connect()
+  await onA.subscribe(povId)
+  await onB.subscribe(povId)
+  await b.app.broadcastActivity(activity(povId, { id: 'from-b' }))
+  await a.app.broadcastActivity(activity(povId, { id: 'from-a' }))
+  for (const client of [onA, onB]) {
+    await waitFor(() => idsOf(client, povId).length === 2, 5000, 'both activities')
+    t.same(idsOf(client, povId), ['from-b', 'from-a'], 'each instance\'s activity reached both, in order')
+  }
+  const running = await opened()
+  t.ok(running.commands >= 2, `each broker opened its command Cluster with the app's options (${running.commands} connections)`)
+  t.ok(running.subscribers >= 3, `and a subscriber Cluster (${running.subscribers} connections)`)
+  t.equal(await subscriberCount(redis, `${redis.keyPrefix}{${povId}}`), 2, 'whose sharded subscribers follow the PoV, one per instance')
+
+  await a.app.close()
+  await b.app.close()
+  let after = await opened()
+  for (let i = 0; i < 50 && after.commands + after.subscribers > 0; i++) after = await sleep(50).then(opened)
+  t.same(after, { commands: 0, subscribers: 0 }, 'closing the apps closed every connection their brokers opened, on every node')
+})
+
+t.test('start-up nodes of a bad shape are refused at once', async (t) => {
+  const node = { host: '127.0.0.1', port: 7000 }
+  for (const redis of [
+    { cluster: [] }, { cluster: 'redis-1:6379' }, { cluster: [{ port: 0 }] }, { cluster: [{ host: '', port: 7000 }] },
+    { cluster: [null] }, { cluster: [node, 70000] }
+  ]) {
+    t.throws(() => createRedisBroker({ redis: redis as unknown as RedisClusterStartup }),
+      { code: 'POV_REALTIME_INVALID_OPTION', message: /redis\.cluster must be a non-empty array of start-up nodes/ }, JSON.stringify(redis))
+  }
+  for (const redis of [{ cluster: [node], keyPrefix: 'app:' }, { cluster: [node], redisOptions: { keyPrefix: 'app:' } }]) {
+    t.throws(() => createRedisBroker({ redis }),
+      { code: 'POV_REALTIME_INVALID_OPTION', message: /keyPrefix of its own is not supported/ }, JSON.stringify(redis))
+  }
+  t.doesNotThrow(() => createRedisBroker({ redis: { cluster: [node, '127.0.0.1:7001', 7002], scaleReads: 'master' } }),
+    'a node as { host, port }, \'host:port\' or a port, beside Cluster options (nothing connects before start)')
+})
+
+t.test('client-output-buffer-limit pubsub on the masters cuts the sharded subscriber again and again: every activity once, in order, no resync, no socket closed', { skip: skipWithoutRedisCluster() }, async (t) => {
+  const redis = await openRedisTarget(t, 'cluster')
+  const povId = 'buffered'
+  const masters = (redis.client as Cluster).nodes('master').map((node) => nodeClient(t, node.options.port!))
+  for (const master of masters) {
+    const [, limit] = await master.config('GET', 'client-output-buffer-limit') as [string, string]
+    // The file's cluster serves the tests after this one: the limit is put back as it was.
+    t.teardown(async () => { await master.config('SET', 'client-output-buffer-limit', limit) })
+    // A pub/sub client whose output buffer (beyond Redis's 16 KiB reply buffer) passes 8 KiB is cut at once: every
+    // activity larger than that cuts the sharded subscriber of its PoV's master, which must then read the history.
+    await master.config('SET', 'client-output-buffer-limit', 'pubsub 8192 0 0')
+  }
+  const [a, b] = await startRedisInstances(t, redis, 2, { history: { size: 1000 } })
+  const client = await a!.connect()
+  await client.subscribe(povId)
+
+  const large = 'x'.repeat(24 * 1024)
+  const published: string[] = []
+  for (let i = 0; i < 30; i++) {
+    const id = `e${i}`
+    await b!.app.broadcastActivity(activity(povId, { id, ...(i % 5 === 4 && { metadata: { blob: large } }) }))
+    published.push(id)
+    // Each one reaches the subscriber before the next is published: a large one only after a cut and a history read.
+    await waitFor(() => idsOf(client, povId).length === published.length, 15_000, id)
+  }
+  await b!.app.broadcastActivity(activity(povId, { id: 'last' }))
+  await waitFor(() => idsOf(client, povId).includes('last'), 10_000, 'the last one')
+  await sleep(200)
+
+  const faults = a!.app.povRealtime.stats().brokerFaults
+  t.ok(faults >= 6, `the master cut the sharded subscriber at each large activity, each one a broker fault (${faults})`)
+  const lost = a!.logs.filter((line) => line.includes('Redis subscriber connection lost')).length
+  t.ok(lost >= 6, `each logged (${lost})`)
+  t.same(idsOf(client, povId), [...published, 'last'], 'every activity once, in order')
+  t.same(idsOf(client, povId), await historyIds(redis, povId), 'which is what the history holds')
+  t.same(resyncsOf(client, povId), [], 'no resync: the history filled every gap')
+  t.equal(client.ws.readyState, client.ws.OPEN, 'the socket was never closed')
+})
+
+t.test('a master paused (SIGSTOP) for less than cluster-node-timeout: publishes reject within the timeout or succeed, then every acknowledged activity arrives once, in order, no socket closed', { skip: skipWithoutRedisCluster() }, async (t) => {
+  const redis = await openRedisTarget(t, 'cluster')
+  const timeout = 500
+  const servers = await startRedisInstances(t, redis, 2, { history: { size: 1000 } }, { timeout })
+  const povId = 'paused'
+  const key = `${redis.keyPrefix}{${povId}}`
+  const clients: TestClient[] = []
+  for (const server of servers) {
+    const client = await server.connect()
+    await client.subscribe(povId)
+    clients.push(client)
+  }
+  let closed = 0
+  for (const client of clients) client.closed.then(() => { closed++ }, () => {})
+
+  const traffic = publishUntilStopped(servers, povId)
+  await waitFor(() => traffic.acknowledged.length >= 10, 10_000, 'traffic before the pause')
+  const master = await redis.cluster!.masterOf(key)
+  master.pause()
+  t.teardown(() => master.resume())
+  // Well under the cluster's node timeout (2 s): the replicas do not take over, the master just answers late.
+  await sleep(1000)
+  master.resume()
+  const before = traffic.acknowledged.length
+  await waitFor(() => traffic.acknowledged.length >= before + 20, 15_000, 'publishes after the pause')
+  await traffic.stop()
+  const { acknowledged, rejected, longest } = traffic
+  t.comment(`${acknowledged.length} acknowledged, ${rejected.length} rejected; the longest publish took ${longest} ms`)
+
+  t.equal((await redis.cluster!.masterOf(key)).port, master.port, 'no failover: the paused node is still the master')
+  t.ok(rejected.length >= 1, 'publishes made during the pause rejected')
+  for (const err of rejected) t.match(err, { code: 'POV_REALTIME_BROKER_UNAVAILABLE' }, 'with the coded error')
+  t.ok(longest <= timeout + 1000, `none hung past the broker's timeout (longest ${longest} ms, timeout ${timeout} ms)`)
+  for (const [i, client] of clients.entries()) {
+    await waitFor(() => acknowledged.every((id) => idsOf(client, povId).includes(id)), 15_000, `subscriber ${i} to have every acknowledged activity`)
+    const ids = idsOf(client, povId)
+    t.equal(new Set(ids).size, ids.length, `subscriber ${i}: no activity twice`)
+    t.ok(inHistoryOrder(client, povId), `subscriber ${i}: in history order`)
+    for (let s = 0; s < servers.length; s++) {
+      const own = ids.filter((id) => id.startsWith(`s${s}-`) && acknowledged.includes(id)).map((id) => Number(id.slice(id.indexOf('-') + 1)))
+      t.ok(own.every((k, j) => j === 0 || own[j - 1]! < k), `subscriber ${i}: instance ${s}'s activities in publish order`)
+    }
+    t.same(resyncsOf(client, povId), [], `subscriber ${i}: no resync (a paused master loses nothing)`)
+  }
+  // A publish that timed out was written before the master froze, so the master ran it when it thawed: it is in the
+  // history, and each subscriber gets it once, in its place.
+  await sleep(300)
+  const history = await historyIds(redis, povId)
+  for (const [i, client] of clients.entries()) t.same(idsOf(client, povId), history, `subscriber ${i}: what the history holds, once, in order`)
+  t.ok(servers.some((server) => server.app.povRealtime.stats().brokerFaults >= 1 &&
+    server.logs.some((line) => line.includes('Redis did not answer in time'))), 'the unanswered calls count as a broker fault, logged')
+  t.equal(closed, 0, 'no socket was closed')
+})
+
 /** How many times the cluster's nodes were asked for the slot map (CLUSTER SLOTS), in all. */
 async function slotMapReads (redis: RedisTarget): Promise<number> {
   let calls = 0
@@ -197,26 +377,13 @@ t.test('a planned failover (CLUSTER FAILOVER) mid-traffic: every acknowledged ac
     await client.subscribe(povId)
     clients.push(client)
   }
-  const acknowledged: string[] = []
-  const rejected: unknown[] = []
-  const state = { publishing: true }
-  const publishers = servers.map(async (server, s) => {
-    for (let k = 0; state.publishing; k++) {
-      try {
-        await server.app.broadcastActivity(activity(povId, { id: `s${s}-${k}` }))
-        acknowledged.push(`s${s}-${k}`)
-      } catch (err) {
-        rejected.push(err)
-        await sleep(50)
-      }
-    }
-  })
+  const traffic = publishUntilStopped(servers, povId)
+  const { acknowledged, rejected } = traffic
   await waitFor(() => acknowledged.length >= 20, 10_000, 'traffic before the failover')
   const { ms } = await redis.cluster!.plannedFailover(`${redis.keyPrefix}{${povId}}`)
   const before = acknowledged.length
   await waitFor(() => acknowledged.length >= before + 20, 30_000, 'publishes on the new master')
-  state.publishing = false
-  await Promise.all(publishers)
+  await traffic.stop()
   t.comment(`the replica took over in ${ms} ms; ${acknowledged.length} acknowledged, ${rejected.length} rejected`)
   for (const err of rejected) t.match(err, { code: 'POV_REALTIME_BROKER_UNAVAILABLE' }, 'a publish during the failover rejects with the coded error')
 
@@ -243,27 +410,17 @@ t.test('resharding: the PoV\'s slot moved to another master mid-traffic; every a
     await client.subscribe(povId)
     clients.push(client)
   }
-  const acknowledged: string[] = []
-  const rejected: unknown[] = []
-  const state = { publishing: true }
-  const publishers = servers.map(async (server, s) => {
-    for (let k = 0; state.publishing; k++) {
-      try {
-        await server.app.broadcastActivity(activity(povId, { id: `s${s}-${k}` }))
-        acknowledged.push(`s${s}-${k}`)
-      } catch (err) {
-        rejected.push(err)
-        await sleep(50)
-      }
-    }
-  })
+  const traffic = publishUntilStopped(servers, povId)
+  const { acknowledged, rejected } = traffic
   await waitFor(() => acknowledged.length >= 20, 10_000, 'traffic before the move')
   const cursorBefore = clients[1]!.messages.findLast((m) => m.type === 'activity')!.cursor as string
-  const { from, to, keys, ms } = await redis.cluster!.migrateSlot(`${redis.keyPrefix}{${povId}}`)
+  const { from, to, keys, ms } = await redis.cluster!.migrateSlot(`${redis.keyPrefix}{${povId}}`).catch(async (err: unknown) => {
+    await traffic.stop()
+    throw err
+  })
   const before = acknowledged.length
   await waitFor(() => acknowledged.length >= before + 20, 30_000, 'publishes on the new master')
-  state.publishing = false
-  await Promise.all(publishers)
+  await traffic.stop()
   t.comment(`the slot moved from ${from.port} to ${to.port} with ${keys} keys in ${ms} ms; ${acknowledged.length} acknowledged, ${rejected.length} rejected`)
   for (const err of rejected) t.match(err, { code: 'POV_REALTIME_BROKER_UNAVAILABLE' }, 'a publish during the move rejects with the coded error')
 
@@ -300,25 +457,9 @@ t.test('a master killed mid-traffic: sockets stay open, every acknowledged activ
   let closed = 0
   for (const client of clients) client.closed.then(() => { closed++ }, () => {})
 
-  const acknowledged: string[] = []
-  const rejected: unknown[] = []
-  let longest = 0
-  const state = { publishing: true }
-  const publishers = servers.map(async (server, s) => {
-    // Each instance publishes one at a time: its own activities have one order, which every subscriber must keep.
-    for (let k = 0; state.publishing; k++) {
-      const id = `s${s}-${k}`
-      const started = Date.now()
-      try {
-        await server.app.broadcastActivity(activity(povId, { id }))
-        acknowledged.push(id)
-      } catch (err) {
-        rejected.push(err)
-        await sleep(50)
-      }
-      longest = Math.max(longest, Date.now() - started)
-    }
-  })
+  // Each instance publishes one at a time: its own activities have one order, which every subscriber must keep.
+  const traffic = publishUntilStopped(servers, povId)
+  const { acknowledged, rejected } = traffic
   await waitFor(() => acknowledged.length >= 20, 10_000, 'traffic before the kill')
   const killedAt = Date.now()
   // The replica takes over after cluster-node-timeout (2 s) and an election; publishing goes on meanwhile.
@@ -326,8 +467,8 @@ t.test('a master killed mid-traffic: sockets stay open, every acknowledged activ
   t.comment(`a replica took over ${ms} ms after the kill`)
   const before = acknowledged.length
   await waitFor(() => acknowledged.length >= before + 20, 30_000, 'publishes to succeed on the promoted replica')
-  state.publishing = false
-  await Promise.all(publishers)
+  await traffic.stop()
+  const { longest } = traffic
   t.comment(`healthy again ${Date.now() - killedAt} ms after the kill; ${acknowledged.length} acknowledged, ${rejected.length} rejected`)
 
   for (const err of rejected) {

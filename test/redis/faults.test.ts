@@ -1,15 +1,17 @@
 /**
  * The Redis broker when Redis fails: down, hung, flushed, replaced, or out of reach of one instance. Each test runs
- * its own `redis-server` (or a proxy in front of the shared one) so that it can break it.
+ * its own `redis-server` so that it can break it (stand-alone only), or proxies in front of the shared Redis or the
+ * file's cluster (on both, see `redis-proxied.ts`).
  */
 import t from 'tap'
 import { Cluster, Redis } from 'ioredis'
 import WebSocket from 'ws'
 import { createRedisBroker } from '../../lib/redis/index.js'
 import type { TestClient } from '../helpers/client.js'
-import { sharedRedis, startRedisServer } from '../helpers/redis-server.js'
+import { throughTcpProxies } from '../helpers/redis-proxied.js'
+import { startRedisServer } from '../helpers/redis-server.js'
+import { testOnEachTarget } from '../helpers/redis-targets.js'
 import { activity, sleep, startServer, waitFor, type Teardown, type TestServer } from '../helpers/server.js'
-import { startTcpProxy } from '../helpers/tcp-proxy.js'
 
 /** Reconnect every 100 ms (as an app might configure its client) so that the tests do not wait on backoff. */
 const quickRetry = { retryStrategy: () => 100 }
@@ -96,11 +98,10 @@ t.test('a hung Redis: broadcastActivity rejects with BROKER_UNAVAILABLE within t
   await waitFor(() => ids(client).includes('thawed'), 5000, 'delivery after Redis thawed')
 })
 
-t.test('an instance cut off from Redis: what others published meanwhile reaches its sockets when it is back, in order, once', async (t) => {
-  const shared = await sharedRedis(t)
-  const proxy = await startTcpProxy(t, 6379)
-  const a = await instance(t, proxy.port, shared.keyPrefix)
-  const b = await instance(t, 6379, shared.keyPrefix)
+testOnEachTarget('an instance cut off from Redis: what others published meanwhile reaches its sockets when it is back, in order, once', async (t, redis) => {
+  const proxy = await throughTcpProxies(t, redis)
+  const a = await startServer(t, { broker: createRedisBroker({ redis: proxy.redis, keyPrefix: redis.keyPrefix }) })
+  const b = await startServer(t, { broker: redis.createBroker() })
   const client = await a.connect()
   await client.subscribe('p1')
   await b.app.broadcastActivity(activity('p1', { id: 'e0' }))

@@ -2,14 +2,14 @@
  * The broker seam itself (no sockets): what a Redis broker hands to its plugin's sink when an instance was cut off
  * longer than the history keeps, so that the plugin can tell the PoV's subscribers their feed has a hole.
  */
-import t from 'tap'
 import { startCutOffBrokers } from '../helpers/redis-broker-parts.js'
+import { testOnEachTarget } from '../helpers/redis-targets.js'
 import { sleep, waitFor } from '../helpers/server.js'
 
 const json = (id: string) => JSON.stringify({ id })
 
-t.test('a gap longer than the history: what is held is delivered, then the sink is told the PoV was interrupted, and where delivery goes on', async (t) => {
-  const { proxy, cutOff, feed: sink, publisher } = await startCutOffBrokers(t)
+testOnEachTarget('a gap longer than the history: what is held is delivered, then the sink is told the PoV was interrupted, and where delivery goes on', async (t, redis) => {
+  const { proxy, cutOff, feed: sink, publisher } = await startCutOffBrokers(t, redis)
   await cutOff.watch('p1')
   await publisher.publish('p1', json('e0'))
   await waitFor(() => sink.events.length === 1, 5000, 'e0')
@@ -24,8 +24,8 @@ t.test('a gap longer than the history: what is held is delivered, then the sink 
   t.same(sink.events, ['p1:e0', 'p1:e4', 'p1:e5', 'p1:e6', 'p1:interrupted after e6', 'p1:e7'])
 })
 
-t.test('a gap the history still covers is filled without an interruption', async (t) => {
-  const { proxy, cutOff, feed: sink, publisher } = await startCutOffBrokers(t)
+testOnEachTarget('a gap the history still covers is filled without an interruption', async (t, redis) => {
+  const { proxy, cutOff, feed: sink, publisher } = await startCutOffBrokers(t, redis)
   await cutOff.watch('p1')
   await cutOff.watch('p2')
   await publisher.publish('p1', json('a0'))

@@ -5,10 +5,8 @@
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { createInterface } from 'node:readline'
-import t from 'tap'
-import { createRedisBroker } from '../../lib/redis/index.js'
 import { TestClient } from '../helpers/client.js'
-import { sharedRedis } from '../helpers/redis-server.js'
+import { testOnEachTarget } from '../helpers/redis-targets.js'
 import { accessToken, activity, sleep, startServer, waitFor, type TestServer } from '../helpers/server.js'
 import { nextEvent, opened, PROCESS_START_MS } from '../helpers/socket-waits.js'
 
@@ -51,10 +49,9 @@ class FollowingClient {
   }
 }
 
-t.test('an instance killed mid-traffic: its clients resume on the others with no gap and nothing twice', async (t) => {
-  const redis = await sharedRedis(t)
+testOnEachTarget('an instance killed mid-traffic: its clients resume on the others with no gap and nothing twice', async (t, redis) => {
   const child = spawn(process.execPath, [...process.execArgv, new URL('./fixtures/instance-process.ts', import.meta.url).pathname], {
-    env: { ...process.env, REDIS_URL: redis.url, KEY_PREFIX: redis.keyPrefix },
+    env: { ...process.env, ...redis.processEnv },
     stdio: ['ignore', 'pipe', 'inherit']
   })
   t.teardown(() => { child.kill('SIGKILL') })
@@ -64,7 +61,7 @@ t.test('an instance killed mid-traffic: its clients resume on the others with no
 
   const survivors: TestServer[] = []
   for (let i = 0; i < 2; i++) {
-    survivors.push(await startServer(t, { broker: createRedisBroker({ redis: redis.url, keyPrefix: redis.keyPrefix }) }))
+    survivors.push(await startServer(t, { broker: redis.createBroker() }))
   }
   const reference = await survivors[0]!.connect()
   await reference.subscribe('p1')

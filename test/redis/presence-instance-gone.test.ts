@@ -6,12 +6,11 @@
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { createInterface } from 'node:readline'
-import t from 'tap'
 import { PRESENCE_DIFF_WINDOW_MS } from '../../lib/constants.js'
 import { TestClient } from '../helpers/client.js'
 import { member, membersSeen, presenceMessages, sortMembers } from '../helpers/presence.js'
 import { startRedisInstance, startRedisInstances } from '../helpers/redis-instances.js'
-import { sharedRedis } from '../helpers/redis-server.js'
+import { testOnEachTarget } from '../helpers/redis-targets.js'
 import { accessToken, sleep, waitFor, type Teardown, type TestServer } from '../helpers/server.js'
 import type { Member } from '../../types/messages.js'
 import { nextEvent, opened, PROCESS_START_MS } from '../helpers/socket-waits.js'
@@ -70,9 +69,8 @@ async function spawnInstance (t: Teardown, env: Record<string, string>) {
   return { child, instanceId, memberThere }
 }
 
-t.test('an instance killed without a clean shutdown: its members leave on the other instance within the documented bound', async (t) => {
-  const redis = await sharedRedis(t)
-  const doomed = await spawnInstance(t, { REDIS_URL: redis.url, KEY_PREFIX: redis.keyPrefix, PRESENCE_TTL: String(TTL) })
+testOnEachTarget('an instance killed without a clean shutdown: its members leave on the other instance within the documented bound', async (t, redis) => {
+  const doomed = await spawnInstance(t, { ...redis.processEnv, PRESENCE_TTL: String(TTL) })
   const survivor = await startRedisInstance(t, redis, { presence: true }, { presenceTtl: TTL })
   const onP1 = await memberOn(survivor, 'w')
   const onP2 = await memberOn(survivor, 'w2', 'p2')
@@ -114,8 +112,7 @@ t.test('an instance killed without a clean shutdown: its members leave on the ot
   t.same(await survivor.app.povRealtime.presence('p3'), [], 'nor does a PoV the survivor does not watch list cy')
 })
 
-t.test('an instance closed with fastify.close(): its members leave the other instance at once, well under the bound', async (t) => {
-  const redis = await sharedRedis(t)
+testOnEachTarget('an instance closed with fastify.close(): its members leave the other instance at once, well under the bound', async (t, redis) => {
   const [a, b] = await startRedisInstances(t, redis, 2, { presence: true })
   const onP1 = await memberOn(a!, 'w')
   const onP2 = await memberOn(a!, 'w2', 'p2')

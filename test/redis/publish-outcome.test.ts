@@ -6,7 +6,8 @@
 import t from 'tap'
 import { createRedisBroker } from '../../lib/redis/index.js'
 import type { TestClient } from '../helpers/client.js'
-import { sharedRedis, startRedisServer } from '../helpers/redis-server.js'
+import { startRedisServer } from '../helpers/redis-server.js'
+import { testOnEachTarget } from '../helpers/redis-targets.js'
 import { activity, startServer, waitFor } from '../helpers/server.js'
 
 const TIMEOUT = 500
@@ -19,11 +20,8 @@ function blockEventLoop (ms: number): void {
   while (Date.now() < until) { /* busy */ }
 }
 
-t.test('a publish that Redis answered in time resolves even when a busy event loop reads the answer after the timeout', async (t) => {
-  const shared = await sharedRedis(t)
-  const server = await startServer(t, {
-    broker: createRedisBroker({ redis: { host: '127.0.0.1', port: 6379 }, keyPrefix: shared.keyPrefix, timeout: TIMEOUT })
-  })
+testOnEachTarget('a publish that Redis answered in time resolves even when a busy event loop reads the answer after the timeout', async (t, redis) => {
+  const server = await startServer(t, { broker: redis.createBroker({ timeout: TIMEOUT }) })
   const client = await server.connect()
   await client.subscribe('p1')
 
@@ -37,6 +35,7 @@ t.test('a publish that Redis answered in time resolves even when a busy event lo
   t.same(ids(client), ['burst'], 'the subscriber received it once')
 })
 
+// Stand-alone only: it stops its own redis-server (on a cluster, a dead master is cluster.test.ts's failover).
 t.test('Redis down: the rejection says the activity was surely not published (outcomeUnknown: false)', async (t) => {
   const redis = await startRedisServer(t)
   const server = await startServer(t, { broker: createRedisBroker({ redis: { host: '127.0.0.1', port: redis.port }, keyPrefix: 'outcome:' }) })
@@ -45,6 +44,7 @@ t.test('Redis down: the rejection says the activity was surely not published (ou
     { code: 'POV_REALTIME_BROKER_UNAVAILABLE', statusCode: 503, outcomeUnknown: false })
 })
 
+// Stand-alone only: it pauses its own redis-server (a cluster master paused with SIGSTOP: cluster.test.ts).
 t.test('a hung Redis: the rejection says the activity may have been published (outcomeUnknown: true), and it was', async (t) => {
   const redis = await startRedisServer(t)
   const server = await startServer(t, {

@@ -3,21 +3,22 @@
  * to each missed activity exactly once. These tests make instance A's pub/sub connection lag on purpose (a proxy
  * holds what Redis sends to it) so that the replay read and the live stream disagree, then let it catch up.
  */
-import t from 'tap'
 import { createRedisBroker } from '../../lib/redis/index.js'
 import type { Message, TestClient } from '../helpers/client.js'
-import { sharedRedis } from '../helpers/redis-server.js'
+import { throughStallingProxies } from '../helpers/redis-proxied.js'
+import { testOnEachTarget, type RedisTarget } from '../helpers/redis-targets.js'
 import { activity, sleep, startServer, waitFor, type Teardown } from '../helpers/server.js'
-import { startStallingProxy } from '../helpers/stalling-proxy.js'
 
 const SUBSCRIBER = 'pov-realtime:subscriber' // the name the broker gives its pub/sub connection
 
-/** Instance A reaches Redis through a proxy that can make its subscriber connection lag; B publishes directly. */
-async function setup (t: Teardown) {
-  const redis = await sharedRedis(t)
-  const proxy = await startStallingProxy(t, 6379)
-  const a = await startServer(t, { broker: createRedisBroker({ redis: { host: '127.0.0.1', port: proxy.port }, keyPrefix: redis.keyPrefix }) })
-  const b = await startServer(t, { broker: createRedisBroker({ redis: redis.url, keyPrefix: redis.keyPrefix }) })
+/**
+ * Instance A reaches Redis through proxies that can make its subscriber connection (on a cluster: its sharded
+ * subscriber connections) lag; B publishes directly.
+ */
+async function setup (t: Teardown, redis: RedisTarget) {
+  const proxy = await throughStallingProxies(t, redis)
+  const a = await startServer(t, { broker: createRedisBroker({ redis: proxy.redis, keyPrefix: redis.keyPrefix }) })
+  const b = await startServer(t, { broker: redis.createBroker() })
   return { proxy, a, b }
 }
 
@@ -25,8 +26,8 @@ const ids = (client: TestClient) => client.activities('p1').map((data) => data.i
 /** The messages after the last `subscribed` (what a resume produced), by type and activity id. */
 const afterSubscribed = (client: TestClient) => client.messages.map((m: Message) => m.type === 'activity' ? (m.data as { id: string }).id : m.type)
 
-t.test('a resume while this instance\'s live stream lags: the replay leaves to live delivery what it has not delivered yet', async (t) => {
-  const { proxy, a, b } = await setup(t)
+testOnEachTarget('a resume while this instance\'s live stream lags: the replay leaves to live delivery what it has not delivered yet', async (t, redis) => {
+  const { proxy, a, b } = await setup(t, redis)
   const watcher = await a.connect()
   await watcher.subscribe('p1')
   await b.app.broadcastActivity(activity('p1', { id: 'e0' }))
@@ -37,6 +38,7 @@ t.test('a resume while this instance\'s live stream lags: the replay leaves to l
   // Redis holds e1..e3 in the history; instance A has delivered none of them yet.
   const resumer = await a.connect()
   t.match(await resumer.subscribe('p1', e0.cursor as string), { type: 'subscribed', recovered: true })
+  t.same(ids(watcher), ['e0'], 'A\'s live stream is held: its watcher has none of them yet')
   proxy.release()
 
   await waitFor(() => ids(resumer).length >= 3 && ids(watcher).length >= 4, 5000, 'the lagging stream to catch up')
@@ -47,8 +49,8 @@ t.test('a resume while this instance\'s live stream lags: the replay leaves to l
   t.same(ids(watcher), ['e0', 'e1', 'e2', 'e3', 'e4'], 'the live watcher too')
 })
 
-t.test('the window between subscribing a PoV\'s channel and reading its history: activities published in it reach a resumer once', async (t) => {
-  const { proxy, a, b } = await setup(t)
+testOnEachTarget('the window between subscribing a PoV\'s channel and reading its history: activities published in it reach a resumer once', async (t, redis) => {
+  const { proxy, a, b } = await setup(t, redis)
   const elsewhere = await b.connect()
   await elsewhere.subscribe('p1')
   await b.app.broadcastActivity(activity('p1', { id: 'e0' }))
@@ -70,8 +72,8 @@ t.test('the window between subscribing a PoV\'s channel and reading its history:
   t.same(ids(resumer), ['e1', 'e2', 'e3'], 'each activity once: e1 and e2 by the replay, e3 live')
 })
 
-t.test('resuming on a lagging instance with a cursor from another instance: nothing already received comes again', async (t) => {
-  const { proxy, a, b } = await setup(t)
+testOnEachTarget('resuming on a lagging instance with a cursor from another instance: nothing already received comes again', async (t, redis) => {
+  const { proxy, a, b } = await setup(t, redis)
   const watcher = await a.connect()
   await watcher.subscribe('p1') // p1's live stream runs on A
   const client = await b.connect()
