@@ -39,6 +39,8 @@ export interface NodeTraffic {
   replicationBytes: number
   /** PUBLISH and SPUBLISH calls (the publish scripts make them). */
   publishes: number
+  /** Reads from client connections (total_reads_processed): a pipeline of several commands arrives in one read. */
+  reads: number
   /** Channels subscribed at the end (classic and sharded). */
   channels: number
   /** Calls of each command (`INFO commandstats`, scripts' own calls included). */
@@ -59,6 +61,7 @@ interface Counters {
   inputBytes: number
   replicationBytes: number
   publishes: number
+  reads: number
   channels: number
   commands: Record<string, number>
 }
@@ -73,6 +76,7 @@ function parseCounters (text: string): Counters {
     inputBytes: value('total_net_input_bytes') - value('total_net_repl_input_bytes'),
     replicationBytes: value('total_net_repl_output_bytes'),
     publishes: calls('publish') + calls('spublish'),
+    reads: value('total_reads_processed'),
     channels: value('pubsub_channels') + value('pubsubshard_channels'),
     commands: Object.fromEntries([...text.matchAll(/^cmdstat_(\S+?):calls=(\d+)/gm)].map(([, command, count]) => [command!, Number(count)]))
   }
@@ -112,6 +116,7 @@ class NodeCounters {
         inputBytes: after.inputBytes - before.inputBytes,
         replicationBytes: after.replicationBytes - before.replicationBytes,
         publishes: after.publishes - before.publishes,
+        reads: after.reads - before.reads,
         channels: after.channels,
         commands: Object.fromEntries(Object.entries(after.commands)
           .map(([command, count]) => [command, count - (before.commands[command] ?? 0)])
@@ -248,7 +253,8 @@ export function renderSharding (info: ShardingRunInfo, measurements: readonly Sh
         ? ratio((m) => m.deployment === 'cluster' ? node(m)?.cpuSeconds ?? NaN : oneNode(m).cpuSeconds)
         : undefined
       nodeRows.push(`| ${deployment === 'cluster' ? `cluster master ${k + 1}` : 'one Redis'} | ${cell(metric('povs'), 0)} | ` +
-        `${cell(metric('publishes'), 0)} | ${cell(spread(of(deployment).map((m) => (node(m)?.outputBytes ?? NaN) / 2 ** 20)), 1)} | ` +
+        `${cell(metric('publishes'), 0)} | ${cell(spread(of(deployment).map((m) => (node(m)?.publishes ?? NaN) / (node(m)?.reads ?? NaN))), 1)} | ` +
+        `${cell(spread(of(deployment).map((m) => (node(m)?.outputBytes ?? NaN) / 2 ** 20)), 1)} | ` +
         `${cell(spread(of(deployment).map((m) => (node(m)?.inputBytes ?? NaN) / 2 ** 20)), 1)} | ` +
         `${cell(spread(of(deployment).map((m) => (node(m)?.replicationBytes ?? NaN) / 2 ** 20)), 1)} | ` +
         `${cell(metric('cpuSeconds'), 2)} | ${perTrialRatio ? cell(perTrialRatio, 2, '×') : '1×'} | ${cpuRatio ? cell(cpuRatio, 2, '×') : '1×'} |`)
@@ -267,8 +273,8 @@ export function renderSharding (info: ShardingRunInfo, measurements: readonly Sh
       `${s.warmup.toLocaleString('en-US')} warm-up broadcasts). Cells: median over the trials, min–max below; ratios are ` +
       'taken trial by trial against the one Redis.',
     '',
-    '| node | PoVs owned | PUBLISH/SPUBLISH calls | to clients, MiB (pub/sub + replies) | from clients, MiB | to its replica, MiB | Redis CPU s | to clients ÷ one Redis | CPU ÷ one Redis |',
-    '|---|--:|--:|--:|--:|--:|--:|--:|--:|',
+    '| node | PoVs owned | PUBLISH/SPUBLISH calls | publishes per read | to clients, MiB (pub/sub + replies) | from clients, MiB | to its replica, MiB | Redis CPU s | to clients ÷ one Redis | CPU ÷ one Redis |',
+    '|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
     ...nodeRows,
     '',
     '| three instances on | one Redis | 3-shard cluster | cluster ÷ one Redis |',
