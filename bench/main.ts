@@ -10,7 +10,8 @@
  *   --features           instead: what the optional features cost, each scenario against the plugin with the feature
  *                        off and on (presence-storm, presence-reconnect-storm, presence-fan-out, presence-topic,
  *                        read-receipts, read-receipts-steady); rewrites the "features" section of docs/benchmarks.md
- *   --targets <a,b>      only these targets (plugin, plugin-redis, ws, fastify-naive, socket.io, ws-buffer, …)
+ *   --targets <a,b>      only these targets (plugin, plugin-redis, plugin-redis-cluster, ws, fastify-naive, socket.io,
+ *                        ws-buffer, …); plugin-redis-cluster (not in the default set) starts a Redis Cluster of its own
  *   --experiments        add the plain-ws technique variants (shared Buffer, frame built once, corked) to the
  *                        fan-out scenarios
  *   --profile            instead: profile one scenario's measured phase (fan-out, or the first of --scenarios) on
@@ -20,6 +21,10 @@
  *                        rewrites the "density" section of docs/benchmarks.md
  *   --density-clients <n>  the density scenario at another size (refused, before anything starts, when the file
  *                        limit is too low for it)
+ *   --sharding           instead: the publish-heavy scenario from 3 plugin instances against one stand-alone Redis
+ *                        and a 3-master Redis Cluster (both started here, stopped by pid), reading each node's Redis
+ *                        CPU and bytes; rewrites the "sharding" section of docs/benchmarks.md (needs redis-server
+ *                        and redis-cli)
  *   --json <file>        also write every measurement as JSON
  *   --no-write           do not touch docs/benchmarks.md (nor, with --profile, bench/results/)
  *   --redis <url>        Redis for the Redis-broker target (default redis://127.0.0.1:6379)
@@ -36,6 +41,8 @@ import { summarizeProfile } from './profile-summary.js'
 import { renderFeatures } from './report-features.js'
 import { describeMachine, loadNow, renderGoals, renderProfile, renderProfileOverview, renderResults, writeSection } from './report.js'
 import { expectedDeliveries, scenarios as allScenarios, type Scenario } from './scenarios.js'
+import { redisServerVersion, startRedisClusterNodes } from './redis-servers.js'
+import { measureSharding, renderSharding, shardingRefusal, type ShardingMeasurement } from './sharding.js'
 import { spread } from './statistics.js'
 import { TARGETS, targetById, type RunContext, type Target } from './targets.js'
 
@@ -54,6 +61,23 @@ export interface RunReport {
   expected: Record<string, number>
   /** The density scenario's runs (`--density`, and the smoke run at its smoke size). */
   density?: DensityMeasurement[]
+  /** The sharding comparison's runs (`--sharding`). */
+  sharding?: ShardingMeasurement[]
+}
+
+/**
+ * Runs `play` with a Redis Cluster of the run's own (3 masters, 3 replicas, on free ports) when one of `targets` needs
+ * it, and stops its nodes by pid afterwards, whatever happens.
+ */
+async function withRedisCluster<T> (targets: readonly Target[], context: RunContext, play: (context: RunContext) => Promise<T>): Promise<T> {
+  if (!targets.some((target) => target.needsRedisCluster)) return await play(context)
+  console.log('starting a Redis Cluster (3 masters, 3 replicas) on free ports for the cluster target')
+  const cluster = await startRedisClusterNodes()
+  try {
+    return await play({ ...context, redisCluster: cluster.startupNodes })
+  } finally {
+    await cluster.stop()
+  }
 }
 
 function describeDensity (m: DensityMeasurement): string {
@@ -138,7 +162,7 @@ async function profile (root: string, context: RunContext, scenario: Scenario, i
   const profiles = []
   for (const target of targets) {
     const file = join(dir, `${target.id}-${scenario.id}`)
-    const measurement = await measure(target, scenario, 1, context, { profileFile: file })
+    const measurement = await withRedisCluster([target], context, (context) => measure(target, scenario, 1, context, { profileFile: file }))
     console.log(`profiled ${target.label}: ${describe(measurement)}`)
     const units = measurement.deliveries?.received ?? measurement.connections!.count
     // The first instance stands for a deployment of several (the Redis target): they do the same work.
@@ -171,6 +195,7 @@ export async function main (root: string, argv: string[]): Promise<void> {
       experiments: { type: 'boolean', default: false },
       features: { type: 'boolean', default: false },
       profile: { type: 'boolean', default: false },
+      sharding: { type: 'boolean', default: false },
       density: { type: 'boolean', default: false },
       'density-clients': { type: 'string' },
       json: { type: 'string' },
@@ -188,6 +213,36 @@ export async function main (root: string, argv: string[]): Promise<void> {
     return profile(root, context, scenario, values.targets?.split(',') ?? PROFILED_TARGETS, !values['no-write'])
   }
 
+  if (values.sharding) {
+    const trials = smoke ? 1 : Number(values.trials ?? 3)
+    if (!Number.isSafeInteger(trials) || trials < 1) throw new Error('--trials must be a positive integer')
+    const refusal = shardingRefusal(root)
+    if (refusal) {
+      console.error(`\n*** --sharding cannot run: ${refusal} ***\n`)
+      process.exitCode = 1
+      return
+    }
+    const startedAt = new Date()
+    const loads = [loadNow()]
+    const { scenario, measurements } = await measureSharding(context, smoke, trials)
+    loads.push(loadNow())
+    const machine = describeMachine(root)
+    const load = spread(loads)!
+    const header = `Run of ${startedAt.toISOString().slice(0, 16).replace('T', ' ')} UTC, commit ${machine.commit}, ${trials} ` +
+      `trial${trials > 1 ? 's' : ''} per deployment (alternating), ${((Date.now() - startedAt.getTime()) / 60_000).toFixed(1)} minutes; ` +
+      `${machine.cpu}, ${machine.cores} cores, Node ${machine.node}, redis-server ${redisServerVersion()}, every process (the 3 instances, ` +
+      `the load generator, the Redis nodes) on this one machine. Load average (1 min): ${load.min.toFixed(2)}–${load.max.toFixed(2)}; ` +
+      'the machine was shared with other work, so absolute figures are noisy.'
+    const markdown = renderSharding({ header, scenario }, measurements)
+    console.log(`\n${markdown}`)
+    if (values.json) await writeFile(values.json, JSON.stringify({ measurements: [], skipped: [], expected: {}, sharding: measurements } satisfies RunReport, null, 2))
+    if (!smoke && !values['no-write'] && measurements.length === 2 * trials) {
+      await writeSection(join(root, 'docs', 'benchmarks.md'), 'sharding', markdown)
+      console.log('\ndocs/benchmarks.md updated (sharding)')
+    }
+    return
+  }
+
   if (values.density) {
     const clients = values['density-clients'] === undefined ? undefined : Number(values['density-clients'])
     if (clients !== undefined && (!Number.isSafeInteger(clients) || clients < 10)) throw new Error('--density-clients must be an integer of at least 10')
@@ -195,7 +250,7 @@ export async function main (root: string, argv: string[]): Promise<void> {
     const scenario = clients === undefined ? base : densityOfSize(base, clients)
     const { targets } = await availableTargets(values.targets?.split(',') ?? DENSITY_TARGETS, context)
     const startedAt = new Date()
-    const density = await runDensity(scenario, targets, context)
+    const density = await withRedisCluster(targets, context, (context) => runDensity(scenario, targets, context))
     const markdown = renderDensity({ machine: describeMachine(root), startedAt, minutes: (Date.now() - startedAt.getTime()) / 60_000, load: loadNow(), scenario }, targets, density)
     console.log(`\n${markdown}`)
     if (values.json) await writeFile(values.json, JSON.stringify({ measurements: [], skipped: [], expected: {}, density } satisfies RunReport, null, 2))
@@ -227,24 +282,26 @@ export async function main (root: string, argv: string[]): Promise<void> {
   const loads = [loadNow()]
   const measurements: Measurement[] = []
   const expected: Record<string, number> = {}
-  for (const scenario of scenarios) {
-    console.log(`\n${scenario.title}: ${smoke ? `smoke size, ${scenario.clients} clients, ${scenario.broadcasts} broadcasts` : scenario.about}`)
-    if (scenario.kind === 'throughput' || scenario.kind === 'latency') expected[scenario.id] = expectedDeliveries(scenario, scenario.broadcasts)
-    // A feature scenario plays against its own targets; the main ones against every target but the feature ones.
-    const playing = targets.filter((t) => scenario.targets ? scenario.targets.includes(t.id) : !t.features || values.targets)
-    for (let trial = 1; trial <= trials; trial++) {
-      // Rotating the order each trial spreads the effect of whatever else the machine is doing over every target.
-      const order = playing.map((_, i) => playing[(i + trial - 1) % playing.length]!)
-      for (const target of order) {
-        if (target.experiment && !scenario.experiments && !values.targets) continue
-        const measurement = await measureOrReport(target, scenario, trial, context)
-        loads.push(loadNow())
-        if (!measurement) continue
-        measurements.push(measurement)
-        console.log(`  trial ${trial} ${target.label}: ${describe(measurement)}`)
+  await withRedisCluster(targets, context, async (context) => {
+    for (const scenario of scenarios) {
+      console.log(`\n${scenario.title}: ${smoke ? `smoke size, ${scenario.clients} clients, ${scenario.broadcasts} broadcasts` : scenario.about}`)
+      if (scenario.kind === 'throughput' || scenario.kind === 'latency') expected[scenario.id] = expectedDeliveries(scenario, scenario.broadcasts)
+      // A feature scenario plays against its own targets; the main ones against every target but the feature ones.
+      const playing = targets.filter((t) => scenario.targets ? scenario.targets.includes(t.id) : !t.features || values.targets)
+      for (let trial = 1; trial <= trials; trial++) {
+        // Rotating the order each trial spreads the effect of whatever else the machine is doing over every target.
+        const order = playing.map((_, i) => playing[(i + trial - 1) % playing.length]!)
+        for (const target of order) {
+          if (target.experiment && !scenario.experiments && !values.targets) continue
+          const measurement = await measureOrReport(target, scenario, trial, context)
+          loads.push(loadNow())
+          if (!measurement) continue
+          measurements.push(measurement)
+          console.log(`  trial ${trial} ${target.label}: ${describe(measurement)}`)
+        }
       }
     }
-  }
+  })
   // The smoke run plays the density scenario too, at its smoke size, against the targets it compares.
   const density = smoke && !wanted ? await runDensity(DENSITY_SMOKE, targets.filter((t) => DENSITY_TARGETS.includes(t.id)), context) : undefined
   const minutes = (Date.now() - startedAt.getTime()) / 60_000

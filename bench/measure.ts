@@ -83,6 +83,8 @@ export interface MeasureOptions {
   profileFile?: string
   /** Deadline for the clients to receive what was published. Default 120 s. */
   deliveryTimeout?: number
+  /** Called right before and right after the measured phase of a throughput scenario (to read Redis's counters). */
+  measuredPhase?: { before (): Promise<void>, after (): Promise<void> }
 }
 
 type Servers = Array<ChildHandle<{ port: number }>>
@@ -155,9 +157,11 @@ async function measureDeliveries (
   if (scenario.targets) await load.call('quiet', { ms: 300, timeout: 30_000 }, 40_000)
   if (scenario.warmup > 0) await broadcastAndWait(servers, load, scenario, scenario.warmup, 0, timeout, extras)
   await startProfiling(servers, options)
+  await options.measuredPhase?.before()
   const cpuBefore = await totalCpu(servers)
   const { published, waited, expected } = await broadcastAndWait(servers, load, scenario, scenario.broadcasts, scenario.warmup, timeout, extras)
   const cpuAfter = await totalCpu(servers)
+  await options.measuredPhase?.after()
   await stopProfiling(servers, options)
   const startedAt = Math.min(...published.map((result) => result.startedAt))
   return {

@@ -7,6 +7,7 @@ import type { TargetId } from './targets.js'
 
 export type ScenarioId = 'fan-out' | 'fan-out-burst' | 'topic' | 'selective' | 'selective-small' | 'latency' | 'connections'
   | 'presence-storm' | 'presence-reconnect-storm' | 'presence-fan-out' | 'presence-topic' | 'read-receipts' | 'read-receipts-steady'
+  | 'publish-heavy'
 
 export interface Scenario {
   readonly id: ScenarioId
@@ -232,4 +233,37 @@ const SMOKE_FEATURES: readonly Scenario[] = [
 export function scenarios (smoke: boolean, features = false): readonly Scenario[] {
   if (features) return smoke ? SMOKE_FEATURES : FEATURES
   return smoke ? SMOKE : FULL
+}
+
+/**
+ * What sharding is for (`--sharding`): many PoVs, each watched on all three instances (client `i` is on instance
+ * `i % 3` and watches `p<i % povs>`, and `povs` is not a multiple of 3), and a stream of broadcasts from the three
+ * instances. Each activity is one publish script on its PoV's shard and one pub/sub message to each instance; the
+ * sockets' own work is small (3 deliveries per broadcast), so Redis's share of the work is large.
+ */
+const PUBLISH_HEAVY: Scenario = {
+  id: 'publish-heavy',
+  title: 'Publish-heavy, 3 instances',
+  about: '600 clients over 200 PoVs (3 subscribers each, one on each instance); 20,000 broadcasts round robin over the ' +
+    'PoVs from the 3 instances, 30 per event-loop turn on each',
+  kind: 'throughput',
+  clients: 600,
+  povs: 200,
+  warmup: 2000,
+  broadcasts: 20_000,
+  chunk: 30
+}
+const PUBLISH_HEAVY_SMOKE: Scenario = {
+  ...PUBLISH_HEAVY,
+  about: 'smoke size: 30 clients over 10 PoVs (3 subscribers each, one on each instance), 300 broadcasts',
+  clients: 30,
+  povs: 10,
+  warmup: 30,
+  broadcasts: 300,
+  chunk: 10
+}
+
+/** The sharding comparison's scenario. */
+export function publishHeavyScenario (smoke: boolean): Scenario {
+  return smoke ? PUBLISH_HEAVY_SMOKE : PUBLISH_HEAVY
 }

@@ -5,10 +5,11 @@
 import { connect } from 'node:net'
 import type { Wire } from './load-generator.js'
 import type { PlainWsVariant, PluginFeatures, ServerConfig } from './servers/bench-server.js'
+import { missingRedisTools, REDIS_TOOLS_HINT } from './redis-servers.js'
 import { redisBrokerMissing } from './servers/plugin.js'
 
 export type TargetId =
-  | 'plugin' | 'plugin-redis' | 'ws' | 'fastify-naive' | 'socket.io' | 'plugin-presence' | 'plugin-reads'
+  | 'plugin' | 'plugin-redis' | 'plugin-redis-cluster' | 'ws' | 'fastify-naive' | 'socket.io' | 'plugin-presence' | 'plugin-reads'
   | 'ws-buffer' | 'ws-buffer-corked' | 'ws-preframed' | 'ws-preframed-corked'
 
 export interface RunContext {
@@ -18,6 +19,8 @@ export interface RunContext {
   readonly redisUrl: string
   /** Unique per run, so that Redis keys of concurrent or earlier runs never mix. */
   readonly runId: string
+  /** The start-up nodes of the Redis Cluster the run started, when a target needs one (`needsRedisCluster`). */
+  readonly redisCluster?: ReadonlyArray<{ host: string, port: number }>
 }
 
 export interface Target {
@@ -30,6 +33,8 @@ export interface Target {
   readonly experiment?: boolean
   /** The plugin's optional features it runs with: the load generator exercises them (status, typing, `read`). */
   readonly features?: PluginFeatures
+  /** Runs on the 3-master Redis Cluster the benchmark starts for the run (`context.redisCluster`). */
+  readonly needsRedisCluster?: boolean
   config (context: RunContext, trialKey: string): ServerConfig
   /** Why this target cannot run here, or `undefined`. */
   unavailable? (context: RunContext): Promise<string | undefined>
@@ -56,6 +61,26 @@ async function deleteRedisKeys (url: string, prefix: string): Promise<void> {
     }
   } finally {
     redis.disconnect()
+  }
+}
+
+/** Deletes the keys under `prefix` on every master of the cluster. */
+async function deleteClusterKeys (nodes: ReadonlyArray<{ host: string, port: number }>, prefix: string): Promise<void> {
+  const { Cluster } = await import('ioredis')
+  const cluster = new Cluster([...nodes], { redisOptions: { maxRetriesPerRequest: 1 } })
+  try {
+    for (const master of cluster.nodes('master')) {
+      let cursor = '0'
+      for (let round = 0; round < 10_000; round++) {
+        const [next, keys] = await master.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000)
+        // One DEL per key: a cluster refuses a command whose keys lie in different slots.
+        if (keys.length > 0) await Promise.all(keys.map((key) => master.del(key)))
+        cursor = next
+        if (cursor === '0') break
+      }
+    }
+  } finally {
+    cluster.disconnect()
   }
 }
 
@@ -98,6 +123,26 @@ export const TARGETS: readonly Target[] = [
     cleanup: ({ redisUrl, runId }, trialKey) => deleteRedisKeys(redisUrl, redisKeyPrefix(runId, trialKey)),
     async unavailable ({ root, redisUrl }) {
       return redisBrokerMissing(root) ?? (await redisAnswers(redisUrl) ? undefined : `no Redis answers at ${redisUrl}`)
+    }
+  },
+  {
+    // Three instances: with the PoVs spread over three shards, each master's pub/sub traffic should be a third of one
+    // Redis's (`npm run bench -- --sharding` measures it against one Redis).
+    id: 'plugin-redis-cluster',
+    label: 'fastify-pov-realtime, Redis Cluster (3 shards), 3 instances',
+    wire: 'pov',
+    instances: 3,
+    needsRedisCluster: true,
+    config: ({ root, secret, redisUrl, runId, redisCluster }, trialKey) => ({
+      kind: 'plugin-redis', root, secret, redisUrl, clusterNodes: redisCluster, keyPrefix: redisKeyPrefix(runId, trialKey)
+    }),
+    cleanup: async ({ redisCluster, runId }, trialKey) => {
+      if (redisCluster) await deleteClusterKeys(redisCluster, redisKeyPrefix(runId, trialKey))
+    },
+    async unavailable ({ root }) {
+      const missing = missingRedisTools()
+      return redisBrokerMissing(root) ??
+        (missing.length > 0 ? `${missing.join(' and ')} missing, needed to start a Redis Cluster (${REDIS_TOOLS_HINT})` : undefined)
     }
   },
   {

@@ -23,12 +23,13 @@ const coverageDir = join(root, '.tap', 'coverage')
 const keptCoverageDir = join(root, '.tap', 'coverage-kept')
 
 // Seconds each load file may take alone: two to four times what it took on a 2-core machine busy with other work
-// (bench-smoke: 139 s, floods 15, fuzz 8, leaks 25, reconnect-storm 62, shutdown-load 7, slow-consumer-load 17,
+// (bench-smoke: 139 s, bench-sharding 15–25, floods 15, fuzz 8, leaks 25, reconnect-storm 62, shutdown-load 7, slow-consumer-load 17,
 // soak-smoke 14), so that a regression that hangs one fails it soon instead of after tap's general 120 s.
 // bench-smoke's is just above the deadline the file sets itself, so that its own failure, with the benchmark's
 // output, comes first.
 const LOAD_LIMITS = {
   'test/load/bench-smoke.test.ts': 245,
+  'test/load/bench-sharding.test.ts': 120,
   'test/load/floods.test.ts': 45,
   'test/load/fuzz.test.ts': 45,
   'test/load/idle-memory.test.ts': 120,

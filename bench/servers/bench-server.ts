@@ -28,7 +28,15 @@ export interface PluginFeatures {
 /** Which server a target process runs, and how. Passed to the process as JSON. */
 export type ServerConfig =
   | { kind: 'plugin', root: string, secret: string, features?: PluginFeatures, heartbeatInterval?: number }
-  | { kind: 'plugin-redis', root: string, secret: string, redisUrl: string, keyPrefix: string }
+  | {
+    kind: 'plugin-redis'
+    root: string
+    secret: string
+    redisUrl: string
+    keyPrefix: string
+    /** Start-up nodes of a Redis Cluster: the broker runs on an ioredis `Cluster` of them instead of `redisUrl`. */
+    clusterNodes?: ReadonlyArray<{ host: string, port: number }>
+  }
   | { kind: 'ws', variant: PlainWsVariant }
   | { kind: 'fastify-naive' }
   | { kind: 'socket.io' }

@@ -3,13 +3,12 @@
  * that prefix's keys afterwards (the shared server is never flushed or stopped). `startRedisServer` runs a private
  * `redis-server` on a free loopback port, for the tests that kill, hang, flush or restart Redis; it is stopped by pid.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
-import { once } from 'node:events'
+import type { ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import net from 'node:net'
 import { Redis } from 'ioredis'
+import { killProcess, spawnRedisServer, untilRedisAnswers } from '../../bench/redis-servers.js'
 import { freePort } from './free-port.js'
-import { sleep, type Teardown } from './server.js'
+import type { Teardown } from './server.js'
 
 export const SHARED_REDIS_URL = 'redis://127.0.0.1:6379'
 
@@ -61,43 +60,20 @@ export interface RedisServer {
   resume (): void
 }
 
-/** Resolves once something on `port` answers PING with PONG, or rejects after `timeout` ms. */
-async function answersPing (port: number, timeout = 10_000): Promise<void> {
-  const deadline = Date.now() + timeout
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const socket = net.connect(port, '127.0.0.1')
-      socket.setTimeout(500, () => { socket.destroy(); resolve(false) })
-      socket.once('error', () => resolve(false))
-      socket.once('connect', () => socket.write('PING\r\n'))
-      socket.once('data', (data) => { socket.destroy(); resolve(data.toString().startsWith('+PONG')) })
-    })
-    if (ok) return
-    if (Date.now() > deadline) throw new Error(`redis-server on port ${port} did not answer within ${timeout} ms`)
-    await sleep(50)
-  }
-}
-
 /** Starts a private `redis-server` (no persistence) on a free loopback port; it is killed at teardown. */
 export async function startRedisServer (t: Teardown): Promise<RedisServer> {
   const port = await freePort()
   let child: ChildProcess | undefined
 
   async function launch (): Promise<void> {
-    const process = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
-      stdio: 'ignore'
-    })
+    const process = spawnRedisServer(port)
     child = process
     process.once('exit', () => { if (child === process) child = undefined })
-    await answersPing(port)
+    await untilRedisAnswers(port)
   }
 
   async function kill (): Promise<void> {
-    const running = child
-    if (!running || running.exitCode !== null) return
-    const exited = once(running, 'exit')
-    running.kill('SIGKILL')
-    await exited
+    await killProcess(child)
   }
 
   await launch()
