@@ -17,15 +17,20 @@ export interface AuthorizationAnswer {
 const GRANTED: AuthorizationAnswer = { verdict: 'granted' }
 const REFUSED: AuthorizationAnswer = { verdict: 'refused' }
 
-/** Asks whether `user` may watch `povId`; never rejects. No `authorizeSubscription`: any authenticated user may. */
+/**
+ * Asks whether `user` may watch `povId`; never rejects. No `authorizeSubscription`: any authenticated user may.
+ * `request` is the socket's view of its upgrade, taken only when `authorizeSubscription` is set; should it be missing
+ * then, the check fails (closed) rather than calling the app without it.
+ */
 export async function checkSubscription (
   options: Pick<ResolvedOptions, 'authorizeSubscription' | 'authorizeTimeout'>,
   user: PovRealtimeUser,
   povId: string,
-  request: UpgradeRequestView
+  request: UpgradeRequestView | undefined
 ): Promise<AuthorizationAnswer> {
   const authorize = options.authorizeSubscription
   if (!authorize) return GRANTED
+  if (!request) return { verdict: 'failed', error: new Error('no view of the upgrade request was kept for this socket') }
   let timer: NodeJS.Timeout | undefined
   const timedOut = new Promise<AuthorizationAnswer>((resolve) => {
     timer = setTimeout(() => resolve({

@@ -65,6 +65,8 @@ export function registerSocketRoute (instance: FastifyInstance, hub: RealtimeHub
       warnedKeptRequest = true
       request.log.warn('pov-realtime: @fastify/websocket\'s socket error listener is not the one expected; each socket keeps its upgrade request in memory')
     }
-    hub.accept({ ws: socket, connection, log: request.log, upgrade: viewOfUpgrade(request, options.requestDecorators), identity })
+    // The view is for `authorizeSubscription` alone: without it, no copy of the headers is kept for the socket's life.
+    const upgrade = options.authorizeSubscription ? viewOfUpgrade(request, options.requestDecorators) : undefined
+    hub.accept({ ws: socket, connection, log: request.log, upgrade, identity })
   })
 }

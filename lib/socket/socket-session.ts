@@ -57,8 +57,8 @@ export interface SocketOpening {
   readonly connection: Duplex
   /** The upgrade request's logger (its lines carry the request id). */
   readonly log: FastifyBaseLogger
-  /** What `authorizeSubscription` is told of the upgrade request. */
-  readonly upgrade: UpgradeRequestView
+  /** What `authorizeSubscription` is told of the upgrade request: kept only when that option is set. */
+  readonly upgrade: UpgradeRequestView | undefined
   readonly identity: SocketIdentity
 }
 
@@ -87,7 +87,7 @@ export class SocketSession implements SubscribingSession, CredentialSession, Pre
     sessionOf.get(this)!.#onProtocolError(err)
   }
 
-  readonly upgrade: UpgradeRequestView
+  readonly upgrade: UpgradeRequestView | undefined
   readonly log: FastifyBaseLogger
   /** This socket's fairness limits: counted, and logged once each. */
   readonly limits: SocketLimitTrips

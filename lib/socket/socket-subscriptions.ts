@@ -38,8 +38,8 @@ export interface SubscriptionHost {
 export interface SubscribingSession {
   /** The user now (an in-band `auth` may have refreshed their claims). */
   readonly user: PovRealtimeUser
-  /** What `authorizeSubscription` is told of the upgrade request. */
-  readonly upgrade: UpgradeRequestView
+  /** What `authorizeSubscription` is told of the upgrade request (kept only when that option is set). */
+  readonly upgrade: UpgradeRequestView | undefined
   readonly log: FastifyBaseLogger
   /** The socket's fairness limits. */
   readonly limits: SocketLimitTrips
