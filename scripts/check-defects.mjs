@@ -171,9 +171,38 @@ const DEFECTS = [
   {
     name: 'any pong keeps a peer alive, even one that echoes nothing the server sent',
     file: 'lib/socket/socket-session.ts',
-    search: "ws.on('pong', (data: Buffer) => { if (this.#pingPayload?.equals(data)) this.#answeredPing = true })",
-    replace: "ws.on('pong', () => { this.#answeredPing = true })",
+    search: 'if (session.#pingPayload?.equals(data)) session.#answeredPing = true',
+    replace: 'session.#answeredPing = true',
     tests: ['test/liveness.test.ts']
+  },
+  {
+    name: 'sockets that join after a quiet spell wait more than an interval for their first ping (the heartbeat lags)',
+    file: 'lib/socket/heartbeat.ts',
+    search: 'if (share >= this.#share) return',
+    replace: 'if (share >= 0) return',
+    tests: ['test/heartbeat-slices.test.ts']
+  },
+  {
+    name: 'a closed socket is never released from its user\'s count: maxSocketsPerUser locks the user out for good',
+    file: 'lib/realtime-hub.ts',
+    search: '    this.#socketClosed(session.userId)\n',
+    replace: '\n',
+    tests: ['test/fairness-limits.test.ts']
+  },
+  {
+    name: 'a socket with no view of its upgrade request is let subscribe anywhere despite authorizeSubscription',
+    file: 'lib/auth/subscription-check.ts',
+    search: "if (!request) return { verdict: 'failed', error: new Error('no view of the upgrade request was kept for this socket') }",
+    replace: 'if (!request) return GRANTED',
+    tests: ['test/subscription-check.test.ts'],
+    quick: true
+  },
+  {
+    name: 'after a failover seen late, the cluster subscriber stays deaf to the new master for good',
+    file: 'lib/redis/broker.ts',
+    search: '        slotsRefreshInterval: CLUSTER_SUBSCRIBER_SLOTS_REFRESH_MS,\n',
+    replace: '\n',
+    tests: ['test/redis/cluster.test.ts']
   },
   {
     name: 'every open socket keeps its upgrade request alive: @fastify/websocket\'s error listener is not removed',
