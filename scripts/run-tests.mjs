@@ -113,10 +113,11 @@ function add ({ code, counts }, what) {
 }
 
 const coverage = part === 'all'
-// The unit files spend much of their time waiting (timers, loopback round trips): four at a time keep two cores busy
-// (on 2 cores, 87 s instead of 150 s for the unit part). The full run keeps tap's default of one per core, so that the
-// Redis, browser and timing-sensitive files never share a core with more than one other.
-const UNIT_JOBS = 4
+// The unit files spend most of their time waiting (timers, token expiries, loopback round trips): their test processes
+// take about three minutes one after another but under one of CPU, so six at a time still leave the two cores room
+// (measured on 2 cores shared with other work: 50–68 s with six, 53–83 s with four). The full run keeps tap's default
+// of one per core, so that the Redis, browser and timing-sensitive files never share a core with more than one other.
+const UNIT_JOBS = 6
 const coverageArgs = coverage ? ['--allow-incomplete-coverage', '--coverage-report=none'] : ['--disable-coverage']
 // Test files among the arguments narrow the part to them (npm run test:unit -- test/options.test.ts); the rest go to tap.
 const named = args.filter((arg) => /\.test\.tsx?$/.test(arg)).map((arg) => arg.replace(/^\.\//, ''))

@@ -36,10 +36,11 @@ const named = process.argv.slice(2)
 const files = named.length > 0
   ? named
   : readdirSync(join(root, 'test', 'hooks')).filter((name) => /\.test\.tsx?$/.test(name)).sort().map((name) => `test/hooks/${name}`)
-// tap replaces its configured node-arg list with the command line's, so the TypeScript loader is named again.
+// tap replaces its configured node-arg list with the command line's, so package.json's entries are named again.
 const { status } = spawnSync(process.execPath, [
   join(root, 'scripts', 'run-tests.mjs'), 'unit',
-  '--node-arg=--import=./scripts/typescript-loader.mjs', '--node-arg=--import=./test/react18/loader.mjs',
+  '--node-arg=--require=./scripts/processinfo-exclude.cjs', '--node-arg=--import=./scripts/typescript-loader.mjs',
+  '--node-arg=--import=./test/react18/loader.mjs',
   ...files
 ], { cwd: root, stdio: 'inherit', env: { ...process.env, POV_REALTIME_REACT: wanted.react } })
 process.exit(status ?? 1)
