@@ -544,9 +544,17 @@ class RedisBroker implements Broker {
     connection.on('ready', restored)
     if (this.#sharded && role === 'subscriber') {
       // A Cluster subscriber stays 'ready' while one of its per-master connections is lost (killed, its master
-      // failed): ioredis says so with '-node', and 'subscribersReady' once it has replaced them.
+      // failed): ioredis says so with '-node', and 'subscribersReady' once it has replaced them. While a master is
+      // down, ioredis tries it again round after round, each round failing to connect (an 'error') and still ending
+      // with 'subscribersReady': such a round restored nothing, so the outage goes on, counted and logged once (a
+      // master killed was counted 97–166 times before its replica took over).
+      let failedThisRound = false
+      connection.on('error', () => { failedThisRound = true })
       connection.on('-node', () => lost())
-      connection.on('subscribersReady', restored)
+      connection.on('subscribersReady', () => {
+        if (!failedThisRound) restored()
+        failedThisRound = false
+      })
     }
   }
 

@@ -193,6 +193,9 @@ for (const setup of SETUPS) {
         `resyncs sent: ${stats.map((s) => s.resyncs).join(' + ')} (sockets told: ${resyncedHit} of the ${hit.length * SOCKETS / POVS} ` +
         `on the PoVs hit, ${resyncedOther} on the others), broker faults: ${stats.map((s) => s.brokerFaults).join(' + ')} ` +
         `(${stats.map((s, n) => s.brokerFaults - faultsWhenBack[n]!).join(' + ')} of them after ${setup.backWhen})`)
+      // One outage, counted once per connection it cut (the command connection and the subscriber), not once per
+      // reconnect attempt ioredis made meanwhile.
+      t.ok(stats.every((s) => s.brokerFaults >= 1 && s.brokerFaults <= 2), `the fault counted once per connection on each instance (${stats.map((s) => s.brokerFaults).join(' + ')})`)
       t.equal(tokens, 0, 'no token request')
       t.equal(upgrades, 0, 'no new upgrade')
       t.same(stats.map((s) => s.closed), [{}, {}], 'no socket closed')
