@@ -149,6 +149,14 @@ t.test('a garbage cursor, a forged one or one of another PoV is recovered: false
       { type: 'subscribed', povId: `p-${garbage.indexOf(since)}`, recovered: false }, since)
   }
   t.same(client.activities(), [])
+  // On p1 itself, where its real cursor resumes: one whose tag does not match what it names is refused all the same.
+  for (const since of [`${epoch}.${gen}.${seq}.${forgedTag}`, `${epoch}.${gen}.${next}.${tag}`]) {
+    const resumer = await server.connect()
+    t.same(await resumer.subscribe('p1', since), { type: 'subscribed', povId: 'p1', recovered: false }, `p1 from ${since}`)
+    t.same(resumer.activities(), [], 'and nothing is replayed')
+  }
+  const genuine = await server.connect()
+  t.match(await genuine.subscribe('p1', real), { type: 'subscribed', povId: 'p1', recovered: true }, 'while its real cursor resumes')
 })
 
 t.test('with history: false every resume is recovered: false', async (t) => {

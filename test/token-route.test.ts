@@ -78,6 +78,16 @@ async function exchange (server: TestServer, cookie: string, cookieName = 'acces
   return { status: response.status, body: await response.json() as Record<string, unknown>, reasons }
 }
 
+t.test('a token of the WebSocket audience signed with the app\'s own secret is no access cookie either', async (t) => {
+  // The derived key keeps the plugin's own tokens out; one signed with `secret` (by an older version, or by the app)
+  // carrying the WebSocket audience must not mint WebSocket tokens.
+  const server = await startServer(t)
+  const { status, body, reasons } = await exchange(server, accessToken({ userId: 'u1', sub: 'u1', aud: 'pov-realtime' }))
+  t.equal(status, 401)
+  t.match(body, { code: 'POV_REALTIME_UNAUTHORIZED' })
+  t.same(reasons, ['websocket-token-as-access-token'], 'refused for what it is')
+})
+
 t.test('an access cookie without exp is a 401, never a token: a leaked one would mint tokens for ever', async (t) => {
   const server = await startServer(t)
   const answer = await exchange(server, accessToken({ exp: undefined }))
