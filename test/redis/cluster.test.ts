@@ -4,7 +4,7 @@
  * the cluster too (see `redis-targets.ts`); these tests are about the cluster itself.
  */
 import { Redis, type Cluster } from 'ioredis'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { createRedisBroker, type RedisClusterStartup } from '../../lib/redis/index.js'
 import type { TestClient } from '../helpers/client.js'
 import { skipWithoutRedisCluster } from '../helpers/redis-cluster.js'
@@ -60,6 +60,29 @@ function inHistoryOrder (client: TestClient, povId: string): boolean {
   return true
 }
 const resyncsOf = (client: TestClient, povId: string) => client.messages.filter((m) => m.type === 'resync' && m.povId === povId)
+
+/** One client on each server, subscribed to `povId`. */
+async function subscribedOnEach (servers: readonly TestServer[], povId: string): Promise<TestClient[]> {
+  const clients: TestClient[] = []
+  for (const server of servers) {
+    const client = await server.connect()
+    await client.subscribe(povId)
+    clients.push(client)
+  }
+  return clients
+}
+
+/** What a fault that loses nothing (`what`) must leave: every acknowledged activity once, in order, no resync, sockets open. */
+async function everyAcknowledgedOnce (t: Test, clients: readonly TestClient[], povId: string, acknowledged: readonly string[], what: string): Promise<void> {
+  for (const [i, client] of clients.entries()) {
+    await waitFor(() => acknowledged.every((id) => idsOf(client, povId).includes(id)), 20_000, `subscriber ${i} to have every acknowledged activity`)
+    const ids = idsOf(client, povId)
+    t.equal(new Set(ids).size, ids.length, `subscriber ${i}: no activity twice`)
+    t.ok(inHistoryOrder(client, povId), `subscriber ${i}: in history order`)
+    t.same(resyncsOf(client, povId), [], `subscriber ${i}: no resync (${what} loses nothing)`)
+    t.equal(client.ws.readyState, client.ws.OPEN, `subscriber ${i}: the socket stayed open`)
+  }
+}
 
 /**
  * Each server publishes to `povId` one activity at a time (`s<server>-<k>`, so each one's own activities have one
@@ -371,12 +394,7 @@ t.test('a planned failover (CLUSTER FAILOVER) mid-traffic: every acknowledged ac
   const redis = await openRedisTarget(t, 'cluster')
   const servers = await startRedisInstances(t, redis, 2, {}, { timeout: 1000 })
   const povId = 'planned'
-  const clients: TestClient[] = []
-  for (const server of servers) {
-    const client = await server.connect()
-    await client.subscribe(povId)
-    clients.push(client)
-  }
+  const clients = await subscribedOnEach(servers, povId)
   const traffic = publishUntilStopped(servers, povId)
   const { acknowledged, rejected } = traffic
   await waitFor(() => acknowledged.length >= 20, 10_000, 'traffic before the failover')
@@ -387,14 +405,7 @@ t.test('a planned failover (CLUSTER FAILOVER) mid-traffic: every acknowledged ac
   t.comment(`the replica took over in ${ms} ms; ${acknowledged.length} acknowledged, ${rejected.length} rejected`)
   for (const err of rejected) t.match(err, { code: 'POV_REALTIME_BROKER_UNAVAILABLE' }, 'a publish during the failover rejects with the coded error')
 
-  for (const [i, client] of clients.entries()) {
-    await waitFor(() => acknowledged.every((id) => idsOf(client, povId).includes(id)), 20_000, `subscriber ${i} to have every acknowledged activity`)
-    const ids = idsOf(client, povId)
-    t.equal(new Set(ids).size, ids.length, `subscriber ${i}: no activity twice`)
-    t.ok(inHistoryOrder(client, povId), `subscriber ${i}: in history order`)
-    t.same(resyncsOf(client, povId), [], `subscriber ${i}: no resync (a planned failover loses nothing)`)
-    t.equal(client.ws.readyState, client.ws.OPEN, `subscriber ${i}: the socket stayed open`)
-  }
+  await everyAcknowledgedOnce(t, clients, povId, acknowledged, 'a planned failover')
 })
 
 t.test('resharding: the PoV\'s slot moved to another master mid-traffic; every acknowledged activity once, in order, no resync, no socket closed, and its history moved along', {
@@ -404,12 +415,7 @@ t.test('resharding: the PoV\'s slot moved to another master mid-traffic; every a
   // A window larger than the run, so that the resume at the end finds where it left off.
   const servers = await startRedisInstances(t, redis, 2, { history: { size: 10_000 } }, { timeout: 1000 })
   const povId = 'moving'
-  const clients: TestClient[] = []
-  for (const server of servers) {
-    const client = await server.connect()
-    await client.subscribe(povId)
-    clients.push(client)
-  }
+  const clients = await subscribedOnEach(servers, povId)
   const traffic = publishUntilStopped(servers, povId)
   const { acknowledged, rejected } = traffic
   await waitFor(() => acknowledged.length >= 20, 10_000, 'traffic before the move')
@@ -424,14 +430,7 @@ t.test('resharding: the PoV\'s slot moved to another master mid-traffic; every a
   t.comment(`the slot moved from ${from.port} to ${to.port} with ${keys} keys in ${ms} ms; ${acknowledged.length} acknowledged, ${rejected.length} rejected`)
   for (const err of rejected) t.match(err, { code: 'POV_REALTIME_BROKER_UNAVAILABLE' }, 'a publish during the move rejects with the coded error')
 
-  for (const [i, client] of clients.entries()) {
-    await waitFor(() => acknowledged.every((id) => idsOf(client, povId).includes(id)), 20_000, `subscriber ${i} to have every acknowledged activity`)
-    const ids = idsOf(client, povId)
-    t.equal(new Set(ids).size, ids.length, `subscriber ${i}: no activity twice`)
-    t.ok(inHistoryOrder(client, povId), `subscriber ${i}: in history order`)
-    t.same(resyncsOf(client, povId), [], `subscriber ${i}: no resync (a move loses nothing)`)
-    t.equal(client.ws.readyState, client.ws.OPEN, `subscriber ${i}: the socket stayed open`)
-  }
+  await everyAcknowledgedOnce(t, clients, povId, acknowledged, 'a move')
   const resumer = await servers[1]!.connect({ claims: { userId: 'resumer' } })
   const answer = await resumer.subscribe(povId, cursorBefore)
   t.match(answer, { type: 'subscribed', recovered: true }, 'a resume from before the move is served from the moved history')
