@@ -20,12 +20,9 @@ import { targetById, type RunContext, type Target } from './targets.js'
 
 export type Deployment = 'one Redis' | 'cluster'
 
-/** One Redis node's counters over the measured phase. */
-export interface NodeTraffic {
-  port: number
+/** What one Redis node's counters say (`INFO`), read before and after the measured phase. */
+interface Counters {
   role: 'master' | 'replica'
-  /** PoVs of the scenario whose slot this master owns (all of them on one Redis). */
-  povs: number
   /** used_cpu_sys + used_cpu_user, s. */
   cpuSeconds: number
   /**
@@ -47,23 +44,18 @@ export interface NodeTraffic {
   commands: Record<string, number>
 }
 
+/** One Redis node's counters over the measured phase. */
+export interface NodeTraffic extends Counters {
+  port: number
+  /** PoVs of the scenario whose slot this master owns (all of them on one Redis). */
+  povs: number
+}
+
 export interface ShardingMeasurement {
   deployment: Deployment
   trial: number
   deliveries: NonNullable<Measurement['deliveries']>
   nodes: NodeTraffic[]
-}
-
-interface Counters {
-  role: 'master' | 'replica'
-  cpuSeconds: number
-  outputBytes: number
-  inputBytes: number
-  replicationBytes: number
-  publishes: number
-  reads: number
-  channels: number
-  commands: Record<string, number>
 }
 
 function parseCounters (text: string): Counters {
