@@ -230,8 +230,9 @@ class RedisBroker implements Broker {
     if (typeof presenceTtl !== 'number' || !Number.isSafeInteger(presenceTtl) || presenceTtl < 100) {
       fail(`presenceTtl must be an integer of at least 100 (ms), got ${JSON.stringify(presenceTtl)}`)
     }
-    if (isClusterStartup(redis)) checkStartupNodes(redis)
-    const clusterOptions = redis instanceof Cluster ? redis.options : isClusterStartup(redis) ? redis : undefined
+    const startup = isClusterStartup(redis)
+    if (startup) checkStartupNodes(redis)
+    const clusterOptions = redis instanceof Cluster ? redis.options : startup ? redis : undefined
     if (clusterOptions && (clusterOptions.keyPrefix ?? clusterOptions.redisOptions?.keyPrefix)) {
       // ioredis prefixes sharded channels (they count as keys) but not the ones the scripts publish on: they would differ.
       fail('an ioredis Cluster with a keyPrefix of its own is not supported; use the broker\'s keyPrefix option instead')
@@ -241,7 +242,7 @@ class RedisBroker implements Broker {
       fail('this ioredis Cluster has no shardedSubscribers option (sharded pub/sub); upgrade ioredis (see docs/redis.md#redis-cluster)')
     }
     this.#redis = redis
-    this.#sharded = redis instanceof Cluster || isClusterStartup(redis)
+    this.#sharded = redis instanceof Cluster || startup
     this.#keyPrefix = keyPrefix
     this.#timeout = timeout
     const link = this.#lend()
