@@ -42,10 +42,19 @@ export function redisServerVersion (): string {
   }
 }
 
-/** Resolves once something on `port` answers PING with PONG, or rejects after `timeout` ms. */
-export async function untilRedisAnswers (port: number, timeout = 10_000): Promise<void> {
+/** `redis-server` exited before it answered (most often: its port was taken between the check and the bind). */
+class RedisExitedError extends Error {}
+
+/**
+ * Resolves once something on `port` answers PING with PONG, or rejects after `timeout` ms; with `child`, rejects with
+ * {@link RedisExitedError} as soon as that process has exited.
+ */
+export async function untilRedisAnswers (port: number, timeout = 10_000, child?: ChildProcess): Promise<void> {
   const deadline = Date.now() + timeout
   for (;;) {
+    if (child && (child.exitCode !== null || child.signalCode !== null)) {
+      throw new RedisExitedError(`redis-server on port ${port} exited at start (${child.exitCode ?? child.signalCode})`)
+    }
     const ok = await new Promise<boolean>((resolve) => {
       const socket = net.connect(port, '127.0.0.1')
       socket.setTimeout(500, () => { socket.destroy(); resolve(false) })
@@ -113,20 +122,44 @@ export interface StandaloneRedis {
 
 /** A stand-alone `redis-server` on a free port, answering PING; `stop` kills it by its pid. */
 export async function startStandaloneRedis (): Promise<StandaloneRedis> {
-  const port = await freeNodePort(new Set())
-  const child = spawnRedisServer(port)
+  let child: ChildProcess | undefined
   const forget = killAtExit(() => [child])
   const stop = async () => {
     forget()
     await killProcess(child)
   }
   try {
-    await untilRedisAnswers(port)
+    const started = await spawnAnsweringRedis(new Set(), () => [], (spawned) => { child = spawned })
+    return { port: started.port, url: `redis://127.0.0.1:${started.port}`, pid: started.child.pid, stop }
   } catch (err) {
     await stop()
     throw err
   }
-  return { port, url: `redis://127.0.0.1:${port}`, pid: child.pid, stop }
+}
+
+/** Attempts at starting one `redis-server`, each on another free port. */
+const START_ATTEMPTS = 3
+
+/**
+ * Spawns `redis-server` on a free port (and its bus port, `+10000`, for a cluster node) with `argsFor(port)`, and
+ * resolves once it answers. The ports were free when picked, but another process (a test file running beside this one
+ * and starting servers of its own) may bind one first: redis-server then exits at once, and another port is tried.
+ * `spawned` hears of each process as it starts, so that the caller can kill it whatever happens next.
+ */
+async function spawnAnsweringRedis (
+  taken: Set<number>, argsFor: (port: number) => Promise<string[]> | string[], spawned: (child: ChildProcess) => void
+): Promise<{ port: number, child: ChildProcess }> {
+  for (let attempt = 1; ; attempt++) {
+    const port = await freeNodePort(taken)
+    const child = spawnRedisServer(port, await argsFor(port))
+    spawned(child)
+    try {
+      await untilRedisAnswers(port, 10_000, child)
+      return { port, child }
+    } catch (err) {
+      if (!(err instanceof RedisExitedError) || attempt === START_ATTEMPTS) throw err
+    }
+  }
 }
 
 /** A node's cluster bus listens on its port + 10000, so both must be free. */
@@ -140,10 +173,14 @@ async function isFree (port: number): Promise<boolean> {
   })
 }
 
-/** A port with its bus port (+10000) free too, below the ephemeral range so that the bus port stays valid. */
+/**
+ * A port with its bus port (+10000) free too, both below Linux's ephemeral range (32768 and up): a port in that range
+ * can be taken by any outgoing connection between the check and redis-server's bind (it was: a node that never
+ * answered, in one CI run of several).
+ */
 async function freeNodePort (taken: Set<number>): Promise<number> {
   for (let attempt = 0; attempt < 200; attempt++) {
-    const port = 20000 + Math.floor(Math.random() * 20000)
+    const port = 10000 + Math.floor(Math.random() * (32768 - BUS_OFFSET - 10000))
     if (taken.has(port)) continue
     if (await isFree(port) && await isFree(port + BUS_OFFSET)) {
       taken.add(port)
@@ -187,10 +224,12 @@ export async function startRedisClusterNodes (): Promise<RedisClusterNodes> {
   const dir = await mkdtemp(path.join(tmpdir(), 'pov-cluster-'))
   const taken = new Set<number>()
   const nodes: Array<ClusterNodeProcess & { child: ChildProcess | undefined }> = []
-  const forget = killAtExit(() => nodes.map((node) => node.child))
+  /** The node being started, until it answers (and becomes one of `nodes`). */
+  let starting: ChildProcess | undefined
+  const forget = killAtExit(() => [...nodes.map((node) => node.child), starting])
   const stop = async () => {
     forget()
-    await Promise.all(nodes.map((node) => node.kill()))
+    await Promise.all([...nodes.map((node) => node.kill()), killProcess(starting)])
     await rm(dir, { recursive: true, force: true })
   }
 
@@ -213,16 +252,19 @@ export async function startRedisClusterNodes (): Promise<RedisClusterNodes> {
 
   try {
     for (let i = 0; i < 6; i++) {
-      const port = await freeNodePort(taken)
-      const nodeDir = path.join(dir, String(port))
-      await mkdir(nodeDir, { recursive: true })
-      const node = {
-        port,
-        child: spawnRedisServer(port, [
+      const { port, child } = await spawnAnsweringRedis(taken, async (port) => {
+        const nodeDir = path.join(dir, String(port))
+        await mkdir(nodeDir, { recursive: true })
+        return [
           '--dir', nodeDir, '--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`,
           // No 5 s wait before a replica's first (diskless) sync: the cluster is up in about 2.5 s instead of 7.5 s.
           '--cluster-node-timeout', '2000', '--repl-diskless-sync-delay', '0'
-        ]) as ChildProcess | undefined,
+        ]
+      }, (spawned) => { starting = spawned })
+      starting = undefined
+      const node = {
+        port,
+        child: child as ChildProcess | undefined,
         get pid () { return this.child?.pid },
         async kill () {
           await killProcess(node.child)
@@ -233,7 +275,6 @@ export async function startRedisClusterNodes (): Promise<RedisClusterNodes> {
       }
       nodes.push(node)
     }
-    for (const node of nodes) await untilRedisAnswers(node.port)
     await run('redis-cli', ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`),
       '--cluster-replicas', '1', '--cluster-yes'], { timeout: 30_000 })
     await untilHealthy()

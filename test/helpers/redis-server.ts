@@ -69,7 +69,7 @@ export async function startRedisServer (t: Teardown): Promise<RedisServer> {
     const process = spawnRedisServer(port)
     child = process
     process.once('exit', () => { if (child === process) child = undefined })
-    await untilRedisAnswers(port)
+    await untilRedisAnswers(port, 10_000, process)
   }
 
   async function kill (): Promise<void> {
