@@ -109,6 +109,13 @@ const DEFECTS = [
     tests: ['test/redis/publish-batch.test.ts']
   },
   {
+    name: 'a publish pipeline sends every entry by SHA, so a Redis without the script refuses them',
+    file: 'lib/redis/publish-batch.ts',
+    search: 'if (i === 0) pipeline.eval(publishScript.lua, ...args)',
+    replace: 'if (i < 0) pipeline.eval(publishScript.lua, ...args)',
+    tests: ['test/redis/publish-batch.test.ts']
+  },
+  {
     name: 'a Redis call whose answer the busy loop read after its deadline is expired anyway',
     file: 'lib/redis/deadline-sweep.ts',
     search: 'for (const call of late) if (!call.settled) call.expire()',

@@ -183,7 +183,7 @@ export function script (lua: string): LuaScript {
   return { lua, sha: createHash('sha1').update(lua).digest('hex') }
 }
 
-/** The publish script, also sent by SHA in the broker's pipelines (`publish-batch.ts`). */
+/** The publish script: it appends one activity to its PoV's history and publishes it, atomically (`publish-batch.ts`). */
 export const publishScript = script(PUBLISH)
 const rangeScript = script(RANGE)
 const countScript = script(COUNT)
@@ -203,15 +203,6 @@ export interface Window {
   readonly size: number
   readonly ttl: number
   readonly metaTtl: number
-}
-
-/** Appends one activity to its PoV's history and publishes it on the PoV's channel, atomically. */
-export async function publishEntry (
-  redis: RedisClient, keys: PovKeys, window: Window, activityJson: string, epochIfNew: string
-): Promise<{ epoch: string, id: string }> {
-  const [epoch, id] = await run(redis, publishScript, [keys.history, keys.meta],
-    [keys.channel, activityJson, window.size, window.ttl, window.metaTtl, epochIfNew, keys.publishCommand]) as [string, string]
-  return { epoch, id }
 }
 
 /** One history entry as the range script returns it. */

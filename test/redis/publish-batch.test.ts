@@ -2,7 +2,7 @@
  * The Redis broker's publishes of one event-loop turn go to Redis together (`lib/redis/publish-batch.ts`): one
  * pipeline for a burst, in the order of the `broadcastActivity` calls, each entry still its own atomic script run;
  * one timer for every publish in flight, not one each; per-entry outcomes; a Redis that lost the script (a restart)
- * still gets every entry. Against a real Redis, with real sockets.
+ * still gets every entry, in order. Against a real Redis, with real sockets.
  */
 import { once } from 'node:events'
 import { connect, createServer, type Socket } from 'node:net'
@@ -10,6 +10,8 @@ import t from 'tap'
 import { Redis } from 'ioredis'
 import { createRedisBroker } from '../../lib/redis/index.js'
 import { DeadlineSweep } from '../../lib/redis/deadline-sweep.js'
+import { compareStreamIds, parseCursor } from '../../lib/redis/cursor.js'
+import { publishScript } from '../../lib/redis/scripts.js'
 import type { TestClient } from '../helpers/client.js'
 import { sharedRedis, startRedisServer } from '../helpers/redis-server.js'
 import { activity, sleep, startServer, waitFor } from '../helpers/server.js'
@@ -96,7 +98,7 @@ t.test('a hung Redis: a burst of publishes holds one timer, not one each, and ea
   t.equal(outcomes.length, 200)
 })
 
-t.test('a Redis that lost the script (restarted empty): the first burst runs it again, every entry once, in order', async (t) => {
+t.test('a Redis that lost the script (flushed, as after an empty restart): the next burst loads it; every entry once, in order', async (t) => {
   const server = await startRedisServer(t)
   const app = await startServer(t, {
     broker: createRedisBroker({ redis: { host: '127.0.0.1', port: server.port }, keyPrefix: 'noscript:' })
@@ -112,6 +114,32 @@ t.test('a Redis that lost the script (restarted empty): the first burst runs it 
   t.same(ids(client, 'p1'), ['before', 'n0', 'n1', 'n2', 'n3', 'n4'], 'each entry once, in call order')
   t.same(cursorsOf(client, 'p1').slice(1), results.map((result) => result.cursor))
   t.equal(await inspector.xlen('noscript:{p1}:h'), 6, 'the history holds each entry once')
+})
+
+t.test('another client loads the script in the middle of a burst: the entries still take the call order', async (t) => {
+  // Redis reads a long pipeline in parts and runs other clients' commands in between: when another instance loads the
+  // script while a burst is being read, the burst's first entries find no script and the rest do. Those that found
+  // none must not land after the rest.
+  const server = await startRedisServer(t)
+  const app = await startServer(t, {
+    broker: createRedisBroker({ redis: { host: '127.0.0.1', port: server.port }, keyPrefix: 'midload:' })
+  })
+  const other = new Redis(server.url)
+  t.teardown(() => other.disconnect())
+  const padding = 'x'.repeat(2000) // a burst of 2 MB: Redis takes it in many reads
+  for (let round = 0; round < 6; round++) {
+    await other.script('FLUSH')
+    const burst = Array.from({ length: 1000 }, (_, i) => app.app.broadcastActivity(activity('p1', { id: `r${round}-${i}`, message: padding })))
+    const loaded = new Promise((resolve, reject) => setTimeout(() => {
+      other.script('LOAD', publishScript.lua).then(resolve, reject)
+    }, round % 3)) // lands somewhere in the burst's reading
+    const [results] = await Promise.all([Promise.all(burst), loaded])
+    const ids = results.map((result) => parseCursor(result.cursor)!.id)
+    t.same([...ids].sort(compareStreamIds), ids, `round ${round}: the entries took the call order in the history`)
+  }
+  const stored = await other.xrevrange('midload:{p1}:h', '+', '-', 'COUNT', 3)
+  t.same(stored.map(([, fields]) => (JSON.parse(fields[1]!) as { id: string }).id), ['r5-999', 'r5-998', 'r5-997'],
+    'the newest entries are the last ones called')
 })
 
 t.test('the deadline sweep: one timer; a late call expires only after the loop read its sockets; a settled one never', async (t) => {
