@@ -116,6 +116,13 @@ const DEFECTS = [
     tests: ['test/redis/publish-batch.test.ts']
   },
   {
+    name: 'a member\'s presence change that found no script is sent again after later ones',
+    file: 'lib/redis/presence-scripts.ts',
+    search: 'return await runInOrder(redis, announceScript, [keys.presence],',
+    replace: 'return await run(redis, announceScript, [keys.presence],',
+    tests: ['test/redis/presence.test.ts']
+  },
+  {
     name: 'a Redis call whose answer the busy loop read after its deadline is expired anyway',
     file: 'lib/redis/deadline-sweep.ts',
     search: 'for (const call of late) if (!call.settled) call.expire()',

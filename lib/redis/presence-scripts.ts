@@ -16,7 +16,7 @@
  */
 import secureJson from 'secure-json-parse'
 import type { MemberState } from '../broker.js'
-import { run, script, type PublishCommand, type RedisClient } from './scripts.js'
+import { run, runInOrder, script, type PublishCommand, type RedisClient } from './scripts.js'
 
 /** How long a PoV's members hash outlives its last write; the instances holding members there refresh it hourly. */
 export const PRESENCE_HASH_LIFETIME_MS = 24 * 60 * 60_000
@@ -101,7 +101,7 @@ end
 return result
 `
 
-const announceScript = script(ANNOUNCE)
+export const announceScript = script(ANNOUNCE)
 const removeOriginScript = script(REMOVE_ORIGIN)
 const heartbeatScript = script(HEARTBEAT)
 const livenessScript = script(LIVENESS)
@@ -123,13 +123,16 @@ export function encodeState ({ status, info }: MemberState): string {
   return JSON.stringify({ status, info })
 }
 
-/** Sets (or, with `null`, removes) one member; resolves whether that changed anything (it was then published). */
+/**
+ * Sets (or, with `null`, removes) one member; resolves whether that changed anything (it was then published). In call
+ * order: a member's quick changes (join, then a status) may be in flight together, and the last must win.
+ */
 export async function announceMember (
   redis: RedisClient, keys: PresenceKeys, origin: string, userId: string, state: MemberState | null
 ): Promise<boolean> {
   const value = state === null ? '' : encodeState(state)
   const body = JSON.stringify({ o: origin, u: userId, s: state === null ? null : { status: state.status, info: state.info } })
-  return await run(redis, announceScript, [keys.presence],
+  return await runInOrder(redis, announceScript, [keys.presence],
     [memberField(origin, userId), value, keys.presenceChannel, body, PRESENCE_HASH_LIFETIME_MS, EMPTY_HASH_LIFETIME_MS, keys.publishCommand]) === 1
 }
 

@@ -198,6 +198,14 @@ export async function run (redis: RedisClient, { lua, sha }: LuaScript, keys: re
   }
 }
 
+/**
+ * EVAL, for a script whose calls must take effect in the order they were made: with {@link run}, a call that found no
+ * script is sent again after calls made later may already have run (another client can load the script in between).
+ */
+export async function runInOrder (redis: RedisClient, { lua }: LuaScript, keys: readonly string[], args: ReadonlyArray<string | number>): Promise<unknown> {
+  return await redis.eval(lua, keys.length, ...keys, ...args)
+}
+
 /** The history window the scripts keep: entries, their lifetime, and how long the bookkeeping outlives them (ms). */
 export interface Window {
   readonly size: number

@@ -5,7 +5,11 @@
  * PoV whose members did not change.
  */
 import t from 'tap'
+import { Redis } from 'ioredis'
 import { createRedisBroker } from '../../lib/redis/index.js'
+import { announceMember, announceScript, memberField } from '../../lib/redis/presence-scripts.js'
+import { povKeys } from '../../lib/redis/scripts.js'
+import { startRedisServer } from '../helpers/redis-server.js'
 import { listen, testOnEachTarget } from '../helpers/redis-targets.js'
 import { active, idle, startBroker } from '../helpers/redis-broker-parts.js'
 import { sleep, waitFor } from '../helpers/server.js'
@@ -178,4 +182,26 @@ t.test('presenceTtl must be an integer of at least 100 ms', async (t) => {
       { code: 'POV_REALTIME_INVALID_OPTION', message: /presenceTtl/ }, `refused: ${JSON.stringify(presenceTtl)}`)
   }
   t.doesNotThrow(() => createRedisBroker({ redis: 'redis://127.0.0.1:6379', presenceTtl: 100 }))
+})
+
+t.test("a member's changes in flight together take effect in call order, though another client loads the script meanwhile", async (t) => {
+  // Another client (instance) loads the script while this one's changes are on their way: the first half finds no
+  // script, the second half does. A change sent again after finding none would land after the later ones and leave a
+  // stale state in Redis (it did: the 1,000th change stayed, not the 2,000th).
+  const server = await startRedisServer(t)
+  const redis = new Redis(server.url)
+  const other = new Redis(server.url)
+  t.teardown(() => { redis.disconnect(); other.disconnect() })
+  const keys = povKeys('order:', 'p1')
+  for (let round = 0; round < 3; round++) {
+    await other.script('FLUSH')
+    let loaded: Promise<unknown> = Promise.resolve()
+    const changes = Array.from({ length: 2000 }, (_, i) => {
+      if (i === 1000) loaded = other.script('LOAD', announceScript.lua)
+      return announceMember(redis, keys, 'origin-1', 'ana', { status: i % 2 === 0 ? 'active' : 'idle', info: { n: `${round}-${i}` } })
+    })
+    await Promise.all([...changes, loaded])
+    const stored = JSON.parse((await redis.hget(keys.presence, memberField('origin-1', 'ana')))!) as { info: { n: string } }
+    t.equal(stored.info.n, `${round}-1999`, `round ${round}: the last change is the one stored`)
+  }
 })
