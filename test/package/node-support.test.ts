@@ -49,6 +49,12 @@ t.test('every locked package accepts the lowest Node that "engines" admits, and 
   t.match(refusing('20.19.0').join(', '), /cookie@2/, 'Node 20 is out: cookie@2, under @fastify/cookie 11, needs Node 22')
 })
 
+t.test('the lockfile states the same "engines" as package.json, so an install leaves it as it is', async (t) => {
+  const { engines } = await packageJson()
+  const lock = JSON.parse(await readFile(`${root}package-lock.json`, 'utf8')) as { packages: Record<string, LockedPackage> }
+  t.same(lock.packages['']?.engines, engines, 'package-lock.json\'s root entry (npm install rewrites it when it differs)')
+})
+
 t.test('on an unsupported Node, the check says which Node is needed and how to run under it', async (t) => {
   const problem = problemOf('v20.20.2', '>=22.13')
   t.match(problem, /needs Node >=22\.13 .*this is Node v20\.20\.2/)
@@ -64,7 +70,7 @@ t.test('the scripts a user runs check the Node version before building or testin
   const { scripts, engines } = await packageJson()
   t.match(scripts.build, /^node scripts\/check-node\.mjs && /, 'build, and so start, test, bench and soak')
   for (const name of ['start', 'test', 'bench', 'soak']) t.match(scripts[name], /^npm run build && /, `${name} builds first`)
-  for (const name of ['test:unit', 'test:redis', 'test:e2e', 'test:load', 'check:defects']) {
+  for (const name of ['test:unit', 'test:package', 'test:redis', 'test:e2e', 'test:react18', 'test:load', 'check:defects']) {
     t.match(scripts[name], /^node scripts\/check-node\.mjs && /, name)
   }
   // The script itself, as npm runs it, under this Node: its verdict matches this Node's version.
