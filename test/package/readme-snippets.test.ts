@@ -4,35 +4,24 @@
  * runs in a process of its own, where a user signs in through the snippet's own route, trades the cookie it set for a
  * WebSocket token, subscribes, and receives the note the snippet's route broadcasts. Needs `npm run build` first.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process'
+import { execFile } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { writeFile } from 'node:fs/promises'
 import path from 'node:path'
-import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { TestClient } from '../helpers/client.js'
-
-const root = fileURLToPath(new URL('../..', import.meta.url))
-
-/** The code of the fenced block right under `<!-- README snippet: <name> … -->`. */
-function snippet (readme: string, name: string): string {
-  const escaped = name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
-  const match = new RegExp(`<!-- README snippet: ${escaped}\\b[^>]*-->\\n\`\`\`tsx?\\n([\\s\\S]*?)\\n\`\`\`\\n`).exec(readme)
-  if (!match) throw new Error(`README.md has no fenced block under <!-- README snippet: ${name} -->`)
-  return match[1]! + '\n'
-}
+import { importedPackages, root, snippetProject, startSnippetServer } from '../helpers/readme-snippets.js'
 
 t.ok(existsSync(path.join(root, 'dist/index.d.ts')), 'dist/ is built (npm run build)')
-const readme = await readFile(path.join(root, 'README.md'), 'utf8')
-const server = snippet(readme, 'server')
-const client = snippet(readme, 'react client')
-// Inside the package (in the git-ignored .tsbuild/), so that `import … from 'fastify-pov-realtime'` resolves to this
-// package by its own name, as it does in an app that installed it.
-await mkdir(path.join(root, '.tsbuild'), { recursive: true })
-const dir = await mkdtemp(path.join(root, '.tsbuild', 'readme-'))
-t.teardown(() => rm(dir, { recursive: true, force: true }))
-await writeFile(path.join(dir, 'server.ts'), server)
-await writeFile(path.join(dir, 'client.tsx'), client)
+const { readme, server, client, dir } = await snippetProject(t)
+
+t.test('the README\'s Install section installs every package its snippets import', async (t) => {
+  const install = /## Install\n([\s\S]*?)\n## /.exec(readme)?.[1] ?? ''
+  const installed = new Set([...install.matchAll(/^npm install ([^#\n]+)/gm)].flatMap(([, names]) => names!.trim().split(/\s+/)))
+  const imported = importedPackages(server + client)
+  t.ok(imported.includes('@fastify/jwt') && imported.includes('react-dom'), `the snippets' imports were found (${imported.join(', ')})`)
+  t.same(imported.filter((name) => !installed.has(name)), [], 'each is in an `npm install` line of the Install section')
+})
 
 t.test('the README\'s server and React snippets type-check, strict, against the built package', async (t) => {
   t.match(server, /app\.register\(povRealtime/, 'the server snippet registers the plugin')
@@ -62,31 +51,8 @@ t.test('the README\'s server and React snippets type-check, strict, against the 
   t.equal(code, 0)
 })
 
-/** Starts the snippet on a free port (its PORT variable); resolves its URL from Fastify's "Server listening" line. */
-async function startSnippet (t: { teardown (fn: () => unknown): void }): Promise<string> {
-  // The repo's loader compiles the TypeScript; tap's tracking and V8 coverage are left out (the snippet is the
-  // README's code, not the package's).
-  const env = Object.fromEntries(Object.entries(process.env)
-    .filter(([name]) => name !== 'NODE_OPTIONS' && name !== 'NODE_V8_COVERAGE' && !name.startsWith('_TAPJS')))
-  const child: ChildProcess = spawn(process.execPath, ['--import', path.join(root, 'scripts/typescript-loader.mjs'), 'server.ts'], {
-    cwd: dir, env: { ...env, PORT: '0', JWT_SECRET: 'a-readme-secret-of-at-least-32-characters' }, stdio: ['ignore', 'pipe', 'pipe']
-  })
-  t.teardown(() => { child.kill() })
-  let output = ''
-  child.stderr!.on('data', (chunk) => { output += chunk })
-  return await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`the snippet did not start in 20 s:\n${output}`)), 20_000)
-    child.stdout!.on('data', (chunk) => {
-      output += chunk
-      const url = /"msg":"Server listening at (http:\/\/127\.0\.0\.1:\d+)"/.exec(output)?.[1]
-      if (url) { clearTimeout(timer); resolve(url) }
-    })
-    child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`the snippet exited with ${code}:\n${output}`)) })
-  })
-}
-
 t.test('the README\'s server runs as pasted: sign in, token, socket, and the note a route broadcasts arrives', async (t) => {
-  const url = await startSnippet(t)
+  const url = await startSnippetServer(t, dir)
   const signIn = await fetch(`${url}/api/sign-in`, {
     method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ userId: 'ada' })
   })
