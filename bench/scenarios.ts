@@ -38,6 +38,11 @@ export interface Scenario {
   readonly chatter?: { readonly members: number, readonly intervalMs: number }
   /** With read receipts on: every client marks each activity it receives read. */
   readonly readEach?: boolean
+  /**
+   * Load-generator processes the clients are spread over evenly (default 1; throughput and latency scenarios only),
+   * for a scenario whose clients do more than one process can keep up with, so that it measures the server.
+   */
+  readonly loadGenerators?: number
 }
 
 /** Connections in flight at once while clients connect. */
