@@ -35,6 +35,11 @@ export interface ConnectRequest {
   secret?: string
   /** Each client subscribes to this PoV as soon as it is open (the reconnect storm). */
   subscribeTo?: string
+  /**
+   * The user of this process's first client is `u<firstUser>` (default 0), the next `u<firstUser + 1>`…: when a
+   * scenario's clients are spread over several load generators, every client is still a distinct user.
+   */
+  firstUser?: number
 }
 
 export interface ConnectResult {
@@ -71,6 +76,8 @@ export interface WaitResult {
   readMarks: number
   /** When the last `read` or `reads` frame arrived (0 if none did). */
   lastReadAt: number
+  /** This process's CPU time (user + system, µs) from `arm` until the expected count was reached (or the deadline). */
+  cpuMicros: number
 }
 
 /** What the clients do besides receiving, from `arm` until the activities arrived. */
@@ -122,8 +129,11 @@ class Tally {
   lastMessageAt = 0
   readEach = false
   latencies = new Float64Array(0)
+  /** `process.cpuUsage()` at `arm`. */
+  cpuAtArm = process.cpuUsage()
 
   arm (expected: number, readEach: boolean): void {
+    this.cpuAtArm = process.cpuUsage()
     this.received = 0
     this.errors = 0
     this.lastAt = 0
@@ -281,11 +291,13 @@ function fetchToken (origin: string, cookie: string, agent: Agent): Promise<stri
   })
 }
 
-async function connect ({ wire, endpoints, count, concurrency, secret, subscribeTo }: ConnectRequest): Promise<ConnectResult> {
+async function connect ({ wire, endpoints, count, concurrency, secret, subscribeTo, firstUser = 0 }: ConnectRequest): Promise<ConnectResult> {
   const agent = new Agent({ keepAlive: true, maxSockets: concurrency })
   // The access cookies exist before the measurement: the app's login set them.
   const sign = secret ? createSigner({ key: secret, expiresIn: '8h' }) : undefined
-  const cookies = sign ? Array.from({ length: count }, (_, i) => sign({ userId: `u${i}`, email: `u${i}@example.com`, role: 'member' }) as string) : []
+  const cookies = sign
+    ? Array.from({ length: count }, (_, i) => sign({ userId: `u${firstUser + i}`, email: `u${firstUser + i}@example.com`, role: 'member' }) as string)
+    : []
   const opened: BenchClient[] = new Array(count)
   let next = 0
   const startedAt = now()
@@ -332,6 +344,7 @@ async function wait ({ expected, timeout, settle }: { expected: number, timeout:
   const deadline = Date.now() + timeout
   while (tally.received < expected && Date.now() < deadline) await sleep(5)
   stopChatter()
+  const cpu = process.cpuUsage(tally.cpuAtArm)
   const lastAt = tally.lastAt
   await sleep(settle)
   const sorted = tally.latencies.slice(0, Math.min(tally.received, tally.latencies.length)).sort()
@@ -349,7 +362,8 @@ async function wait ({ expected, timeout, settle }: { expected: number, timeout:
     others: tally.others,
     readEvents: tally.readEvents,
     readMarks: tally.readMarks,
-    lastReadAt: tally.lastReadAt
+    lastReadAt: tally.lastReadAt,
+    cpuMicros: cpu.user + cpu.system
   }
 }
 

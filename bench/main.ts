@@ -25,6 +25,8 @@
  *                        and a 3-master Redis Cluster (both started here, stopped by pid), reading each node's Redis
  *                        CPU and bytes; rewrites the "sharding" section of docs/benchmarks.md (needs redis-server
  *                        and redis-cli)
+ *   --load-generators <n>  spread each throughput or latency scenario's clients over n load-generator processes
+ *                        instead of the scenario's own number (printed, not written to docs/benchmarks.md)
  *   --json <file>        also write every measurement as JSON
  *   --no-write           do not touch docs/benchmarks.md (nor, with --profile, bench/results/)
  *   --redis <url>        Redis for the Redis-broker target (default redis://127.0.0.1:6379)
@@ -112,8 +114,10 @@ function describe (measurement: Measurement): string {
       ? ''
       : `, ${Math.round(d.readEventsPerClient!)} read/reads frames/client carrying ${Math.round(d.readMarksPerClient!)} marks, ` +
         `${Math.round(d.readEventsPerClientPerSecond)} frames/client/s`
+    const cores = `cores busy: server ${d.serverCores.toFixed(2)}, ${d.loadGenerators} load generator${d.loadGenerators > 1 ? 's' : ''} ` +
+      `${d.loadGeneratorCores.toFixed(2)}`
     return `${d.received}/${d.expected} delivered${rejected}, ${Math.round(d.perSecond).toLocaleString('en-US')}/s, ` +
-      `${d.cpuMicros.toFixed(2)} µs CPU/delivery, p50 ${d.p50.toFixed(2)} ms, p99 ${d.p99.toFixed(2)} ms${others}${reads}`
+      `${d.cpuMicros.toFixed(2)} µs CPU/delivery, p50 ${d.p50.toFixed(2)} ms, p99 ${d.p99.toFixed(2)} ms${others}${reads}; ${cores}`
   }
   if (s) {
     return `${s.subscribed}/${s.clients} subscribed, ${s.settled} settled in ${Math.round(s.ms)} ms, ${s.cpuMs.toFixed(0)} ms server CPU, ` +
@@ -198,13 +202,14 @@ export async function main (root: string, argv: string[]): Promise<void> {
       sharding: { type: 'boolean', default: false },
       density: { type: 'boolean', default: false },
       'density-clients': { type: 'string' },
+      'load-generators': { type: 'string' },
       json: { type: 'string' },
       'no-write': { type: 'boolean', default: false },
       redis: { type: 'string', default: 'redis://127.0.0.1:6379' }
     }
   })
   const smoke = values.smoke
-  const write = !smoke && !values['no-write'] && !values.targets && !values.scenarios
+  const write = !smoke && !values['no-write'] && !values.targets && !values.scenarios && !values['load-generators']
   const context: RunContext = { root, secret: SECRET, redisUrl: values.redis, runId: randomBytes(4).toString('hex') }
   if (values.profile) {
     const id = values.scenarios?.split(',')[0] ?? 'fan-out'
@@ -264,8 +269,14 @@ export async function main (root: string, argv: string[]): Promise<void> {
   const trials = smoke ? 1 : Number(values.trials ?? 3)
   if (!Number.isSafeInteger(trials) || trials < 1) throw new Error('--trials must be a positive integer')
   const wanted = values.scenarios?.split(',')
-  const mainScenarios = allScenarios(smoke)
-  const featureScenarios = allScenarios(smoke, true)
+  const loadGenerators = values['load-generators'] === undefined ? undefined : Number(values['load-generators'])
+  if (loadGenerators !== undefined && (!Number.isSafeInteger(loadGenerators) || loadGenerators < 1)) throw new Error('--load-generators must be a positive integer')
+  // Storms and the connections scenario keep their one load generator.
+  const spreadOver = (list: readonly Scenario[]) => loadGenerators === undefined
+    ? list
+    : list.map((s) => s.kind === 'throughput' || s.kind === 'latency' ? { ...s, loadGenerators } : s)
+  const mainScenarios = spreadOver(allScenarios(smoke))
+  const featureScenarios = spreadOver(allScenarios(smoke, true))
   // Named scenarios of either group; else the feature scenarios (--features), both groups (--smoke) or the main ones.
   const scenarios = wanted
     ? [...mainScenarios, ...featureScenarios].filter((s) => wanted.includes(s.id))
@@ -314,7 +325,7 @@ export async function main (root: string, argv: string[]): Promise<void> {
     const features = renderFeatures(info, featuresRun, targets, measurements)
     console.log(`\n${features}`)
     // The section is rewritten only by a run of every feature scenario against the targets they name.
-    if (!values['no-write'] && !values.targets && featureScenarios.every((s) => featuresRun.includes(s))) {
+    if (!values['no-write'] && !values.targets && !values['load-generators'] && featureScenarios.every((s) => featuresRun.includes(s))) {
       await writeSection(join(root, 'docs', 'benchmarks.md'), 'features', features)
       console.log('\ndocs/benchmarks.md updated (features)')
     }

@@ -48,6 +48,16 @@ export interface Measurement {
     /** The marks those frames carried (one per `read` event, several per unsolicited `reads`). */
     readMarksPerClient?: number
     readEventsPerClientPerSecond?: number
+    /** Load-generator processes the clients were spread over. */
+    loadGenerators: number
+    /**
+     * Cores each side kept busy from the first publication to the last delivery: CPU time ÷ that span. The servers'
+     * CPU is that of the whole measured phase (what the last `read` messages and frames cost after the last delivery
+     * included, so a slight overestimate); the load generators' runs from `arm` to their last delivery. On a machine
+     * of 2 cores, 1.0 on a side means a core of its own, and the two together cannot exceed 2.
+     */
+    serverCores: number
+    loadGeneratorCores: number
   }
   /** The connections scenario (after `warmup` connections that are not counted). */
   connections?: {
@@ -88,6 +98,48 @@ export interface MeasureOptions {
 }
 
 type Servers = Array<ChildHandle<{ port: number }>>
+/** The load-generator processes; client `i` of the scenario is in the one `floor(i / (clients / loads.length))`. */
+type Loads = ChildHandle[]
+
+/** Each load generator's share of `total` (the clients, or the deliveries): equal, as `loadGeneratorsRefusal` ensures. */
+function shares (loads: Loads, total: number): number[] {
+  return loads.map(() => total / loads.length)
+}
+
+/**
+ * Why `scenario` cannot be spread over `generators` load generators, or `undefined`: each must hold as many clients,
+ * and as many of each PoV (client `i` of a generator watches `p<i % povs>`), and storms and the connections scenario
+ * are played by one.
+ */
+export function loadGeneratorsRefusal (scenario: Scenario, generators: number): string | undefined {
+  if (generators === 1) return undefined
+  if (scenario.kind === 'storm' || scenario.kind === 'connections') return `${scenario.id} is played by one load generator`
+  const each = scenario.clients / generators
+  if (!Number.isInteger(each) || each % scenario.povs !== 0) {
+    return `${scenario.clients} clients over ${scenario.povs} PoVs do not split evenly over ${generators} load generators`
+  }
+  return undefined
+}
+
+/** What several load generators waited for, as one: counts summed, times and percentiles the worst one's. */
+function mergeWaits (waits: readonly WaitResult[]): WaitResult {
+  const sum = (of: (w: WaitResult) => number) => waits.reduce((total, w) => total + of(w), 0)
+  const max = (of: (w: WaitResult) => number) => Math.max(...waits.map(of))
+  return {
+    received: sum((w) => w.received),
+    lastAt: max((w) => w.lastAt),
+    p50: max((w) => w.p50),
+    p99: max((w) => w.p99),
+    max: max((w) => w.max),
+    errors: sum((w) => w.errors),
+    perClient: { min: Math.min(...waits.map((w) => w.perClient.min)), max: max((w) => w.perClient.max) },
+    others: sum((w) => w.others),
+    readEvents: sum((w) => w.readEvents),
+    readMarks: sum((w) => w.readMarks),
+    lastReadAt: max((w) => w.lastReadAt),
+    cpuMicros: sum((w) => w.cpuMicros)
+  }
+}
 
 /** Starts the V8 profiler in every instance, when asked to profile. */
 async function startProfiling (servers: Servers, options: MeasureOptions): Promise<void> {
@@ -115,11 +167,12 @@ const heapOf = (memory: MemorySnapshot) => memory.heapUsed + memory.external
 
 /** Publishes `count` broadcasts from the instances together (each its share) and waits for the deliveries. */
 async function broadcastAndWait (
-  servers: Servers, load: ChildHandle, scenario: Scenario, count: number, firstSeq: number, timeout: number,
+  servers: Servers, loads: Loads, scenario: Scenario, count: number, firstSeq: number, timeout: number,
   extras: Omit<ArmRequest, 'expected'> = {}
 ): Promise<{ published: PublishResult[], waited: WaitResult, expected: number }> {
   const expected = expectedDeliveries(scenario, count)
-  await load.call('arm', { expected, ...extras } satisfies ArmRequest)
+  const expectedOf = shares(loads, expected)
+  await Promise.all(loads.map((load, k) => load.call('arm', { expected: expectedOf[k]!, ...extras } satisfies ArmRequest)))
   const povIds = Array.from({ length: scenario.povs }, (_, i) => `p${i}`)
   const share = Math.ceil(count / servers.length)
   const publishing = Promise.all(servers.map((server, k) => {
@@ -132,11 +185,11 @@ async function broadcastAndWait (
     }
     return server.call<PublishResult>('publish', request, timeout)
   }))
-  const [published, waited] = await Promise.all([
+  const [published, waits] = await Promise.all([
     publishing,
-    load.call<WaitResult>('wait', { expected, timeout, settle: 200 }, timeout + 10_000)
+    Promise.all(loads.map((load, k) => load.call<WaitResult>('wait', { expected: expectedOf[k]!, timeout, settle: 200 }, timeout + 10_000)))
   ])
-  return { published, waited, expected }
+  return { published, waited: mergeWaits(waits), expected }
 }
 
 /** What a feature scenario has the clients do besides receiving, when the target has the feature on. */
@@ -148,22 +201,23 @@ function clientExtras (target: Target, scenario: Scenario): Omit<ArmRequest, 'ex
 }
 
 async function measureDeliveries (
-  servers: Servers, load: ChildHandle, target: Target, scenario: Scenario, options: MeasureOptions
+  servers: Servers, loads: Loads, target: Target, scenario: Scenario, options: MeasureOptions
 ): Promise<NonNullable<Measurement['deliveries']>> {
   const timeout = options.deliveryTimeout ?? 120_000
   const extras = clientExtras(target, scenario)
-  await load.call('subscribe', { povCount: scenario.povs }, timeout)
+  await Promise.all(loads.map((load) => load.call('subscribe', { povCount: scenario.povs }, timeout)))
   // A feature scenario starts once what the subscriptions set off (the presence join storm) is over.
-  if (scenario.targets) await load.call('quiet', { ms: 300, timeout: 30_000 }, 40_000)
-  if (scenario.warmup > 0) await broadcastAndWait(servers, load, scenario, scenario.warmup, 0, timeout, extras)
+  if (scenario.targets) await Promise.all(loads.map((load) => load.call('quiet', { ms: 300, timeout: 30_000 }, 40_000)))
+  if (scenario.warmup > 0) await broadcastAndWait(servers, loads, scenario, scenario.warmup, 0, timeout, extras)
   await startProfiling(servers, options)
   await options.measuredPhase?.before()
   const cpuBefore = await totalCpu(servers)
-  const { published, waited, expected } = await broadcastAndWait(servers, load, scenario, scenario.broadcasts, scenario.warmup, timeout, extras)
+  const { published, waited, expected } = await broadcastAndWait(servers, loads, scenario, scenario.broadcasts, scenario.warmup, timeout, extras)
   const cpuAfter = await totalCpu(servers)
   await options.measuredPhase?.after()
   await stopProfiling(servers, options)
   const startedAt = Math.min(...published.map((result) => result.startedAt))
+  const spanMicros = Math.max(1, (waited.lastAt - startedAt) * 1000)
   return {
     expected,
     received: waited.received,
@@ -177,6 +231,9 @@ async function measureDeliveries (
     p50: waited.p50,
     p99: waited.p99,
     max: waited.max,
+    loadGenerators: loads.length,
+    serverCores: (cpuAfter.cpu - cpuBefore.cpu) / spanMicros,
+    loadGeneratorCores: waited.cpuMicros / spanMicros,
     ...(scenario.targets
       ? { othersPerClient: waited.others / scenario.clients, cpuMicrosPerMessage: (cpuAfter.cpu - cpuBefore.cpu) / Math.max(1, waited.received + waited.others) }
       : {}),
@@ -254,7 +311,7 @@ export async function measure (
   target: Target, scenario: Scenario, trial: number, context: RunContext, options: MeasureOptions = {}
 ): Promise<Measurement> {
   const servers: Servers = []
-  let load: ChildHandle | undefined
+  const loads: Loads = []
   const trialKey = `${scenario.id}-${trial}`
   try {
     for (let k = 0; k < target.instances; k++) {
@@ -263,7 +320,13 @@ export async function measure (
         execArgv: ['--expose-gc']
       }))
     }
-    load = await ChildHandle.start(LOAD_ENTRY, [], { name: 'load generator' })
+    const generators = scenario.loadGenerators ?? 1
+    const refusal = loadGeneratorsRefusal(scenario, generators)
+    if (refusal) throw new Error(refusal)
+    for (let k = 0; k < generators; k++) {
+      loads.push(await ChildHandle.start(LOAD_ENTRY, [], { name: `load generator${generators > 1 ? ` ${k + 1}` : ''}` }))
+    }
+    const load = loads[0]!
     const endpoints: Endpoint[] = servers.map((server) => ({ origin: `http://127.0.0.1:${server.info.port}` }))
     const connect: ConnectRequest = {
       wire: target.wire,
@@ -278,12 +341,13 @@ export async function measure (
     } else if (scenario.kind === 'storm') {
       measurement.storm = await measureStorm(servers, load, target, connect, scenario)
     } else {
-      await load.call('connect', connect, 120_000)
-      measurement.deliveries = await measureDeliveries(servers, load, target, scenario, options)
+      const clientsOf = shares(loads, scenario.clients)
+      await Promise.all(loads.map((generator, k) => generator.call('connect', { ...connect, count: clientsOf[k]!, firstUser: k * clientsOf[k]! }, 120_000)))
+      measurement.deliveries = await measureDeliveries(servers, loads, target, scenario, options)
     }
     return measurement
   } finally {
-    await load?.stop()
+    await Promise.all(loads.map((generator) => generator.stop()))
     await Promise.all(servers.map((server) => server.stop()))
     await target.cleanup?.(context, trialKey)
   }

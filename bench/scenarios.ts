@@ -3,6 +3,7 @@
  * broadcast reaches exactly `clients / povs` subscribers, and (`broadcasts` being a multiple of `povs`) every client
  * receives `broadcasts / povs` activities.
  */
+import { availableParallelism } from 'node:os'
 import type { TargetId } from './targets.js'
 
 export type ScenarioId = 'fan-out' | 'fan-out-burst' | 'topic' | 'selective' | 'selective-small' | 'latency' | 'connections'
@@ -38,6 +39,11 @@ export interface Scenario {
   readonly chatter?: { readonly members: number, readonly intervalMs: number }
   /** With read receipts on: every client marks each activity it receives read. */
   readonly readEach?: boolean
+  /**
+   * Load-generator processes the clients are spread over evenly (default 1; throughput and latency scenarios only),
+   * for a scenario whose clients do more than one process can keep up with, so that it measures the server.
+   */
+  readonly loadGenerators?: number
 }
 
 /** Connections in flight at once while clients connect. */
@@ -132,6 +138,18 @@ const FULL: readonly Scenario[] = [
   }
 ]
 
+/**
+ * One load generator per core the server leaves (at least one, and a divisor of `clients` so that each holds as many):
+ * on 2 cores one, on 4 cores three, …. More than that only takes CPU from the server they load.
+ */
+function spareCoreLoadGenerators (clients: number): number {
+  let generators = Math.max(1, availableParallelism() - 1)
+  while (clients % generators !== 0) generators--
+  return generators
+}
+
+const READS_LOAD_GENERATORS = spareCoreLoadGenerators(200)
+
 const PRESENCE_TARGETS: readonly TargetId[] = ['plugin', 'plugin-presence']
 const READS_TARGETS: readonly TargetId[] = ['plugin', 'plugin-reads']
 
@@ -186,7 +204,8 @@ const FEATURES: readonly Scenario[] = [
     id: 'read-receipts',
     title: 'Read receipts, a busy PoV',
     about: '200 clients of distinct users on one PoV, bursts of broadcasts; with read receipts on, every client sends ' +
-      '`read` for each activity it receives',
+      '`read` for each activity it receives; the clients are spread over one load-generator process per core the server ' +
+      `leaves (${READS_LOAD_GENERATORS} here)`,
     kind: 'throughput',
     clients: 200,
     povs: 1,
@@ -194,7 +213,8 @@ const FEATURES: readonly Scenario[] = [
     broadcasts: 200,
     chunk: 1,
     targets: READS_TARGETS,
-    readEach: true
+    readEach: true,
+    loadGenerators: READS_LOAD_GENERATORS
   },
   {
     id: 'read-receipts-steady',
@@ -225,7 +245,8 @@ const SMOKE_FEATURES: readonly Scenario[] = [
   { ...full('presence-storm'), clients: 20 },
   { ...full('presence-reconnect-storm'), clients: 20 },
   { ...full('presence-topic'), clients: 20, povs: 5, warmup: 10, broadcasts: 50, chunk: 10, chatter: { members: 3, intervalMs: 50 } },
-  { ...full('read-receipts'), clients: 20, warmup: 10, broadcasts: 50 },
+  // Two load generators, so that the smoke run plays the spread over several too.
+  { ...full('read-receipts'), clients: 20, warmup: 10, broadcasts: 50, loadGenerators: 2 },
   { ...full('read-receipts-steady'), clients: 10, warmup: 5, broadcasts: 20, rate: 100 }
 ]
 

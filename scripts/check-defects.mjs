@@ -141,8 +141,15 @@ const DEFECTS = [
   {
     name: 'once one cursor of a PoV was checked, any string passes as a cursor of it',
     file: 'lib/in-process/read-marks.ts',
-    search: 'const position = ofPov?.verified?.cursor === cursor ? ofPov.verified.position',
-    replace: 'const position = ofPov?.verified !== undefined ? ofPov.verified.position',
+    search: '    if (verified?.povId === povId) return verified.position',
+    replace: '    if (this.#verified.size > 0) return this.#verified.values().next().value!.position',
+    tests: ['test/read-receipts.test.ts']
+  },
+  {
+    name: 'a cursor checked for one PoV passes as a cursor of any other PoV',
+    file: 'lib/in-process/read-marks.ts',
+    search: '    if (verified?.povId === povId) return verified.position',
+    replace: '    if (verified !== undefined) return verified.position',
     tests: ['test/read-receipts.test.ts']
   },
   {

@@ -125,6 +125,12 @@ t.test('a cursor not issued for that PoV is refused: INVALID_MESSAGE on the wire
   }
   t.equal(await server.app.povRealtime.markRead('u2', 'p1', real!), true, 'the remembered cursor moves the next reader\'s mark')
   t.same((await server.app.povRealtime.reads('p1')).map((mark) => [mark.userId, mark.cursor]), [['u1', real], ['u2', real]])
+
+  // A cursor remembered once checked for its own PoV is still refused for another one.
+  t.equal(await server.app.povRealtime.markRead('u1', 'p2', ofAnotherPov!), true)
+  await t.rejects(server.app.povRealtime.markRead('u3', 'p1', ofAnotherPov!), { code: 'POV_REALTIME_INVALID_CURSOR' },
+    'another PoV\'s cursor, remembered for that PoV')
+  t.same((await server.app.povRealtime.reads('p1')).map((mark) => mark.userId), ['u1', 'u2'])
 })
 
 t.test('read and reads need a subscription to the PoV; a PoV authorizeSubscription refuses leaks no mark', async (t) => {

@@ -37,6 +37,20 @@ export interface ReadMarkReport {
   readonly tripped: (limit: ReadMarkLimit) => void
 }
 
+/**
+ * Cursors remembered once verified, over all PoVs. On a busy PoV every reader marks each new activity, but not in
+ * step: a reader that fell behind sends the marks of its last few dozen activities together, then the next reader
+ * the same ones, so the cursors of the last few dozen activities come back interleaved. Bounded in all, not per PoV,
+ * so that many PoVs with marks cost no more than one.
+ */
+const VERIFIED_CURSORS = 256
+
+/** A cursor that passed the check: for which PoV, and its position. */
+interface VerifiedCursor {
+  readonly povId: string
+  readonly position: Position
+}
+
 /** A mark as kept: its user is the key it is stored under. */
 interface StoredMark extends Position {
   readonly cursor: string
@@ -48,11 +62,6 @@ interface PovMarks {
   readonly marks: Map<string, StoredMark>
   /** Its bound has forgotten a mark of it (the warning is logged once per PoV). */
   warned: boolean
-  /**
-   * The cursor last verified for this PoV and its position: on a busy PoV every reader marks the same newest activity,
-   * so its tag is checked once, not once per reader. Only a cursor that passed the check is kept.
-   */
-  verified?: { readonly cursor: string, readonly position: Position }
 }
 
 /** The PoVs one user has a mark on, in the same order. */
@@ -67,6 +76,12 @@ export class InProcessReadMarks implements ReadMarkStore {
   readonly #bounds: ReadMarkBounds
   readonly #byPov = new Map<string, PovMarks>()
   readonly #byUser = new Map<string, UserMarks>()
+  /**
+   * The last `VERIFIED_CURSORS` cursors verified, by cursor (the oldest first): the readers of a busy PoV's newest
+   * activities mark the same few cursors, whose tags are then checked once, not once per reader. Only cursors that
+   * passed the check are kept.
+   */
+  readonly #verified = new Map<string, VerifiedCursor>()
   #count = 0
   #sink: ReadSink | undefined
   #report: ReadMarkReport | undefined
@@ -95,9 +110,9 @@ export class InProcessReadMarks implements ReadMarkStore {
   }
 
   async markRead (povId: string, userId: string, cursor: string, readAt: string): Promise<ReadMark | null> {
-    let ofPov = this.#byPov.get(povId)
-    const position = ofPov?.verified?.cursor === cursor ? ofPov.verified.position : this.#feed.positionOf(povId, cursor)
+    const position = this.#positionOf(povId, cursor)
     if (position === undefined) throw new InvalidCursorError(`not a cursor of PoV ${povId} (never issued for it, or from before a restart)`)
+    let ofPov = this.#byPov.get(povId)
     const current = ofPov?.marks.get(userId)
     if (current && comparePositions(current, position) >= 0) return null
     let ofUser = this.#byUser.get(userId)
@@ -111,7 +126,6 @@ export class InProcessReadMarks implements ReadMarkStore {
       this.#count++
     }
     ofPov.marks.set(userId, { gen: position.gen, seq: position.seq, cursor, readAt })
-    ofPov.verified = { cursor, position }
     ofUser.povs.add(povId)
     // Neither forgets the mark just moved: it is the newest of both.
     if (ofUser.povs.size > this.#bounds.maxPerUser) {
@@ -147,7 +161,19 @@ export class InProcessReadMarks implements ReadMarkStore {
   clear (): void {
     this.#byPov.clear()
     this.#byUser.clear()
+    this.#verified.clear()
     this.#count = 0
+  }
+
+  /** The position of `cursor` if the broker issued it for `povId`: remembered, or checked and then remembered. */
+  #positionOf (povId: string, cursor: string): Position | undefined {
+    const verified = this.#verified.get(cursor)
+    if (verified?.povId === povId) return verified.position
+    const position = this.#feed.positionOf(povId, cursor)
+    if (position === undefined) return undefined
+    this.#verified.set(cursor, { povId, position })
+    if (this.#verified.size > VERIFIED_CURSORS) this.#verified.delete(this.#verified.keys().next().value!)
+    return position
   }
 
   /** Forgets `userId`'s mark on `povId`; a user or PoV left without marks goes with it. */

@@ -38,6 +38,9 @@ export class ReadReceiptsFeature {
   readonly #gathered = new Map<string, Map<string, ReadMark>>()
   #flushTimer: NodeJS.Timeout | undefined
   #closed = false
+  /** The millisecond `#readAt` last formatted, and its text. */
+  #readAtMs = NaN
+  #readAtText = ''
 
   constructor (store: ReadMarkStore, send: PovMessageSender) {
     this.#store = store
@@ -65,7 +68,7 @@ export class ReadReceiptsFeature {
    * schema checked and whose user the token names. On a busy PoV that is one call per reader per activity.
    */
   async markChecked (userId: string, povId: string, cursor: string): Promise<boolean> {
-    return await this.#store.markRead(povId, userId, cursor, new Date().toISOString()) !== null
+    return await this.#store.markRead(povId, userId, cursor, this.#readAt()) !== null
   }
 
   /** Every mark on `povId`. */
@@ -109,6 +112,16 @@ export class ReadReceiptsFeature {
     this.#closed = true
     clearTimeout(this.#flushTimer)
     this.#gathered.clear()
+  }
+
+  /** `new Date().toISOString()`, formatted once per millisecond: on a busy PoV hundreds of marks move in one. */
+  #readAt (): string {
+    const ms = Date.now()
+    if (ms !== this.#readAtMs) {
+      this.#readAtMs = ms
+      this.#readAtText = new Date(ms).toISOString()
+    }
+    return this.#readAtText
   }
 
   #gather (povId: string, mark: ReadMark): void {

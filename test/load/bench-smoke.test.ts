@@ -105,6 +105,8 @@ t.test('the smoke run measures what presence and read receipts cost, each agains
       t.same(deliveries.perClient, { min: each, max: each }, `${name}: every subscriber received as many activities as its PoV got`)
       t.equal(deliveries.errors, 0, `${name}: no error message reached a client`)
       t.equal(deliveries.failed, 0, `${name}: every publication succeeded`)
+      t.equal(deliveries.loadGenerators, scenario.loadGenerators ?? 1, `${name}: the clients were spread over the scenario's load generators`)
+      t.ok(deliveries.serverCores > 0 && deliveries.loadGeneratorCores > 0, `${name}: the cores each side kept busy are measured`)
       if (!on) t.equal(deliveries.othersPerClient, 0, `${name}: nothing but activities with the feature off`)
       else t.ok(deliveries.othersPerClient! > 0, `${name}: presence, typing or read events reached the clients`)
       if (scenario.readEach) {
