@@ -69,6 +69,12 @@ export interface SocketOpening {
  */
 const sessionOf = new WeakMap<WebSocket, SocketSession>()
 
+/** A request waiting while an earlier one is handled, and its size on the wire. */
+interface QueuedRequest {
+  readonly message: ClientMessage
+  readonly bytes: number
+}
+
 export class SocketSession implements SubscribingSession, CredentialSession, PresenceSession, ReadReceiptsSession {
   static readonly #onMessage = function (this: WebSocket, data: Buffer, isBinary: boolean): void {
     sessionOf.get(this)!.#onFrame(data, isBinary)
@@ -89,8 +95,6 @@ export class SocketSession implements SubscribingSession, CredentialSession, Pre
 
   readonly upgrade: UpgradeRequestView | undefined
   readonly log: FastifyBaseLogger
-  /** This socket's fairness limits: counted, and logged once each. */
-  readonly limits: SocketLimitTrips
   readonly #ws: WebSocket
   readonly #writer: SocketWriter
   readonly #host: SessionHost
@@ -100,8 +104,10 @@ export class SocketSession implements SubscribingSession, CredentialSession, Pre
   readonly #presence: PresenceMessages | undefined
   readonly #readReceipts: ReadReceiptsMessages | undefined
   readonly #limiter: MessageRateLimiter | undefined
-  /** Requests waiting while an earlier one is handled, and their size on the wire. */
-  readonly #queue: Array<{ message: ClientMessage, bytes: number }> = []
+  /** This socket's fairness limits: made at the first trip (most sockets never trip one). */
+  #limits: SocketLimitTrips | undefined
+  /** Requests waiting while an earlier one is handled: an array only while messages are (an idle socket has none). */
+  #queue: QueuedRequest[] | undefined
   #queuedBytes = 0
   #draining = false
   #invalidStreak = 0
@@ -120,7 +126,6 @@ export class SocketSession implements SubscribingSession, CredentialSession, Pre
     this.log = log
     this.#ws = ws
     this.#host = host
-    this.limits = new SocketLimitTrips(stats, log, identity.user.userId)
     this.#writer = new SocketWriter(ws, connection, {
       maxBufferedBytes: options.maxBufferedBytes, stats, log, userId: identity.user.userId
     })
@@ -145,6 +150,11 @@ export class SocketSession implements SubscribingSession, CredentialSession, Pre
 
   get userId (): string {
     return this.#credential.user.userId
+  }
+
+  /** This socket's fairness limits: counted, and logged once each. */
+  get limits (): SocketLimitTrips {
+    return (this.#limits ??= new SocketLimitTrips(this.#host.stats, this.log, this.userId))
   }
 
   /**
@@ -177,7 +187,7 @@ export class SocketSession implements SubscribingSession, CredentialSession, Pre
     if (povId !== undefined) return this.#subscriptions.revoke(povId)
     if (this.#revoked || this.#writer.closed) return
     this.#revoked = true
-    this.#queue.length = 0
+    this.#queue = undefined
     clearTimeout(this.#recheckTimer)
     this.#subscriptions.revokeAll()
     this.log.info({ userId: this.userId }, 'pov-realtime: access revoked; closing the socket')
@@ -239,6 +249,7 @@ export class SocketSession implements SubscribingSession, CredentialSession, Pre
       return
     }
     this.#invalidStreak = 0
+    this.#queue ??= []
     this.#queue.push({ message: parsed.message, bytes: data.length })
     this.#queuedBytes += data.length
     // Requests pile up only while an earlier one waits (often on the client's own reading): bounded as its queue is.
@@ -249,8 +260,9 @@ export class SocketSession implements SubscribingSession, CredentialSession, Pre
   async #drain (): Promise<void> {
     this.#draining = true
     try {
-      while (this.#queue.length > 0 && !this.#writer.closed) {
-        const { message, bytes } = this.#queue.shift()!
+      let next: QueuedRequest | undefined
+      while (!this.#writer.closed && (next = this.#queue?.shift()) !== undefined) {
+        const { message, bytes } = next
         this.#queuedBytes -= bytes
         const pending = this.#handle(message)
         if (pending) await pending
@@ -259,6 +271,7 @@ export class SocketSession implements SubscribingSession, CredentialSession, Pre
       this.#fault(err)
     } finally {
       this.#draining = false
+      if (this.#queue?.length === 0) this.#queue = undefined
     }
   }
 
@@ -340,7 +353,7 @@ export class SocketSession implements SubscribingSession, CredentialSession, Pre
     clearTimeout(this.#recheckTimer)
     this.#writer.end()
     this.#credential.stop()
-    this.#queue.length = 0
+    this.#queue = undefined
     this.#queuedBytes = 0
     this.#presence?.close()
     this.#subscriptions.releaseAll()
