@@ -19,7 +19,7 @@ import { CloseCode, ErrorCode } from '../../types/wire-constants.js'
 import type { ClientMessage, ErrorMessage, ServerMessage } from '../../types/messages.js'
 import type { Feature } from '../../types/schemas.js'
 import { INVALID_MESSAGE_STREAK_LIMIT } from '../constants.js'
-import type { PovRealtimeUser, UpgradeRequestView } from '../options.js'
+import type { PovRealtimeUser, RateLimitOptions, UpgradeRequestView } from '../options.js'
 import type { StatsCounters } from '../stats.js'
 import type { ExpirySchedule } from '../auth/expiry-schedule.js'
 import { SocketCredential, type CredentialSession } from '../auth/socket-credential.js'
@@ -30,7 +30,7 @@ import type { ReadReceiptsFeature } from '../read-receipts/read-receipts-feature
 import { ReadReceiptsMessages, type ReadReceiptsSession } from '../read-receipts/read-receipts-messages.js'
 import { closeCodeOfFrameError } from './frame-errors.js'
 import { parseClientFrame } from './message-parser.js'
-import { MessageRateLimiter } from './rate-limiter.js'
+import { rateClock, rateVerdict, type RateVerdict } from './rate-limiter.js'
 import { SocketSubscriptions, type SubscribingSession, type SubscriptionHost } from './socket-subscriptions.js'
 import { SocketLimitTrips } from './socket-limit-trips.js'
 import { SocketWriter } from './socket-writer.js'
@@ -103,7 +103,6 @@ export class SocketSession implements SubscribingSession, CredentialSession, Pre
   /** The features' side of this socket, when they are on (the parser refuses their messages while they are off). */
   readonly #presence: PresenceMessages | undefined
   readonly #readReceipts: ReadReceiptsMessages | undefined
-  readonly #limiter: MessageRateLimiter | undefined
   /** This socket's fairness limits: made at the first trip (most sockets never trip one). */
   #limits: SocketLimitTrips | undefined
   /** Requests waiting while an earlier one is handled: an array only while messages are (an idle socket has none). */
@@ -111,6 +110,9 @@ export class SocketSession implements SubscribingSession, CredentialSession, Pre
   #queuedBytes = 0
   #draining = false
   #invalidStreak = 0
+  /** `rateLimit`'s window: when it started (`rateClock`), and the messages counted in it (0: none yet). */
+  #windowStart = 0
+  #windowMessages = 0
   #answeredPing = true
   /** What the last ping carried: the pong that echoes it is the answer (see the header). */
   #pingPayload: Buffer | undefined
@@ -135,7 +137,6 @@ export class SocketSession implements SubscribingSession, CredentialSession, Pre
     this.#subscriptions = new SocketSubscriptions(host, this, this.#writer, {
       presence: this.#presence, readReceipts: this.#readReceipts
     })
-    this.#limiter = options.rateLimit ? new MessageRateLimiter(options.rateLimit) : undefined
     this.#scheduleRechecks()
     sessionOf.set(ws, this)
     ws.on('message', SocketSession.#onMessage)
@@ -233,8 +234,9 @@ export class SocketSession implements SubscribingSession, CredentialSession, Pre
       this.close(CloseCode.MESSAGE_TOO_BIG, 'message too big')
       return
     }
-    if (this.#limiter) {
-      const verdict = this.#limiter.hit(Date.now())
+    const { rateLimit } = this.#host.options
+    if (rateLimit) {
+      const verdict = this.#countMessage(rateLimit)
       if (verdict === 'warn') return this.sendError(ErrorCode.RATE_LIMITED, 'too many messages; slow down')
       if (verdict === 'drop') return
       if (verdict === 'abusive') return this.close(CloseCode.TOO_MANY, 'rate limit exceeded')
@@ -255,6 +257,16 @@ export class SocketSession implements SubscribingSession, CredentialSession, Pre
     // Requests pile up only while an earlier one waits (often on the client's own reading): bounded as its queue is.
     if (this.#queuedBytes > this.#host.options.maxBufferedBytes) return this.#writer.closeSlowConsumer()
     if (!this.#draining) this.#drain() // never rejects: faults close the socket with 1011
+  }
+
+  /** The rate limit's verdict on one more message, counted in this socket's current window (`rate-limiter.ts`). */
+  #countMessage ({ max, timeWindow }: RateLimitOptions): RateVerdict {
+    const now = rateClock()
+    if (this.#windowMessages === 0 || now - this.#windowStart >= timeWindow) {
+      this.#windowStart = now
+      this.#windowMessages = 0
+    }
+    return rateVerdict(++this.#windowMessages, max)
   }
 
   async #drain (): Promise<void> {
