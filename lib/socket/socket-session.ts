@@ -131,7 +131,7 @@ export class SocketSession implements SubscribingSession, CredentialSession, Pre
     this.#writer = new SocketWriter(ws, connection, {
       maxBufferedBytes: options.maxBufferedBytes, stats, log, userId: identity.user.userId
     })
-    this.#credential = new SocketCredential(identity, host.tokens, this, host.expiries)
+    this.#credential = new SocketCredential(identity, this)
     this.#presence = host.presence && new PresenceMessages(host.presence, this)
     this.#readReceipts = host.readReceipts && new ReadReceiptsMessages(host.readReceipts, this)
     this.#subscriptions = new SocketSubscriptions(host, this, this.#writer, {
@@ -151,6 +151,14 @@ export class SocketSession implements SubscribingSession, CredentialSession, Pre
 
   get userId (): string {
     return this.#credential.user.userId
+  }
+
+  get tokens (): TokenService {
+    return this.#host.tokens
+  }
+
+  get expiries (): ExpirySchedule {
+    return this.#host.expiries
   }
 
   /** This socket's fairness limits: counted, and logged once each. */
