@@ -20,6 +20,7 @@ import { ReadReceiptsFeature } from './read-receipts/read-receipts-feature.js'
 import { PresenceFeature } from './presence/presence-feature.js'
 import { Heartbeat } from './socket/heartbeat.js'
 import { SocketSession, type SessionHost, type SocketOpening } from './socket/socket-session.js'
+import { writerSettings, type WriterSettings } from './socket/socket-writer.js'
 import { StatsCounters, type PovRealtimeStats } from './stats.js'
 import { SubscriptionIndex, type Subscription } from './subscription-index.js'
 import type { TokenService } from './auth/tokens.js'
@@ -29,6 +30,7 @@ import type { BroadcastResult } from './realtime-api.js'
 export class RealtimeHub implements SessionHost {
   readonly options: ResolvedOptions
   readonly stats = new StatsCounters()
+  readonly writerSettings: WriterSettings
   readonly broker: Broker
   readonly enabledFeatures: ReadonlySet<Feature>
   /** The read receipts, when `readReceipts` is on. */
@@ -63,6 +65,7 @@ export class RealtimeHub implements SessionHost {
   constructor (options: ResolvedOptions, log: FastifyBaseLogger) {
     this.options = options
     this.#log = log
+    this.writerSettings = writerSettings(options.maxBufferedBytes, this.stats)
     this.#heartbeat = new Heartbeat(this.#sessions, options.heartbeatInterval)
     this.broker = options.broker ?? new InProcessBroker()
     const features = new Set<Feature>()

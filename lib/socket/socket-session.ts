@@ -33,11 +33,13 @@ import { parseClientFrame } from './message-parser.js'
 import { rateClock, rateVerdict, type RateVerdict } from './rate-limiter.js'
 import { SocketSubscriptions, type SubscribingSession, type SubscriptionHost } from './socket-subscriptions.js'
 import { SocketLimitTrips } from './socket-limit-trips.js'
-import { SocketWriter } from './socket-writer.js'
+import { SocketWriter, type WriterSettings } from './socket-writer.js'
 
 /** What a session needs from the hub that owns it. */
 export interface SessionHost extends SubscriptionHost {
   readonly stats: StatsCounters
+  /** What the writers of every socket share. */
+  readonly writerSettings: WriterSettings
   readonly tokens: TokenService
   /** Every socket's token expiry, on one timer. */
   readonly expiries: ExpirySchedule
@@ -123,14 +125,11 @@ export class SocketSession implements SubscribingSession, CredentialSession, Pre
   #rechecking = false
 
   constructor ({ ws, connection, log, upgrade, identity }: SocketOpening, host: SessionHost) {
-    const { options, stats } = host
     this.upgrade = upgrade
     this.log = log
     this.#ws = ws
     this.#host = host
-    this.#writer = new SocketWriter(ws, connection, {
-      maxBufferedBytes: options.maxBufferedBytes, stats, log, userId: identity.user.userId
-    })
+    this.#writer = new SocketWriter(ws, connection, host.writerSettings, this)
     this.#credential = new SocketCredential(identity, this)
     this.#presence = host.presence && new PresenceMessages(host.presence, this)
     this.#readReceipts = host.readReceipts && new ReadReceiptsMessages(host.readReceipts, this)
