@@ -30,8 +30,9 @@ export class SocketCredential implements Expiring {
   readonly #session: CredentialSession
   #user: PovRealtimeUser
   /**
-   * When the current token expires, in epoch seconds (its `exp`: a whole number until the year 2038, which V8 keeps in
-   * the object itself, where epoch milliseconds would be a 16-byte heap number per socket).
+   * When the current token expires, in whole epoch seconds (the token's `exp`, which the plugin issues whole): a small
+   * integer V8 keeps in the object itself until 2038, where epoch milliseconds are a 16-byte heap number per socket.
+   * `Math.floor` makes it one (a division's result is a heap number however whole).
    */
   #expiresAtSeconds: number
   heapIndex = -1
@@ -40,7 +41,7 @@ export class SocketCredential implements Expiring {
   constructor (identity: SocketIdentity, session: CredentialSession) {
     this.#session = session
     this.#user = identity.user
-    this.#expiresAtSeconds = identity.expiresAt / 1000
+    this.#expiresAtSeconds = Math.floor(identity.expiresAt / 1000)
     session.expiries.schedule(this)
   }
 
@@ -68,7 +69,7 @@ export class SocketCredential implements Expiring {
       return this.#session.close(CloseCode.FORBIDDEN, 'identity change refused')
     }
     this.#user = identity.user
-    this.#expiresAtSeconds = identity.expiresAt / 1000
+    this.#expiresAtSeconds = Math.floor(identity.expiresAt / 1000)
     this.#session.expiries.schedule(this)
     this.#session.answer({ type: 'authenticated', expiresAt: this.expiresAt })
     this.#session.refreshed()
