@@ -103,8 +103,8 @@ export class SocketSession implements SubscribingSession, CredentialSession, Pre
   readonly #credential: SocketCredential
   readonly #subscriptions: SocketSubscriptions
   /** The features' side of this socket, when they are on (the parser refuses their messages while they are off). */
-  readonly #presence: PresenceMessages | undefined
-  readonly #readReceipts: ReadReceiptsMessages | undefined
+  readonly presence: PresenceMessages | undefined
+  readonly readReceipts: ReadReceiptsMessages | undefined
   /** This socket's fairness limits: made at the first trip (most sockets never trip one). */
   #limits: SocketLimitTrips | undefined
   /** Requests waiting while an earlier one is handled: an array only while messages are (an idle socket has none). */
@@ -131,11 +131,9 @@ export class SocketSession implements SubscribingSession, CredentialSession, Pre
     this.#host = host
     this.#writer = new SocketWriter(ws, connection, host.writerSettings, this)
     this.#credential = new SocketCredential(identity, this)
-    this.#presence = host.presence && new PresenceMessages(host.presence, this)
-    this.#readReceipts = host.readReceipts && new ReadReceiptsMessages(host.readReceipts, this)
-    this.#subscriptions = new SocketSubscriptions(host, this, this.#writer, {
-      presence: this.#presence, readReceipts: this.#readReceipts
-    })
+    this.presence = host.presence && new PresenceMessages(host.presence, this)
+    this.readReceipts = host.readReceipts && new ReadReceiptsMessages(host.readReceipts, this)
+    this.#subscriptions = new SocketSubscriptions(host, this, this.#writer)
     this.#scheduleRechecks()
     sessionOf.set(ws, this)
     ws.on('message', SocketSession.#onMessage)
@@ -315,11 +313,11 @@ export class SocketSession implements SubscribingSession, CredentialSession, Pre
         return undefined
       case 'status':
       case 'typing':
-        this.#presence?.received(message)
+        this.presence?.received(message)
         return undefined
       case 'read':
       case 'reads':
-        return this.#readReceipts?.received(message)
+        return this.readReceipts?.received(message)
     }
   }
 
@@ -374,7 +372,7 @@ export class SocketSession implements SubscribingSession, CredentialSession, Pre
     this.#credential.stop()
     this.#queue = undefined
     this.#queuedBytes = 0
-    this.#presence?.close()
+    this.presence?.close()
     this.#subscriptions.releaseAll()
     this.#host.forget(this)
   }

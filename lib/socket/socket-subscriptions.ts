@@ -37,8 +37,8 @@ export interface SubscriptionHost {
   unwatch (subscription: Subscription): void
 }
 
-/** What subscriptions need of the socket's session. */
-export interface SubscribingSession {
+/** What subscriptions need of the socket's session (its features too: not kept again in the subscriptions). */
+export interface SubscribingSession extends SubscribingFeatures {
   /** The user now (an in-band `auth` may have refreshed their claims). */
   readonly user: PovRealtimeUser
   /** What `authorizeSubscription` is told of the upgrade request (kept only when that option is set). */
@@ -67,17 +67,13 @@ export class SocketSubscriptions {
   readonly #host: SubscriptionHost
   readonly #session: SubscribingSession
   readonly #writer: SocketWriter
-  readonly #presence: PresenceMessages | undefined
-  readonly #readReceipts: ReadReceiptsMessages | undefined
   /** PoVs this socket watches, or is being authorized for: none, the one entry, or a `Map` of two or more. */
   #byPov: Entry | Map<string, Entry> | undefined
 
-  constructor (host: SubscriptionHost, session: SubscribingSession, writer: SocketWriter, features: SubscribingFeatures) {
+  constructor (host: SubscriptionHost, session: SubscribingSession, writer: SocketWriter) {
     this.#host = host
     this.#session = session
     this.#writer = writer
-    this.#presence = features.presence
-    this.#readReceipts = features.readReceipts
   }
 
   /** Whether the subscription to `povId` was authorized (and not ended). */
@@ -103,11 +99,12 @@ export class SocketSubscriptions {
       if (!this.#writer.closed) this.#refuse(povId)
       return
     }
-    if (this.#presence && !this.#presence.hasInfo) await this.#presence.resolveInfo(this.#session.user)
+    const { presence } = this.#session
+    if (presence && !presence.hasInfo) await presence.resolveInfo(this.#session.user)
     if (this.#writer.closed || this.#entry(povId) !== authorizing) return
     const subscription = new Subscription(this.#writer, povId)
     // Live entries wait while the replay or the read state is fetched, so that they follow `subscribed`.
-    if (since !== undefined || this.#readReceipts) subscription.pending = []
+    if (since !== undefined || this.#session.readReceipts) subscription.pending = []
     this.#setEntry(subscription)
     await this.#host.watch(subscription)
     if (this.#writer.closed || this.#entry(povId) !== subscription) return
@@ -253,7 +250,7 @@ export class SocketSubscriptions {
 
   /** `presence` on, right after `subscribed` (and the replay): the member joins, if new, and gets the snapshot. */
   #joinPresence (povId: string): void {
-    if (!this.#writer.closed) this.#presence?.join(povId)
+    if (!this.#writer.closed) this.#session.presence?.join(povId)
   }
 
   /**
@@ -303,12 +300,13 @@ export class SocketSubscriptions {
 
   /** The read state for `subscribed`: none when read receipts are off. */
   async #readState (povId: string): Promise<Partial<ReadState>> {
-    return this.#readReceipts ? await this.#readReceipts.stateOf(povId) : {}
+    const { readReceipts } = this.#session
+    return readReceipts ? await readReceipts.stateOf(povId) : {}
   }
 
   /** Leaves the PoV's members (ending this socket's typing there), then unwatches it. */
   #release (subscription: Subscription): void {
-    this.#presence?.leave(subscription.povId)
+    this.#session.presence?.leave(subscription.povId)
     this.#host.unwatch(subscription)
   }
 }
