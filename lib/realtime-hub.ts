@@ -20,6 +20,7 @@ import { ReadReceiptsFeature } from './read-receipts/read-receipts-feature.js'
 import { PresenceFeature } from './presence/presence-feature.js'
 import { Heartbeat } from './socket/heartbeat.js'
 import { SocketSession, type SessionHost, type SocketOpening } from './socket/socket-session.js'
+import { writerSettings, type WriterSettings } from './socket/socket-writer.js'
 import { StatsCounters, type PovRealtimeStats } from './stats.js'
 import { SubscriptionIndex, type Subscription } from './subscription-index.js'
 import type { TokenService } from './auth/tokens.js'
@@ -29,6 +30,7 @@ import type { BroadcastResult } from './realtime-api.js'
 export class RealtimeHub implements SessionHost {
   readonly options: ResolvedOptions
   readonly stats = new StatsCounters()
+  readonly writerSettings: WriterSettings
   readonly broker: Broker
   readonly enabledFeatures: ReadonlySet<Feature>
   /** The read receipts, when `readReceipts` is on. */
@@ -41,13 +43,18 @@ export class RealtimeHub implements SessionHost {
   readonly #sessions = new Set<SocketSession>()
   readonly #heartbeat: Heartbeat<SocketSession>
   /**
-   * The open sockets of each user, for revocations: the session itself while the user has one here (the usual case,
-   * and a `Set` per user would double what the hub spends per socket), a set from the second on.
+   * The open sockets of each user, for revocations and `maxSocketsPerUser`: the session itself while the user has one
+   * here (the usual case, and a `Set` per user would double what the hub spends per socket), a set from the second on.
    */
   readonly #sessionsOf = new Map<string, SocketSession | Set<SocketSession>>()
   #warnedLocalRevoke = false
-  /** Each user's connections on this instance, from the upgrade's check to the connection's close. */
-  readonly #socketsOfUser = new Map<string, number>()
+  /**
+   * Each user's upgrades admitted and not yet sessions (from the upgrade's check to the hand-over, or the connection's
+   * close). With the user's sessions (`#sessionsOf`), what `maxSocketsPerUser` counts: an open socket is counted by its
+   * session alone, so that an idle connection has no entry here (a count per user beside `#sessionsOf` cost some 50
+   * bytes of each).
+   */
+  readonly #admitting = new Map<string, number>()
   /** Whose connection each admitted connection is, for {@link RealtimeHub.#onAdmittedClose}. */
   readonly #userOfConnection = new WeakMap<Duplex, string>()
   /** One `close` listener shared by every admitted connection (`this` is the connection): no closure per socket. */
@@ -63,6 +70,7 @@ export class RealtimeHub implements SessionHost {
   constructor (options: ResolvedOptions, log: FastifyBaseLogger) {
     this.options = options
     this.#log = log
+    this.writerSettings = writerSettings(options.maxBufferedBytes, this.stats)
     this.#heartbeat = new Heartbeat(this.#sessions, options.heartbeatInterval)
     this.broker = options.broker ?? new InProcessBroker()
     const features = new Set<Feature>()
@@ -158,8 +166,7 @@ export class RealtimeHub implements SessionHost {
    */
   admitSocket (userId: string, connection: Duplex, log: FastifyBaseLogger): boolean {
     const max = this.options.maxSocketsPerUser
-    const held = this.#socketsOfUser.get(userId) ?? 0
-    if (held >= max) {
+    if (this.#socketsOf(userId) >= max) {
       this.stats.countLimitTrip('maxSocketsPerUser')
       if (!this.#atSocketLimit.has(userId)) {
         this.#atSocketLimit.add(userId)
@@ -168,7 +175,7 @@ export class RealtimeHub implements SessionHost {
       return false
     }
     if (connection.destroyed) return true // gone already: its upgrade goes no further, and 'close' may have passed
-    this.#socketsOfUser.set(userId, held + 1)
+    this.#admitting.set(userId, (this.#admitting.get(userId) ?? 0) + 1)
     this.#userOfConnection.set(connection, userId)
     connection.on('close', this.#onAdmittedClose)
     return true
@@ -179,14 +186,26 @@ export class RealtimeHub implements SessionHost {
     const userId = this.#userOfConnection.get(connection)
     if (userId === undefined) return
     this.#userOfConnection.delete(connection)
+    this.#endAdmission(userId)
     this.#socketClosed(userId)
   }
 
+  #endAdmission (userId: string): void {
+    const left = this.#admitting.get(userId)! - 1
+    if (left === 0) this.#admitting.delete(userId)
+    else this.#admitting.set(userId, left)
+  }
+
+  /** The user's connections on this instance: admitted upgrades, and open sockets. */
+  #socketsOf (userId: string): number {
+    const sessions = this.#sessionsOf.get(userId)
+    const open = sessions === undefined ? 0 : sessions instanceof Set ? sessions.size : 1
+    return (this.#admitting.get(userId) ?? 0) + open
+  }
+
+  /** One of the user's connections is no longer counted. */
   #socketClosed (userId: string): void {
-    const left = this.#socketsOfUser.get(userId)! - 1
-    if (left === 0) this.#socketsOfUser.delete(userId)
-    else this.#socketsOfUser.set(userId, left)
-    if (left < this.options.maxSocketsPerUser) this.#atSocketLimit.delete(userId)
+    if (this.#socketsOf(userId) < this.options.maxSocketsPerUser) this.#atSocketLimit.delete(userId)
   }
 
   /** A socket passed the upgrade's checks. */
@@ -201,11 +220,13 @@ export class RealtimeHub implements SessionHost {
     const session = new SocketSession(opening, this)
     this.#sessions.add(session)
     this.#heartbeat.joined()
-    // The session holds its user's count from here, released in `forget`: the connection's own 'close' listener goes
-    // (ws has one there too, and two make an array: some 250 bytes per socket). Closed before the hand-over, the
-    // count was released already: the session takes one again, which `forget` releases.
-    if (this.#userOfConnection.delete(opening.connection)) opening.connection.off('close', this.#onAdmittedClose)
-    else this.#socketsOfUser.set(session.userId, (this.#socketsOfUser.get(session.userId) ?? 0) + 1)
+    // The session counts for its user from here (in `#sessionsOf`) until `forget`: the admission ends, and the
+    // connection's own 'close' listener goes (ws has one there too, and two make an array: some 250 bytes per socket).
+    // Closed before the hand-over, the admission was released already.
+    if (this.#userOfConnection.delete(opening.connection)) {
+      opening.connection.off('close', this.#onAdmittedClose)
+      this.#endAdmission(session.userId)
+    }
     const ofUser = this.#sessionsOf.get(session.userId)
     if (ofUser === undefined) this.#sessionsOf.set(session.userId, session)
     else if (ofUser instanceof Set) ofUser.add(session)
@@ -230,10 +251,10 @@ export class RealtimeHub implements SessionHost {
 
   forget (session: SocketSession): void {
     if (!this.#sessions.delete(session)) return
-    this.#socketClosed(session.userId)
     const ofUser = this.#sessionsOf.get(session.userId)
     if (ofUser === session) this.#sessionsOf.delete(session.userId)
     else if (ofUser instanceof Set && ofUser.delete(session) && ofUser.size === 0) this.#sessionsOf.delete(session.userId)
+    this.#socketClosed(session.userId)
     if (this.#sessions.size === 0) this.#onAllClosed?.()
   }
 

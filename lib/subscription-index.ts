@@ -19,6 +19,15 @@ export interface ActivityReceiver {
 /** What a subscription holds until its subscribe is answered: a live activity, or another message of the PoV. */
 export type HeldMessage = BrokerEntry | Buffer
 
+/**
+ * Holds `message` while a subscribe is answered, or cuts a receiver that would hold too many. A function rather than a
+ * private method: a class with private methods gives each instance a field of its own (8 bytes per subscription).
+ */
+function hold (pending: HeldMessage[], receiver: ActivityReceiver, message: HeldMessage): void {
+  if (pending.length >= MAX_PENDING_DURING_REPLAY) receiver.closeSlowConsumer()
+  else pending.push(message)
+}
+
 /** One socket watching one PoV. */
 export class Subscription {
   /**
@@ -32,7 +41,7 @@ export class Subscription {
 
   deliver (entry: BrokerEntry, wire: Buffer): boolean {
     if (this.pending) {
-      this.#hold(entry)
+      hold(this.pending, this.receiver, entry)
       return false
     }
     return this.receiver.sendActivity(entry.frame, wire)
@@ -40,13 +49,8 @@ export class Subscription {
 
   /** Writes one serialized server message of the PoV, or holds it until the subscribe is answered. */
   send (payload: Buffer): void {
-    if (this.pending) this.#hold(payload)
+    if (this.pending) hold(this.pending, this.receiver, payload)
     else this.receiver.sendMessage(payload)
-  }
-
-  #hold (message: HeldMessage): void {
-    if (this.pending!.length >= MAX_PENDING_DURING_REPLAY) this.receiver.closeSlowConsumer()
-    else this.pending!.push(message)
   }
 }
 

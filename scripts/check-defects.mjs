@@ -47,8 +47,8 @@ const DEFECTS = [
   {
     name: 'what is held during a subscribe is unbounded: the slow-consumer bound never closes the socket',
     file: 'lib/subscription-index.ts',
-    search: 'if (this.pending!.length >= MAX_PENDING_DURING_REPLAY) this.receiver.closeSlowConsumer()',
-    replace: 'if (this.pending!.length < 0) this.receiver.closeSlowConsumer()',
+    search: 'if (pending.length >= MAX_PENDING_DURING_REPLAY) receiver.closeSlowConsumer()',
+    replace: 'if (pending.length < 0) receiver.closeSlowConsumer()',
     tests: ['test/resume.test.ts']
   },
   {
@@ -184,15 +184,15 @@ const DEFECTS = [
   {
     name: 'the slow-consumer bound is never checked after a write: a peer that reads nothing is never cut',
     file: 'lib/socket/socket-writer.ts',
-    search: 'if (this.#ws.bufferedAmount > this.#maxBufferedBytes) this.#checkBound()',
-    replace: 'void this.#maxBufferedBytes',
+    search: 'if (this.#ws.bufferedAmount > this.#settings.maxBufferedBytes) this.#checkBound()',
+    replace: 'void this.#settings',
     tests: ['test/slow-consumer.test.ts'],
     quick: true
   },
   {
     name: 'any pong keeps a peer alive, even one that echoes nothing the server sent',
     file: 'lib/socket/socket-session.ts',
-    search: 'if (session.#pingPayload?.equals(data)) session.#answeredPing = true',
+    search: 'if (session.#echoesPing(data)) session.#answeredPing = true',
     replace: 'session.#answeredPing = true',
     tests: ['test/liveness.test.ts']
   },
@@ -206,8 +206,8 @@ const DEFECTS = [
   {
     name: 'a closed socket is never released from its user\'s count: maxSocketsPerUser locks the user out for good',
     file: 'lib/realtime-hub.ts',
-    search: '    this.#socketClosed(session.userId)\n',
-    replace: '\n',
+    search: 'else if (ofUser instanceof Set && ofUser.delete(session) && ofUser.size === 0) this.#sessionsOf.delete(session.userId)',
+    replace: 'else if (ofUser instanceof Set && ofUser.size === 0) this.#sessionsOf.delete(session.userId)',
     tests: ['test/fairness-limits.test.ts']
   },
   {

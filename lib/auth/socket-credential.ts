@@ -11,9 +11,12 @@ import type { PovRealtimeUser } from '../options.js'
 import type { Expiring, ExpirySchedule } from './expiry-schedule.js'
 import type { SocketIdentity, TokenService } from './tokens.js'
 
-/** What the credential needs of a socket's session. */
+/** What the credential needs of a socket's session (the instance's services too: not kept in each credential). */
 export interface CredentialSession {
   readonly log: FastifyBaseLogger
+  readonly tokens: TokenService
+  /** The instance's token expiries (one timer for every socket). */
+  readonly expiries: ExpirySchedule
   /** Answers the client with an `error` (counted as a rejection). */
   sendError (code: ErrorCode, message: string): void
   /** Answers one of the client's requests. */
@@ -24,27 +27,27 @@ export interface CredentialSession {
 }
 
 export class SocketCredential implements Expiring {
-  readonly #tokens: TokenService
   readonly #session: CredentialSession
-  /** The instance's token expiries (one timer for every socket). */
-  readonly #expiries: ExpirySchedule
   #user: PovRealtimeUser
-  #expiresAt: number
+  /**
+   * When the current token expires, in whole epoch seconds (the token's `exp`, which the plugin issues whole): a small
+   * integer V8 keeps in the object itself until 2038, where epoch milliseconds are a 16-byte heap number per socket.
+   * `Math.floor` makes it one (a division's result is a heap number however whole).
+   */
+  #expiresAtSeconds: number
   heapIndex = -1
 
   /** Schedules the expiry of the token the socket opened with. */
-  constructor (identity: SocketIdentity, tokens: TokenService, session: CredentialSession, expiries: ExpirySchedule) {
-    this.#tokens = tokens
+  constructor (identity: SocketIdentity, session: CredentialSession) {
     this.#session = session
-    this.#expiries = expiries
     this.#user = identity.user
-    this.#expiresAt = identity.expiresAt
-    expiries.schedule(this)
+    this.#expiresAtSeconds = Math.floor(identity.expiresAt / 1000)
+    session.expiries.schedule(this)
   }
 
   /** When the current token expires (epoch ms). */
   get expiresAt (): number {
-    return this.#expiresAt
+    return this.#expiresAtSeconds * 1000
   }
 
   /** The user, as the latest accepted token describes them. */
@@ -56,7 +59,7 @@ export class SocketCredential implements Expiring {
   refresh (token: string): void {
     let identity: SocketIdentity
     try {
-      identity = this.#tokens.verifySocketToken(token)
+      identity = this.#session.tokens.verifySocketToken(token)
     } catch (refusal) {
       this.#session.log.info({ reason: (refusal as { reason?: string }).reason }, 'pov-realtime: in-band token refused')
       return this.#session.sendError(ErrorCode.INVALID_TOKEN, 'token refused; the connection keeps its current token')
@@ -66,9 +69,9 @@ export class SocketCredential implements Expiring {
       return this.#session.close(CloseCode.FORBIDDEN, 'identity change refused')
     }
     this.#user = identity.user
-    this.#expiresAt = identity.expiresAt
-    this.#expiries.schedule(this)
-    this.#session.answer({ type: 'authenticated', expiresAt: this.#expiresAt })
+    this.#expiresAtSeconds = Math.floor(identity.expiresAt / 1000)
+    this.#session.expiries.schedule(this)
+    this.#session.answer({ type: 'authenticated', expiresAt: this.expiresAt })
     this.#session.refreshed()
   }
 
@@ -79,6 +82,6 @@ export class SocketCredential implements Expiring {
 
   /** The socket closed: its expiry leaves the schedule. */
   stop (): void {
-    this.#expiries.cancel(this)
+    this.#session.expiries.cancel(this)
   }
 }

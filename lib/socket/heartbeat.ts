@@ -14,7 +14,11 @@ import { HEARTBEAT_MIN_SLICE_MS, HEARTBEAT_SLICE_SOCKETS, PING_PAYLOAD_BYTES } f
 
 /** What the heartbeat pings. */
 export interface HeartbeatPeer {
-  heartbeat (payload: Buffer): void
+  /**
+   * One tick: the ping's payload is the `PING_PAYLOAD_BYTES` of `block` (the slice's random bytes, shared by its
+   * peers) from `offset`.
+   */
+  heartbeat (block: Buffer, offset: number): void
 }
 
 export class Heartbeat<P extends HeartbeatPeer> {
@@ -73,7 +77,7 @@ export class Heartbeat<P extends HeartbeatPeer> {
         next = this.#round.next()
         if (next.done === true) break
       }
-      next.value.heartbeat(payloads!.subarray(pinged * PING_PAYLOAD_BYTES, (pinged + 1) * PING_PAYLOAD_BYTES))
+      next.value.heartbeat(payloads!, pinged * PING_PAYLOAD_BYTES)
     }
     // Due a share of the interval after this slice was due, not after it ran: a late timer (a busy event loop) does
     // not push every later round back. After a stall of more than a share, the schedule starts again from now

@@ -18,8 +18,8 @@ import type { WebSocket } from 'ws'
 import { CloseCode, ErrorCode } from '../../types/wire-constants.js'
 import type { ClientMessage, ErrorMessage, ServerMessage } from '../../types/messages.js'
 import type { Feature } from '../../types/schemas.js'
-import { INVALID_MESSAGE_STREAK_LIMIT } from '../constants.js'
-import type { PovRealtimeUser, UpgradeRequestView } from '../options.js'
+import { INVALID_MESSAGE_STREAK_LIMIT, PING_PAYLOAD_BYTES } from '../constants.js'
+import type { PovRealtimeUser, RateLimitOptions, UpgradeRequestView } from '../options.js'
 import type { StatsCounters } from '../stats.js'
 import type { ExpirySchedule } from '../auth/expiry-schedule.js'
 import { SocketCredential, type CredentialSession } from '../auth/socket-credential.js'
@@ -30,14 +30,16 @@ import type { ReadReceiptsFeature } from '../read-receipts/read-receipts-feature
 import { ReadReceiptsMessages, type ReadReceiptsSession } from '../read-receipts/read-receipts-messages.js'
 import { closeCodeOfFrameError } from './frame-errors.js'
 import { parseClientFrame } from './message-parser.js'
-import { MessageRateLimiter } from './rate-limiter.js'
+import { rateClock, rateVerdict, type RateVerdict } from './rate-limiter.js'
 import { SocketSubscriptions, type SubscribingSession, type SubscriptionHost } from './socket-subscriptions.js'
 import { SocketLimitTrips } from './socket-limit-trips.js'
-import { SocketWriter } from './socket-writer.js'
+import { SocketWriter, type WriterSettings } from './socket-writer.js'
 
 /** What a session needs from the hub that owns it. */
 export interface SessionHost extends SubscriptionHost {
   readonly stats: StatsCounters
+  /** What the writers of every socket share. */
+  readonly writerSettings: WriterSettings
   readonly tokens: TokenService
   /** Every socket's token expiry, on one timer. */
   readonly expiries: ExpirySchedule
@@ -69,6 +71,12 @@ export interface SocketOpening {
  */
 const sessionOf = new WeakMap<WebSocket, SocketSession>()
 
+/** A request waiting while an earlier one is handled, and its size on the wire. */
+interface QueuedRequest {
+  readonly message: ClientMessage
+  readonly bytes: number
+}
+
 export class SocketSession implements SubscribingSession, CredentialSession, PresenceSession, ReadReceiptsSession {
   static readonly #onMessage = function (this: WebSocket, data: Buffer, isBinary: boolean): void {
     sessionOf.get(this)!.#onFrame(data, isBinary)
@@ -76,7 +84,7 @@ export class SocketSession implements SubscribingSession, CredentialSession, Pre
 
   static readonly #onPong = function (this: WebSocket, data: Buffer): void {
     const session = sessionOf.get(this)!
-    if (session.#pingPayload?.equals(data)) session.#answeredPing = true
+    if (session.#echoesPing(data)) session.#answeredPing = true
   }
 
   static readonly #onClose = function (this: WebSocket): void {
@@ -89,25 +97,32 @@ export class SocketSession implements SubscribingSession, CredentialSession, Pre
 
   readonly upgrade: UpgradeRequestView | undefined
   readonly log: FastifyBaseLogger
-  /** This socket's fairness limits: counted, and logged once each. */
-  readonly limits: SocketLimitTrips
   readonly #ws: WebSocket
   readonly #writer: SocketWriter
   readonly #host: SessionHost
   readonly #credential: SocketCredential
   readonly #subscriptions: SocketSubscriptions
   /** The features' side of this socket, when they are on (the parser refuses their messages while they are off). */
-  readonly #presence: PresenceMessages | undefined
-  readonly #readReceipts: ReadReceiptsMessages | undefined
-  readonly #limiter: MessageRateLimiter | undefined
-  /** Requests waiting while an earlier one is handled, and their size on the wire. */
-  readonly #queue: Array<{ message: ClientMessage, bytes: number }> = []
+  readonly presence: PresenceMessages | undefined
+  readonly readReceipts: ReadReceiptsMessages | undefined
+  /** This socket's fairness limits: made at the first trip (most sockets never trip one). */
+  #limits: SocketLimitTrips | undefined
+  /** Requests waiting while an earlier one is handled: an array only while messages are (an idle socket has none). */
+  #queue: QueuedRequest[] | undefined
   #queuedBytes = 0
   #draining = false
   #invalidStreak = 0
+  /** `rateLimit`'s window: when it started (`rateClock`), and the messages counted in it (0: none yet). */
+  #windowStart = 0
+  #windowMessages = 0
   #answeredPing = true
-  /** What the last ping carried: the pong that echoes it is the answer (see the header). */
-  #pingPayload: Buffer | undefined
+  /**
+   * What the last ping carried, the pong that echoes it being the answer (see the header): `PING_PAYLOAD_BYTES` of its
+   * heartbeat slice's random block from `#pingOffset`. The block is shared by the slice's sockets, where a view of
+   * their own (a `Buffer`) cost about 100 bytes of each idle connection.
+   */
+  #pingBlock: Buffer | undefined
+  #pingOffset = 0
   /** Revoked as a whole: closing with 4003, nothing more is handled. */
   #revoked = false
   /** The `reauthorizeInterval` timer (a timeout for the first re-check, then an interval). */
@@ -115,22 +130,15 @@ export class SocketSession implements SubscribingSession, CredentialSession, Pre
   #rechecking = false
 
   constructor ({ ws, connection, log, upgrade, identity }: SocketOpening, host: SessionHost) {
-    const { options, stats } = host
     this.upgrade = upgrade
     this.log = log
     this.#ws = ws
     this.#host = host
-    this.limits = new SocketLimitTrips(stats, log, identity.user.userId)
-    this.#writer = new SocketWriter(ws, connection, {
-      maxBufferedBytes: options.maxBufferedBytes, stats, log, userId: identity.user.userId
-    })
-    this.#credential = new SocketCredential(identity, host.tokens, this, host.expiries)
-    this.#presence = host.presence && new PresenceMessages(host.presence, this)
-    this.#readReceipts = host.readReceipts && new ReadReceiptsMessages(host.readReceipts, this)
-    this.#subscriptions = new SocketSubscriptions(host, this, this.#writer, {
-      presence: this.#presence, readReceipts: this.#readReceipts
-    })
-    this.#limiter = options.rateLimit ? new MessageRateLimiter(options.rateLimit) : undefined
+    this.#writer = new SocketWriter(ws, connection, host.writerSettings, this)
+    this.#credential = new SocketCredential(identity, this)
+    this.presence = host.presence && new PresenceMessages(host.presence, this)
+    this.readReceipts = host.readReceipts && new ReadReceiptsMessages(host.readReceipts, this)
+    this.#subscriptions = new SocketSubscriptions(host, this, this.#writer)
     this.#scheduleRechecks()
     sessionOf.set(ws, this)
     ws.on('message', SocketSession.#onMessage)
@@ -147,11 +155,24 @@ export class SocketSession implements SubscribingSession, CredentialSession, Pre
     return this.#credential.user.userId
   }
 
+  get tokens (): TokenService {
+    return this.#host.tokens
+  }
+
+  get expiries (): ExpirySchedule {
+    return this.#host.expiries
+  }
+
+  /** This socket's fairness limits: counted, and logged once each. */
+  get limits (): SocketLimitTrips {
+    return (this.#limits ??= new SocketLimitTrips(this.#host.stats, this.log, this.userId))
+  }
+
   /**
-   * One heartbeat tick: terminate the peer if it has not answered the previous ping, else ping it with `payload`
-   * (`PING_PAYLOAD_BYTES` random bytes of the hub's, cut from one random block per slice of the heartbeat).
+   * One heartbeat tick: terminate the peer if it has not answered the previous ping, else ping it with the
+   * `PING_PAYLOAD_BYTES` of `block` (one random block per slice of the heartbeat) from `offset`.
    */
-  heartbeat (payload: Buffer): void {
+  heartbeat (block: Buffer, offset: number): void {
     if (this.#writer.closed) return
     if (!this.#answeredPing) {
       this.log.info({ userId: this.userId }, 'pov-realtime: peer missed its pong; terminating')
@@ -159,8 +180,16 @@ export class SocketSession implements SubscribingSession, CredentialSession, Pre
       return
     }
     this.#answeredPing = false
-    this.#pingPayload = payload
-    this.#writer.ping(payload)
+    this.#pingBlock = block
+    this.#pingOffset = offset
+    this.#writer.ping(block.subarray(offset, offset + PING_PAYLOAD_BYTES))
+  }
+
+  #echoesPing (data: Buffer): boolean {
+    const block = this.#pingBlock
+    const offset = this.#pingOffset
+    return block !== undefined && data.length === PING_PAYLOAD_BYTES &&
+      block.compare(data, 0, PING_PAYLOAD_BYTES, offset, offset + PING_PAYLOAD_BYTES) === 0
   }
 
   /** Closes with `code` (counted in stats), unless already closing. */
@@ -177,7 +206,7 @@ export class SocketSession implements SubscribingSession, CredentialSession, Pre
     if (povId !== undefined) return this.#subscriptions.revoke(povId)
     if (this.#revoked || this.#writer.closed) return
     this.#revoked = true
-    this.#queue.length = 0
+    this.#queue = undefined
     clearTimeout(this.#recheckTimer)
     this.#subscriptions.revokeAll()
     this.log.info({ userId: this.userId }, 'pov-realtime: access revoked; closing the socket')
@@ -223,8 +252,9 @@ export class SocketSession implements SubscribingSession, CredentialSession, Pre
       this.close(CloseCode.MESSAGE_TOO_BIG, 'message too big')
       return
     }
-    if (this.#limiter) {
-      const verdict = this.#limiter.hit(Date.now())
+    const { rateLimit } = this.#host.options
+    if (rateLimit) {
+      const verdict = this.#countMessage(rateLimit)
       if (verdict === 'warn') return this.sendError(ErrorCode.RATE_LIMITED, 'too many messages; slow down')
       if (verdict === 'drop') return
       if (verdict === 'abusive') return this.close(CloseCode.TOO_MANY, 'rate limit exceeded')
@@ -239,6 +269,7 @@ export class SocketSession implements SubscribingSession, CredentialSession, Pre
       return
     }
     this.#invalidStreak = 0
+    this.#queue ??= []
     this.#queue.push({ message: parsed.message, bytes: data.length })
     this.#queuedBytes += data.length
     // Requests pile up only while an earlier one waits (often on the client's own reading): bounded as its queue is.
@@ -246,11 +277,22 @@ export class SocketSession implements SubscribingSession, CredentialSession, Pre
     if (!this.#draining) this.#drain() // never rejects: faults close the socket with 1011
   }
 
+  /** The rate limit's verdict on one more message, counted in this socket's current window (`rate-limiter.ts`). */
+  #countMessage ({ max, timeWindow }: RateLimitOptions): RateVerdict {
+    const now = rateClock()
+    if (this.#windowMessages === 0 || now - this.#windowStart >= timeWindow) {
+      this.#windowStart = now
+      this.#windowMessages = 0
+    }
+    return rateVerdict(++this.#windowMessages, max)
+  }
+
   async #drain (): Promise<void> {
     this.#draining = true
     try {
-      while (this.#queue.length > 0 && !this.#writer.closed) {
-        const { message, bytes } = this.#queue.shift()!
+      let next: QueuedRequest | undefined
+      while (!this.#writer.closed && (next = this.#queue?.shift()) !== undefined) {
+        const { message, bytes } = next
         this.#queuedBytes -= bytes
         const pending = this.#handle(message)
         if (pending) await pending
@@ -259,6 +301,7 @@ export class SocketSession implements SubscribingSession, CredentialSession, Pre
       this.#fault(err)
     } finally {
       this.#draining = false
+      if (this.#queue?.length === 0) this.#queue = undefined
     }
   }
 
@@ -283,11 +326,11 @@ export class SocketSession implements SubscribingSession, CredentialSession, Pre
         return undefined
       case 'status':
       case 'typing':
-        this.#presence?.received(message)
+        this.presence?.received(message)
         return undefined
       case 'read':
       case 'reads':
-        return this.#readReceipts?.received(message)
+        return this.readReceipts?.received(message)
     }
   }
 
@@ -340,9 +383,9 @@ export class SocketSession implements SubscribingSession, CredentialSession, Pre
     clearTimeout(this.#recheckTimer)
     this.#writer.end()
     this.#credential.stop()
-    this.#queue.length = 0
+    this.#queue = undefined
     this.#queuedBytes = 0
-    this.#presence?.close()
+    this.presence?.close()
     this.#subscriptions.releaseAll()
     this.#host.forget(this)
   }

@@ -8,6 +8,9 @@
  * A revocation or a re-check comes from outside the socket's message queue, so it may land while a `subscribe` waits
  * (on the app's check, the broker, the read state): after each wait, a `subscribe` goes on only if its entry in
  * `#byPov` is still the one it put there.
+ *
+ * Most sockets watch one PoV: that entry is kept as it is, and a `Map` made only for a second one (an empty `Map` and
+ * its table cost some 280 bytes, a quarter of what the plugin adds to an idle connection).
  */
 import type { FastifyBaseLogger } from 'fastify'
 import { ErrorCode } from '../../types/wire-constants.js'
@@ -34,8 +37,8 @@ export interface SubscriptionHost {
   unwatch (subscription: Subscription): void
 }
 
-/** What subscriptions need of the socket's session. */
-export interface SubscribingSession {
+/** What subscriptions need of the socket's session (its features too: not kept again in the subscriptions). */
+export interface SubscribingSession extends SubscribingFeatures {
   /** The user now (an in-band `auth` may have refreshed their claims). */
   readonly user: PovRealtimeUser
   /** What `authorizeSubscription` is told of the upgrade request (kept only when that option is set). */
@@ -58,54 +61,53 @@ interface Authorizing {
   readonly povId: string
 }
 
+type Entry = Subscription | Authorizing
+
 export class SocketSubscriptions {
   readonly #host: SubscriptionHost
   readonly #session: SubscribingSession
   readonly #writer: SocketWriter
-  readonly #presence: PresenceMessages | undefined
-  readonly #readReceipts: ReadReceiptsMessages | undefined
-  /** PoVs this socket watches, or is being authorized for. */
-  readonly #byPov = new Map<string, Subscription | Authorizing>()
+  /** PoVs this socket watches, or is being authorized for: none, the one entry, or a `Map` of two or more. */
+  #byPov: Entry | Map<string, Entry> | undefined
 
-  constructor (host: SubscriptionHost, session: SubscribingSession, writer: SocketWriter, features: SubscribingFeatures) {
+  constructor (host: SubscriptionHost, session: SubscribingSession, writer: SocketWriter) {
     this.#host = host
     this.#session = session
     this.#writer = writer
-    this.#presence = features.presence
-    this.#readReceipts = features.readReceipts
   }
 
   /** Whether the subscription to `povId` was authorized (and not ended). */
   watches (povId: string): boolean {
-    return this.#byPov.get(povId) instanceof Subscription
+    return this.#entry(povId) instanceof Subscription
   }
 
   async subscribe ({ povId, since }: SubscribeMessage): Promise<void> {
     const { options } = this.#host
-    const current = this.#byPov.get(povId)
+    const current = this.#entry(povId)
     if (current instanceof Subscription) return await this.#subscribeAgain(current)
-    if (this.#byPov.size >= options.maxSubscriptions) {
+    if (this.#size() >= options.maxSubscriptions) {
       this.#session.limits.trip('maxSubscriptions', { max: options.maxSubscriptions })
       return this.#session.sendError(ErrorCode.SUBSCRIPTION_LIMIT, `at most ${options.maxSubscriptions} PoVs per connection`, povId)
     }
     const authorizing: Authorizing = { povId }
-    this.#byPov.set(povId, authorizing)
+    this.#setEntry(authorizing)
     const answer = await this.#check(povId)
-    if (this.#byPov.get(povId) !== authorizing) return // revoked meanwhile (and told so), or the socket closed
+    if (this.#entry(povId) !== authorizing) return // revoked meanwhile (and told so), or the socket closed
     if (answer.verdict !== 'granted') {
-      this.#byPov.delete(povId)
+      this.#deleteEntry(povId)
       this.#logFault(answer, povId, 'refusing the subscription')
       if (!this.#writer.closed) this.#refuse(povId)
       return
     }
-    if (this.#presence && !this.#presence.hasInfo) await this.#presence.resolveInfo(this.#session.user)
-    if (this.#writer.closed || this.#byPov.get(povId) !== authorizing) return
+    const { presence } = this.#session
+    if (presence && !presence.hasInfo) await presence.resolveInfo(this.#session.user)
+    if (this.#writer.closed || this.#entry(povId) !== authorizing) return
     const subscription = new Subscription(this.#writer, povId)
     // Live entries wait while the replay or the read state is fetched, so that they follow `subscribed`.
-    if (since !== undefined || this.#readReceipts) subscription.pending = []
-    this.#byPov.set(povId, subscription)
+    if (since !== undefined || this.#session.readReceipts) subscription.pending = []
+    this.#setEntry(subscription)
     await this.#host.watch(subscription)
-    if (this.#writer.closed || this.#byPov.get(povId) !== subscription) return
+    if (this.#writer.closed || this.#entry(povId) !== subscription) return
     if (subscription.pending === null) {
       this.#writer.answer({ type: 'subscribed', povId })
       this.#joinPresence(povId)
@@ -116,8 +118,8 @@ export class SocketSubscriptions {
 
   /** `unsubscribe`: always answered, whether or not the socket watched the PoV. */
   unsubscribe (povId: string): void {
-    const subscription = this.#byPov.get(povId)
-    this.#byPov.delete(povId)
+    const subscription = this.#entry(povId)
+    this.#deleteEntry(povId)
     if (subscription instanceof Subscription) this.#release(subscription)
     this.#writer.answer({ type: 'unsubscribed', povId })
   }
@@ -127,9 +129,9 @@ export class SocketSubscriptions {
    * with `reason: 'revoked'`, and nothing of the PoV reaches the socket after it. Nothing when it does not watch it.
    */
   revoke (povId: string): void {
-    const entry = this.#byPov.get(povId)
+    const entry = this.#entry(povId)
     if (entry === undefined) return
-    this.#byPov.delete(povId)
+    this.#deleteEntry(povId)
     if (entry instanceof Subscription) {
       this.#release(entry)
       this.#host.stats.revoked++
@@ -144,10 +146,10 @@ export class SocketSubscriptions {
    * (logged; the next re-check decides): a fault of the app's check must not end every user's access at once.
    */
   async reauthorize (): Promise<void> {
-    const subscriptions = [...this.#byPov.values()].filter((entry) => entry instanceof Subscription)
+    const subscriptions = [...this.#entries()].filter((entry) => entry instanceof Subscription)
     await Promise.all(subscriptions.map(async (subscription) => {
       const answer = await this.#check(subscription.povId)
-      if (this.#writer.closed || this.#byPov.get(subscription.povId) !== subscription) return
+      if (this.#writer.closed || this.#entry(subscription.povId) !== subscription) return
       if (answer.verdict === 'refused') return this.revoke(subscription.povId)
       if (answer.verdict === 'failed') {
         this.#session.log.warn({ err: answer.error, userId: this.#session.user.userId, povId: subscription.povId },
@@ -158,15 +160,15 @@ export class SocketSubscriptions {
 
   /** The socket closed: every subscription is released. */
   releaseAll (): void {
-    for (const subscription of this.#byPov.values()) {
+    for (const subscription of this.#entries()) {
       if (subscription instanceof Subscription) this.#release(subscription)
     }
-    this.#byPov.clear()
+    this.#byPov = undefined
   }
 
   /** Revoked as a whole (the socket is being closed with 4003): every subscription ends, counted as revoked. */
   revokeAll (): void {
-    for (const entry of this.#byPov.values()) {
+    for (const entry of this.#entries()) {
       if (entry instanceof Subscription) this.#host.stats.revoked++
     }
     this.releaseAll()
@@ -181,19 +183,54 @@ export class SocketSubscriptions {
     const { povId } = subscription
     const answer = await this.#check(povId)
     if (this.#writer.closed) return
-    if (this.#byPov.get(povId) !== subscription) return this.#refuse(povId) // revoked meanwhile
+    if (this.#entry(povId) !== subscription) return this.#refuse(povId) // revoked meanwhile
     if (answer.verdict !== 'granted') {
       this.#logFault(answer, povId, 'ending the subscription')
-      this.#byPov.delete(povId)
+      this.#deleteEntry(povId)
       this.#release(subscription)
       this.#host.stats.revoked++
       return this.#refuse(povId)
     }
     const readState = await this.#readState(povId)
     if (this.#writer.closed) return
-    if (this.#byPov.get(povId) !== subscription) return this.#refuse(povId)
+    if (this.#entry(povId) !== subscription) return this.#refuse(povId)
     this.#writer.answer({ type: 'subscribed', povId, ...readState })
     this.#joinPresence(povId)
+  }
+
+  #entry (povId: string): Entry | undefined {
+    const byPov = this.#byPov
+    if (byPov instanceof Map) return byPov.get(povId)
+    return byPov?.povId === povId ? byPov : undefined
+  }
+
+  /** Puts `entry` in place of its PoV's current one, if any. */
+  #setEntry (entry: Entry): void {
+    const byPov = this.#byPov
+    if (byPov instanceof Map) byPov.set(entry.povId, entry)
+    else if (byPov === undefined || byPov.povId === entry.povId) this.#byPov = entry
+    else this.#byPov = new Map([[byPov.povId, byPov], [entry.povId, entry]])
+  }
+
+  #deleteEntry (povId: string): void {
+    const byPov = this.#byPov
+    if (!(byPov instanceof Map)) {
+      if (byPov?.povId === povId) this.#byPov = undefined
+      return
+    }
+    byPov.delete(povId)
+    // Back to one PoV: the Map goes (a socket that watched two PoVs once does not pay for it for life).
+    if (byPov.size === 1) this.#byPov = byPov.values().next().value
+  }
+
+  #size (): number {
+    const byPov = this.#byPov
+    return byPov instanceof Map ? byPov.size : byPov === undefined ? 0 : 1
+  }
+
+  #entries (): Iterable<Entry> {
+    const byPov = this.#byPov
+    return byPov instanceof Map ? byPov.values() : byPov === undefined ? [] : [byPov]
   }
 
   #check (povId: string): Promise<AuthorizationAnswer> {
@@ -213,7 +250,7 @@ export class SocketSubscriptions {
 
   /** `presence` on, right after `subscribed` (and the replay): the member joins, if new, and gets the snapshot. */
   #joinPresence (povId: string): void {
-    if (!this.#writer.closed) this.#presence?.join(povId)
+    if (!this.#writer.closed) this.#session.presence?.join(povId)
   }
 
   /**
@@ -227,7 +264,7 @@ export class SocketSubscriptions {
     const { povId } = subscription
     const replay = since === undefined ? undefined : await this.#replay(povId, since)
     const readState = await this.#readState(povId)
-    const current = (): boolean => !this.#writer.closed && this.#byPov.get(povId) === subscription
+    const current = (): boolean => !this.#writer.closed && this.#entry(povId) === subscription
     if (!current()) return
     const sent = new Set<string>()
     for (const entry of replay?.entries ?? []) {
@@ -263,12 +300,13 @@ export class SocketSubscriptions {
 
   /** The read state for `subscribed`: none when read receipts are off. */
   async #readState (povId: string): Promise<Partial<ReadState>> {
-    return this.#readReceipts ? await this.#readReceipts.stateOf(povId) : {}
+    const { readReceipts } = this.#session
+    return readReceipts ? await readReceipts.stateOf(povId) : {}
   }
 
   /** Leaves the PoV's members (ending this socket's typing there), then unwatches it. */
   #release (subscription: Subscription): void {
-    this.#presence?.leave(subscription.povId)
+    this.#session.presence?.leave(subscription.povId)
     this.#host.unwatch(subscription)
   }
 }

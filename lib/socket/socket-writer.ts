@@ -51,12 +51,29 @@ function endTurn (): void {
   for (const writer of writers) writer.endTurn()
 }
 
-export interface SocketWriterOptions {
+/** What every writer of an instance shares: one object per instance, not four fields of each socket's writer. */
+export interface WriterSettings {
   /** More than this queued once a turn's frames were handed over: the socket is closed as a slow consumer. */
   readonly maxBufferedBytes: number
+  /** Past this much queued, presence and typing messages are dropped (activities keep the rest of the room). */
+  readonly ephemeralBound: number
+  /** A catch-up writes while the queue stays within this (live frames keep the rest of the room). */
+  readonly catchUpBound: number
   readonly stats: StatsCounters
+}
+
+export function writerSettings (maxBufferedBytes: number, stats: StatsCounters): WriterSettings {
+  return {
+    maxBufferedBytes,
+    ephemeralBound: Math.floor(maxBufferedBytes * EPHEMERAL_BUFFER_SHARE),
+    catchUpBound: Math.floor(maxBufferedBytes * CATCH_UP_BUFFER_SHARE),
+    stats
+  }
+}
+
+/** Whose socket it is, for the log line of a slow-consumer close: its session, which has both already. */
+export interface WriterOwner {
   readonly log: FastifyBaseLogger
-  /** The socket's user, for the log line of a slow-consumer close. */
   readonly userId: string
 }
 
@@ -66,14 +83,8 @@ export class SocketWriter implements ActivityReceiver {
   readonly #socket: Duplex
   /** No extension was negotiated (ws computes `extensions` on each read): ws would frame an activity as we do. */
   readonly #plainFrames: boolean
-  readonly #maxBufferedBytes: number
-  /** Past this much queued, presence and typing messages are dropped (activities keep the rest of the room). */
-  readonly #ephemeralBound: number
-  /** A catch-up writes while the queue stays within this (live frames keep the rest of the room). */
-  readonly #catchUpBound: number
-  readonly #stats: StatsCounters
-  readonly #log: FastifyBaseLogger
-  readonly #userId: string
+  readonly #settings: WriterSettings
+  readonly #owner: WriterOwner
   /** No more frames: the socket closed, or was cut as a slow consumer (its `close` event may still be on its way). */
   #closed = false
   /** This socket's close is counted in `stats().closed` (see `countClose`). */
@@ -85,17 +96,12 @@ export class SocketWriter implements ActivityReceiver {
    * @param ws the session's WebSocket
    * @param socket the connection under it (`request.raw.socket`)
    */
-  constructor (ws: WebSocket, socket: Duplex, options: SocketWriterOptions) {
+  constructor (ws: WebSocket, socket: Duplex, settings: WriterSettings, owner: WriterOwner) {
     this.#ws = ws
     this.#socket = socket
     this.#plainFrames = ws.extensions === ''
-    this.#maxBufferedBytes = options.maxBufferedBytes
-    // Whole numbers, so that V8 keeps them in the object (a fraction would be a 16-byte heap number per socket).
-    this.#ephemeralBound = Math.floor(options.maxBufferedBytes * EPHEMERAL_BUFFER_SHARE)
-    this.#catchUpBound = Math.floor(options.maxBufferedBytes * CATCH_UP_BUFFER_SHARE)
-    this.#stats = options.stats
-    this.#log = options.log
-    this.#userId = options.userId
+    this.#settings = settings
+    this.#owner = owner
   }
 
   /** Whether the socket takes no more frames. */
@@ -119,7 +125,7 @@ export class SocketWriter implements ActivityReceiver {
     this.#bounded()
     // A frame that took the socket past its bound is cut off with the connection: it was not delivered.
     if (this.#closed) return false
-    this.#stats.deliveries++
+    this.#settings.stats.deliveries++
     return true
   }
 
@@ -137,8 +143,8 @@ export class SocketWriter implements ActivityReceiver {
    */
   sendEphemeral (payload: Buffer): boolean {
     if (this.#closed || this.#ws.readyState !== this.#ws.OPEN) return false
-    if (this.#ws.bufferedAmount > this.#ephemeralBound) {
-      this.#stats.presenceDropped++
+    if (this.#ws.bufferedAmount > this.#settings.ephemeralBound) {
+      this.#settings.stats.presenceDropped++
       return false
     }
     this.#ws.send(payload, TEXT)
@@ -192,7 +198,7 @@ export class SocketWriter implements ActivityReceiver {
   countClose (code: number): void {
     if (this.#closeCounted) return
     this.#closeCounted = true
-    this.#stats.countClosed(code)
+    this.#settings.stats.countClosed(code)
   }
 
   /** Closes with 4008: the client cannot keep up. */
@@ -204,9 +210,9 @@ export class SocketWriter implements ActivityReceiver {
       this.#ws.terminate()
       return
     }
-    this.#stats.slowConsumerCloses++
+    this.#settings.stats.slowConsumerCloses++
     this.countClose(CloseCode.TOO_MANY)
-    this.#log.warn({ userId: this.#userId, bufferedAmount: this.#ws.bufferedAmount }, 'pov-realtime: client reads too slowly; closing')
+    this.#owner.log.warn({ userId: this.#owner.userId, bufferedAmount: this.#ws.bufferedAmount }, 'pov-realtime: client reads too slowly; closing')
     // The close frame queues behind the data the client is not reading, so the connection is cut as well.
     this.#ws.close(CloseCode.TOO_MANY, 'too slow')
     this.#ws.terminate()
@@ -224,12 +230,12 @@ export class SocketWriter implements ActivityReceiver {
 
   /** After every write: past the bound, look closer (the check itself is the rare path). */
   #bounded (): void {
-    if (this.#ws.bufferedAmount > this.#maxBufferedBytes) this.#checkBound()
+    if (this.#ws.bufferedAmount > this.#settings.maxBufferedBytes) this.#checkBound()
   }
 
   #fits (bytes: number): boolean {
     const queued = this.#ws.bufferedAmount
-    return queued === 0 || queued + bytes <= this.#catchUpBound
+    return queued === 0 || queued + bytes <= this.#settings.catchUpBound
   }
 
   /** Settles once the connection's queue emptied or it closed, or after a short while when it will not tell. */
@@ -253,7 +259,7 @@ export class SocketWriter implements ActivityReceiver {
   #checkBound (): void {
     if (this.#closed) return
     this.#flush()
-    if (this.#ws.bufferedAmount > this.#maxBufferedBytes) this.closeSlowConsumer()
+    if (this.#ws.bufferedAmount > this.#settings.maxBufferedBytes) this.closeSlowConsumer()
   }
 
   /** Writes a ready frame: at once when it is the socket's first of this turn, else into the socket's cork. */
