@@ -24,6 +24,7 @@ import { CLUSTER_SUBSCRIBER_SLOTS_REFRESH_MS } from '../constants.js'
 import { BrokerUnavailableError, InvalidOptionError } from '../errors.js'
 import { compareStreamIds, formatCursor, newEpoch, parseCursor, type StreamPosition } from './cursor.js'
 import { RedisControlRelay } from './control.js'
+import { DeadlineSweep } from './deadline-sweep.js'
 import type { RedisLink } from './link.js'
 import { OrderedChannels } from './ordered-channel.js'
 import { PovFeed } from './pov-feed.js'
@@ -200,7 +201,10 @@ class RedisBroker implements Broker {
   /** The watched PoVs' channels, each followed in order by its feed. */
   readonly #channels: OrderedChannels<ChannelEntry, PovFeed>
   #pendingPublishes = 0
+  readonly #publishAnswered = () => { this.#pendingPublishes-- }
   #publishes!: PublishBatcher
+  /** The feeds' waits for a position (a publish's own entry, a resume cursor), under one timer. */
+  readonly #feedWaits: DeadlineSweep
   /** Connections whose loss has been logged (logged once per outage, not at every reconnect attempt). */
   readonly #down = new Set<RedisClient>()
   /** Set from a command that Redis did not answer in time until one it answers (a hung or paused Redis). */
@@ -245,6 +249,7 @@ class RedisBroker implements Broker {
     this.#sharded = redis instanceof Cluster || startup
     this.#keyPrefix = keyPrefix
     this.#timeout = timeout
+    this.#feedWaits = new DeadlineSweep(timeout)
     const link = this.#lend()
     this.#channels = new OrderedChannels(link, {
       parse: parseChannelEntry,
@@ -326,14 +331,14 @@ class RedisBroker implements Broker {
     if (this.#pendingPublishes >= MAX_PENDING_PUBLISHES) {
       throw brokerUnavailable(`${MAX_PENDING_PUBLISHES} publishes are already waiting for Redis`, false)
     }
-    const keys = this.#keys(povId)
     // Resolve once this instance's own subscribers have it: it comes back through the PoV's channel, in order.
     const feed = this.#feeds.get(povId)
+    const keys = feed?.keys ?? this.#keys(povId)
     feed?.publishStarted()
     this.#pendingPublishes++
     let published: StreamPosition
     try {
-      published = await this.#publishes.publish(keys, activityJson, newEpoch(), () => { this.#pendingPublishes-- })
+      published = await this.#publishes.publish(keys, activityJson, newEpoch(), this.#publishAnswered)
       this.#answered()
     } catch (err) {
       feed?.publishFailed()
@@ -344,8 +349,8 @@ class RedisBroker implements Broker {
       const message = error.message
       throw brokerUnavailable(outcomeUnknown ? `${message}; the activity may have been published` : message, outcomeUnknown, error)
     }
-    const delivered = feed ? await feed.publishDelivered(published, this.#timeout) : 0
-    return { cursor: formatCursor(published.epoch, published.id), delivered }
+    const cursor = formatCursor(published.epoch, published.id)
+    return { cursor, delivered: feed ? await feed.publishDelivered(published, cursor) : 0 }
   }
 
   async watch (povId: string): Promise<void> {
@@ -354,7 +359,7 @@ class RedisBroker implements Broker {
     if (feed) {
       feed.refs++
     } else {
-      feed = new PovFeed(povId, this.#keys(povId).channel, (id, epoch, json) => this.#deliver(povId, id, epoch, json))
+      feed = new PovFeed(povId, this.#keys(povId), (cursor, json) => this.#deliver(povId, cursor, json), this.#feedWaits)
       this.#feeds.set(povId, feed)
       this.#channels.open(feed.channel, feed)
     }
@@ -384,7 +389,7 @@ class RedisBroker implements Broker {
     const feed = this.#feeds.get(povId)
     // This instance's live delivery may lag behind a cursor issued by another one: wait until it has passed the
     // cursor, so that nothing at or before it reaches this subscriber again after the replay.
-    if (feed && await feed.reach(position, this.#timeout) === undefined) {
+    if (feed && await feed.reach(position) === undefined) {
       this.#log.warn({ povId }, 'pov-realtime: live delivery did not catch up with a resume cursor in time; answering recovered: false')
       return NOT_RECOVERED
     }
@@ -408,6 +413,7 @@ class RedisBroker implements Broker {
     this.#channels.stop()
     for (const feed of this.#feeds.values()) feed.close()
     this.#feeds.clear()
+    this.#feedWaits.stop()
     if (!this.#commands) return // never started
     this.#commands.off('ready', this.#onCommandsReady)
     await disconnect(this.#subscriber)
@@ -454,8 +460,7 @@ class RedisBroker implements Broker {
     return povKeys(this.#keyPrefix, povId, this.#sharded)
   }
 
-  #deliver (povId: string, id: string, epoch: string, json: string | Buffer): number {
-    const cursor = formatCursor(epoch, id)
+  #deliver (povId: string, cursor: string, json: string | Buffer): number {
     return this.#sink.deliver(povId, { cursor, frame: encodeActivityFrame(cursor, json) })
   }
 
@@ -464,7 +469,7 @@ class RedisBroker implements Broker {
    * missed): its start read, or the entries it missed read from the stream.
    */
   async #sync (feed: PovFeed, isOpen: () => boolean): Promise<void> {
-    const keys = this.#keys(feed.povId)
+    const { keys } = feed
     if (!feed.synced) {
       const [epoch, last] = await this.#command(() => this.#commands.hmget(keys.meta, 'epoch', 'last'))
       if (isOpen()) feed.start({ epoch: epoch ?? '', id: last ?? '' })

@@ -18,21 +18,26 @@ export interface StreamPosition {
 
 const CURSOR = /^([A-Za-z0-9]{1,16})\.((?:0|[1-9]\d{0,19})-(?:0|[1-9]\d{0,19}))$/
 
-const EPOCH_BYTES = 8
-/** Epochs drawn per `randomBytes` call: every publish sends one (used only if the PoV's history is new), and one call costs about 3 µs. */
+const EPOCH_LENGTH = 11
+/**
+ * Epochs drawn at once: every publish sends one (used only if the PoV's history is new). One `randomBytes` call costs
+ * about 3 µs; the draw is also encoded and cleaned at once, so that an epoch is a slice of it (about 150 ns per epoch
+ * against 250–300 ns encoding each apart).
+ */
 const EPOCHS_PER_DRAW = 512
-let randomPool = Buffer.alloc(0)
-let randomOffset = 0
+let epochPool = ''
+let epochOffset = 0
 
-/** A fresh epoch name: 11 random letters and digits. */
+/** A fresh epoch name: 11 random letters and digits (base64url, its `-` and `_` made `0`). */
 export function newEpoch (): string {
-  if (randomOffset + EPOCH_BYTES > randomPool.length) {
-    randomPool = randomBytes(EPOCH_BYTES * EPOCHS_PER_DRAW)
-    randomOffset = 0
+  if (epochOffset + EPOCH_LENGTH > epochPool.length) {
+    // 3 bytes make 4 characters: exactly EPOCH_LENGTH * EPOCHS_PER_DRAW of them.
+    epochPool = randomBytes((EPOCH_LENGTH * EPOCHS_PER_DRAW * 3) / 4).toString('base64url').replace(/[^A-Za-z0-9]/g, '0')
+    epochOffset = 0
   }
-  const start = randomOffset
-  randomOffset += EPOCH_BYTES
-  return randomPool.toString('base64url', start, randomOffset).replace(/[^A-Za-z0-9]/g, '0')
+  const start = epochOffset
+  epochOffset += EPOCH_LENGTH
+  return epochPool.slice(start, epochOffset)
 }
 
 export function formatCursor (epoch: string, id: string): string {

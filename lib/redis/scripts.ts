@@ -251,6 +251,8 @@ export async function countAfter (redis: RedisClient, keys: PovKeys, window: Win
 
 /** One entry as it arrives on a PoV's channel. */
 export interface ChannelEntry {
+  /** `<epoch>.<id>`, as the message carries it: the cursor of the frame, decoded once. */
+  readonly cursor: string
   readonly epoch: string
   readonly id: string
   /** The stream id of the entry before it in the history (`''` for the first of an epoch). */
@@ -273,6 +275,7 @@ export function parseChannelEntry (message: Buffer): ChannelEntry | undefined {
   const dot = cursor.indexOf('.')
   if (dot === -1) return undefined
   return {
+    cursor,
     epoch: cursor.slice(0, dot),
     id: cursor.slice(dot + 1),
     prev: message.toString('latin1', first + 1, second),
