@@ -11,11 +11,10 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { build } from 'esbuild'
 import type { Page } from 'playwright-core'
 import t from 'tap'
 import {
-  UI_TIMEOUT, launchChromium, newWatchedPage, requireChromium, skipWithoutChromium, waitForStatus, waitUntil
+  UI_TIMEOUT, bundlePage, launchChromium, newWatchedPage, requireChromium, skipWithoutChromium, waitForStatus, waitUntil
 } from '../helpers/browser.js'
 import { startHaproxy } from '../helpers/haproxy.js'
 import { freePort } from '../helpers/free-port.js'
@@ -36,16 +35,7 @@ async function buildPage (t: Teardown): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), 'pov-realtime-page-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   const outfile = join(dir, 'page.js')
-  await build({
-    entryPoints: [fileURLToPath(new URL('./fixtures/balanced-page.tsx', import.meta.url))],
-    outfile,
-    bundle: true,
-    format: 'esm',
-    target: 'es2022',
-    jsx: 'automatic',
-    define: { 'process.env.NODE_ENV': '"production"' },
-    logLevel: 'warning'
-  })
+  await bundlePage(fileURLToPath(new URL('./fixtures/balanced-page.tsx', import.meta.url)), outfile)
   return outfile
 }
 

@@ -5,9 +5,8 @@
  */
 import { writeFile } from 'node:fs/promises'
 import path from 'node:path'
-import { build } from 'esbuild'
 import t from 'tap'
-import { UI_TIMEOUT, launchChromium, newWatchedPage, requireChromium, skipWithoutChromium, watchConsole } from '../helpers/browser.js'
+import { UI_TIMEOUT, bundlePage, launchChromium, newWatchedPage, requireChromium, skipWithoutChromium, watchConsole } from '../helpers/browser.js'
 import { snippetProject, startSnippetServer } from '../helpers/readme-snippets.js'
 
 const PAGE = '<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><title>README client</title><div id="root"></div><script type="module" src="/client.js"></script>'
@@ -15,16 +14,7 @@ const PAGE = '<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,
 t.test('the README\'s React snippet, served by its server snippet, shows a note as it is posted', { skip: skipWithoutChromium() }, async (t) => {
   if (!requireChromium(t)) return
   const { server, dir } = await snippetProject(t)
-  await build({
-    entryPoints: [path.join(dir, 'client.tsx')],
-    outfile: path.join(dir, 'client.js'),
-    bundle: true,
-    format: 'esm',
-    target: 'es2022',
-    jsx: 'automatic',
-    define: { 'process.env.NODE_ENV': '"production"' },
-    logLevel: 'warning'
-  })
+  await bundlePage(path.join(dir, 'client.tsx'), path.join(dir, 'client.js'))
   // The server snippet unchanged, with the page and the bundle served next to its routes: the hooks work same-origin.
   const served = `import { readFileSync } from 'node:fs'\n${server.replace(/^await app\.listen\(/m, [
     `app.get('/', (request, reply) => reply.type('text/html').send(${JSON.stringify(PAGE)}))`,

@@ -5,6 +5,7 @@
 import { existsSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { build } from 'esbuild'
 import type { FastifyInstance } from 'fastify'
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
 import { DEFAULT_BACKOFF } from '../../hooks/client/connection/backoff.js'
@@ -42,6 +43,20 @@ export function requireChromium (t: { fail (message: string): void }): boolean {
   if (!chromiumMissing) return true
   t.fail(`${CHROMIUM} is missing but CI=true: CI must install Chromium (apt-get install -y chromium)`)
   return false
+}
+
+/** Bundles a test page's `entry` (TypeScript and React) into `outfile` as the example app bundles its own, unminified. */
+export async function bundlePage (entry: string, outfile: string): Promise<void> {
+  await build({
+    entryPoints: [entry],
+    outfile,
+    bundle: true,
+    format: 'esm',
+    target: 'es2022',
+    jsx: 'automatic',
+    define: { 'process.env.NODE_ENV': '"production"' },
+    logLevel: 'warning'
+  })
 }
 
 /** @param extraArgs more command-line switches, e.g. `--ignore-certificate-errors` for a test's own certificate */
